@@ -1,0 +1,143 @@
+//===- main.cpp - The attnc driver ----------------------------------------===//
+//
+//   attnc FILE [-o OUT] [--emit=check|ast] [-D name=value]...
+//   attnc run [--reference] FILE ...      (see RunCommand.cpp)
+//
+// Exit codes: 0 success, 1 errors in the input, 2 bad command line.
+//
+//===----------------------------------------------------------------------===//
+#include "RunCommand.h"
+
+#include "attnc/dsl/AstPrinter.h"
+#include "attnc/dsl/Sema.h"
+
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+using namespace attnc::dsl;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitInput = 1, kExitUsage = 2;
+
+const char *kHelp = R"(attnc: compile attention masks and selection rules into fused GPU kernels
+
+usage: attnc FILE [options]
+       attnc run [--reference] FILE ...   (run a variant on .npy tensors; attnc run --help)
+
+options:
+  -o OUT            write the output to OUT instead of standard output
+  --emit=STAGE      what to produce:
+                      check  parse and check; print a summary of params, inputs,
+                             variants and each model's layer table (default)
+                      ast    the checked syntax tree, with types and locations
+  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
+  --help            show this help
+  --version         show the version
+
+exit codes:
+  0  success (warnings may have been printed)
+  1  errors in the input (reported as file:line:col: error: ...)
+  2  bad command line
+)";
+
+int usageError(const std::string &msg) {
+  std::cerr << "attnc: error: " << msg << "\n(run 'attnc --help' for usage)\n";
+  return kExitUsage;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "run") == 0)
+    return runCommand(argc - 1, argv + 1);
+
+  std::string input, output, emit = "check";
+  std::vector<ParamOverride> overrides;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char *flag) -> const char * {
+      if (i + 1 >= argc)
+        return nullptr;
+      (void)flag;
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kHelp;
+      return kExitOk;
+    } else if (a == "--version") {
+      std::cout << "attnc " << ATTNC_VERSION << "\n";
+      return kExitOk;
+    } else if (a == "-o") {
+      const char *v = value("-o");
+      if (!v)
+        return usageError("-o needs a file name");
+      output = v;
+    } else if (a.rfind("--emit=", 0) == 0) {
+      emit = a.substr(7);
+      if (emit != "check" && emit != "ast")
+        return usageError("unknown --emit stage '" + emit + "' (expected check or ast)");
+    } else if (a == "-D" || (a.rfind("-D", 0) == 0 && a.size() > 2)) {
+      std::string def = a.size() > 2 ? a.substr(2) : "";
+      if (def.empty()) {
+        const char *v = value("-D");
+        if (!v)
+          return usageError("-D needs NAME=VALUE");
+        def = v;
+      }
+      size_t eq = def.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == def.size())
+        return usageError("-D expects NAME=VALUE, got '" + def + "'");
+      overrides.push_back({def.substr(0, eq), def.substr(eq + 1)});
+    } else if (!a.empty() && a[0] == '-' && a != "-") {
+      return usageError("unknown option '" + a + "'");
+    } else if (input.empty()) {
+      input = a;
+    } else {
+      return usageError("more than one input file ('" + input + "' and '" + a + "')");
+    }
+  }
+  if (input.empty())
+    return usageError("no input file");
+
+  std::string text;
+  {
+    std::ifstream in;
+    std::istream *is = &std::cin;
+    if (input != "-") {
+      in.open(input, std::ios::binary);
+      if (!in) {
+        std::cerr << "attnc: error: cannot open '" << input << "': " << std::strerror(errno) << "\n";
+        return kExitInput;
+      }
+      is = &in;
+    }
+    std::ostringstream ss;
+    ss << is->rdbuf();
+    text = ss.str();
+  }
+  SourceFile file(input == "-" ? "<stdin>" : input, std::move(text));
+  DiagnosticEngine diags(file);
+  std::optional<CheckedProgram> program = parseAndCheck(file, diags, overrides);
+  diags.print(std::cerr);
+  if (!program)
+    return kExitInput;
+
+  std::ostringstream out;
+  if (emit == "ast")
+    printAst(out, *program, file);
+  else
+    printSummary(out, *program, file);
+  if (output.empty() || output == "-") {
+    std::cout << out.str();
+  } else {
+    std::ofstream f(output, std::ios::binary);
+    if (!(f << out.str())) {
+      std::cerr << "attnc: error: cannot write '" << output << "'\n";
+      return kExitInput;
+    }
+  }
+  return kExitOk;
+}
