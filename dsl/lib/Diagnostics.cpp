@@ -115,7 +115,8 @@ void DiagnosticEngine::print(std::ostream &os) const {
 
 std::string closestMatch(const std::string &name, const std::vector<std::string> &candidates) {
   std::string best;
-  size_t bestDist = std::max<size_t>(1, name.size() / 3) + 1;
+  // Accept up to one edit per three characters (two for 'modle' -> 'model').
+  size_t bestDist = std::max<size_t>(1, (name.size() + 1) / 3) + 1;
   for (const std::string &c : candidates) {
     if (c == name || c.size() > name.size() + bestDist || name.size() > c.size() + bestDist)
       continue;

@@ -198,7 +198,7 @@ x3::rule<class add_r> const add_expr = "expression";
 x3::rule<class mul_r> const mul_expr = "expression";
 x3::rule<class unary_r> const unary_expr = "expression";
 x3::rule<class primary_r> const primary = "expression";
-x3::rule<class prefix_ops_r, std::string> const prefix_ops = "operator";
+x3::rule<class prefix_ops_r> const prefix_ops = "operator";
 
 auto on_number = [](auto &ctx) {
   auto r = x3::_attr(ctx);
@@ -210,10 +210,27 @@ auto on_name = [](auto &ctx) {
 };
 auto on_open = [](auto &ctx) { builder(ctx).openArgs(); };
 auto on_arg = [](auto &ctx) { builder(ctx).countArg(); };
-auto on_call = [](auto &ctx) { builder(ctx).closeArgs(Expr::Kind::Call, x3::_where(ctx).end()); };
-auto on_index = [](auto &ctx) { builder(ctx).closeArgs(Expr::Kind::Index, x3::_where(ctx).end()); };
-auto on_paren = [](auto &ctx) { builder(ctx).paren(x3::_where(ctx).begin(), x3::_where(ctx).end()); };
-auto on_unary = [](auto &ctx) { builder(ctx).unary(x3::_attr(ctx), x3::_where(ctx).begin()); };
+// Note: in X3 an action's _where(ctx) is [end of the match, end of input),
+// so a match's end is _where(ctx).begin(); starts come from x3::raw[].
+auto on_call = [](auto &ctx) { builder(ctx).closeArgs(Expr::Kind::Call, x3::_where(ctx).begin()); };
+auto on_index = [](auto &ctx) { builder(ctx).closeArgs(Expr::Kind::Index, x3::_where(ctx).begin()); };
+auto on_paren = [](auto &ctx) {
+  auto r = x3::_attr(ctx);
+  builder(ctx).paren(r.begin(), r.end());
+};
+// The attribute is the whole unary expression's text; its prefix operators
+// are its leading '-' and '!' (a primary never starts with either).
+auto on_unary = [](auto &ctx) {
+  auto r = x3::_attr(ctx);
+  std::string ops;
+  for (char c : r) {
+    if (c == '-' || c == '!')
+      ops += c;
+    else if (!std::isspace((unsigned char)c))
+      break;
+  }
+  builder(ctx).unary(ops, r.begin());
+};
 auto on_cond = [](auto &ctx) { builder(ctx).conditional(); };
 template <Op op> auto on_binary = [](auto &ctx) { builder(ctx).binary(op); };
 
@@ -241,11 +258,11 @@ auto const mul_expr_def = unary_expr >> *((x3::lit('*') > unary_expr)[on_binary<
                                           (x3::lit('/') > unary_expr)[on_binary<Op::Div>] |
                                           (x3::lit('%') > unary_expr)[on_binary<Op::Mod>]);
 // unary_expr ::= ('-' | '!')* primary
-auto const prefix_ops_def = *(x3::char_('-') | (x3::char_('!') >> !x3::lit('=')));
-auto const unary_expr_def = (prefix_ops >> primary)[on_unary];
+auto const prefix_ops_def = *(x3::lit('-') | (x3::lit('!') >> !x3::lit('=')));
+auto const unary_expr_def = x3::raw[prefix_ops >> primary][on_unary];
 // primary ::= number | '(' expr ')' | identifier ('(' (expr (',' expr)*)? ')' | '[' expr (',' expr)* ']')?
 auto const primary_def =
-    number[on_number] | (x3::lit('(') > expr > ')')[on_paren] |
+    number[on_number] | x3::raw[x3::lit('(') > expr > ')'][on_paren] |
     (identifier[on_name] >>
      -((x3::lit('(')[on_open] >> -(expr[on_arg] % ',') > ')')[on_call] |
        (x3::lit('[')[on_open] > (expr[on_arg] % ',') > ']')[on_index]));
@@ -503,7 +520,10 @@ private:
       std::string which = e.which();
       if (which.size() >= 2 && (which.front() == '"' || which.front() == '\''))
         which = "'" + which.substr(1, which.size() - 2) + "'";
-      fail(e.where(), "expected " + which + ", found " + describe(e.where()));
+      It at = e.where();
+      while (at != end_ && std::isspace((unsigned char)*at))
+        ++at;
+      fail(at, "expected " + which + ", found " + describe(at));
     } catch (TooComplex &e) {
       builder_.reset();
       fail(e.where, e.what);
