@@ -1,0 +1,477 @@
+//===- RunCommand.cpp - `attnc run`: execute a variant on .npy tensors ----===//
+//
+// Steps, in order; nothing is written unless every step succeeds:
+//   1. parse the command line (exit 2 on a bad one);
+//   2. parse and check the .attn file with -D overrides (exit 1 on errors);
+//   3. pick the variant: --variant NAME, or --layer I of a model (--model NAME
+//      when the file has several), or the file's only variant;
+//   4. read every .npy (dtype and shape errors name the flag and the file);
+//   5. run the reference executor;
+//   6. write O, LSE and the indices together, atomically.
+//
+//===----------------------------------------------------------------------===//
+#include "RunCommand.h"
+
+#include "attnc/dsl/Diagnostics.h"
+#include "attnc/dsl/Sema.h"
+#include "reference/Reference.h"
+#include "support/Npy.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using attnc::support::NpyArray;
+using attnc::support::NpyError;
+namespace ref = attnc::reference;
+namespace dsl = attnc::dsl;
+
+constexpr int kExitOk = 0, kExitBadInput = 1, kExitUsage = 2;
+
+const char kUsage[] =
+    R"(usage: attnc run --reference FILE.attn [--variant NAME | --layer I [--model NAME]]
+                 --q q.npy --k k.npy --v v.npy [--input NAME=x.npy]...
+                 [--sinks s.npy] [--indexer qI.npy,w.npy,kI.npy]
+                 [--q-offset N] [--k-offset N] [-D NAME=VALUE]...
+                 --out o.npy [--lse lse.npy] [--indices idx.npy]
+                 [--dtype-out f32|f64] [--threads N]
+
+Computes one attention variant of FILE.attn on the given tensors with the
+float64 reference executor and writes O (and LSE and topk indices).
+
+  --reference          use the float64 CPU reference executor (required for now)
+  --variant NAME       the attention variant to run
+  --layer I            run the variant a model assigns to layer I
+  --model NAME         the model for --layer (needed if FILE has several)
+  --q, --k, --v        Q [B, Hq, Lq, D], K [B, Hkv, Lk, D], V [B, Hkv, Lk, Dv]
+  --input NAME=PATH    a runtime input tensor declared by `input NAME : ...`
+  --sinks PATH         sink logits [Hq] (variants with `sink;`)
+  --indexer Q,W,K      DSA indexer qI [B, Lq, HI, dI], w [B, Lq, HI], kI [B, Lk, dI]
+  --q-offset N         absolute position of query row 0 (default Lk - Lq)
+  --k-offset N         absolute position of key row 0 (default 0)
+  -D NAME=VALUE        override a `param`
+  --out PATH           O [B, Hq, Lq, Dv]
+  --lse PATH           LSE [B, Hq, Lq] (natural log; -inf for an empty row)
+  --indices PATH       selected key columns [B, Hkv, Lq, K], int64, -1 padded
+  --dtype-out f32|f64  dtype of O and LSE (default f32)
+  --threads N          worker threads (default: all cores)
+
+Float tensors may be <f2, <f4, <f8, or bf16 as raw 16-bit <u2/<i2
+(PyTorch: t.view(torch.int16).numpy()). Exit codes: 0 ok, 1 bad input,
+2 bad command line. See docs/reference.md.
+)";
+
+/// The parsed command line.
+struct Options {
+  bool reference = false;
+  std::string file;
+  std::optional<std::string> variant, model;
+  std::optional<int64_t> layer;
+  std::string q, k, v, sinks, out, lse, indices;
+  std::vector<std::string> indexer; // qI, w, kI
+  std::vector<std::pair<std::string, std::string>> inputs;
+  std::optional<int64_t> qOffset, kOffset;
+  std::vector<dsl::ParamOverride> overrides;
+  bool f64 = false;
+  unsigned threads = 0;
+};
+
+struct UsageError {
+  std::string msg;
+};
+
+struct InputError {
+  std::string msg;
+};
+
+int64_t parseInt(const std::string &flag, const std::string &s) {
+  errno = 0;
+  char *end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || errno == ERANGE)
+    throw UsageError{flag + ": expected an integer, got '" + s + "'"};
+  return v;
+}
+
+Options parseCommandLine(int argc, char **argv, bool &help) {
+  Options o;
+  help = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string flag = arg, inlineValue;
+    bool hasInline = false;
+    if (arg.rfind("--", 0) == 0) {
+      size_t eq = arg.find('=');
+      if (eq != std::string::npos) {
+        flag = arg.substr(0, eq);
+        inlineValue = arg.substr(eq + 1);
+        hasInline = true;
+      }
+    } else if (arg.rfind("-D", 0) == 0 && arg.size() > 2) {
+      flag = "-D";
+      inlineValue = arg.substr(2);
+      hasInline = true;
+    }
+    auto value = [&]() -> std::string {
+      if (hasInline)
+        return inlineValue;
+      if (i + 1 >= argc)
+        throw UsageError{flag + ": missing value"};
+      return argv[++i];
+    };
+    auto once = [&](std::string &slot) {
+      if (!slot.empty())
+        throw UsageError{flag + " given twice"};
+      slot = value();
+      if (slot.empty())
+        throw UsageError{flag + ": empty value"};
+    };
+    if (flag == "--help" || flag == "-h") {
+      help = true;
+      return o;
+    } else if (flag == "--reference") {
+      if (hasInline) { // --reference=FILE
+        if (!o.file.empty())
+          throw UsageError{"more than one source file given"};
+        o.file = inlineValue;
+      }
+      o.reference = true;
+    } else if (flag == "--variant") {
+      if (o.variant)
+        throw UsageError{"--variant given twice"};
+      o.variant = value();
+    } else if (flag == "--model") {
+      if (o.model)
+        throw UsageError{"--model given twice"};
+      o.model = value();
+    } else if (flag == "--layer") {
+      if (o.layer)
+        throw UsageError{"--layer given twice"};
+      o.layer = parseInt(flag, value());
+    } else if (flag == "--q") {
+      once(o.q);
+    } else if (flag == "--k") {
+      once(o.k);
+    } else if (flag == "--v") {
+      once(o.v);
+    } else if (flag == "--sinks") {
+      once(o.sinks);
+    } else if (flag == "--out") {
+      once(o.out);
+    } else if (flag == "--lse") {
+      once(o.lse);
+    } else if (flag == "--indices") {
+      once(o.indices);
+    } else if (flag == "--input") {
+      std::string val = value();
+      size_t eq = val.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == val.size())
+        throw UsageError{"--input: expected NAME=PATH, got '" + val + "'"};
+      std::string name = val.substr(0, eq);
+      for (const auto &in : o.inputs)
+        if (in.first == name)
+          throw UsageError{"--input " + name + " given twice"};
+      o.inputs.emplace_back(name, val.substr(eq + 1));
+    } else if (flag == "--indexer") {
+      if (!o.indexer.empty())
+        throw UsageError{"--indexer given twice"};
+      std::string val = value();
+      size_t a = val.find(','), b = a == std::string::npos ? a : val.find(',', a + 1);
+      if (a == std::string::npos || b == std::string::npos || val.find(',', b + 1) != std::string::npos)
+        throw UsageError{"--indexer: expected qI.npy,w.npy,kI.npy, got '" + val + "'"};
+      o.indexer = {val.substr(0, a), val.substr(a + 1, b - a - 1), val.substr(b + 1)};
+      for (const auto &p : o.indexer)
+        if (p.empty())
+          throw UsageError{"--indexer: expected three non-empty paths, got '" + val + "'"};
+    } else if (flag == "--q-offset") {
+      if (o.qOffset)
+        throw UsageError{"--q-offset given twice"};
+      o.qOffset = parseInt(flag, value());
+    } else if (flag == "--k-offset") {
+      if (o.kOffset)
+        throw UsageError{"--k-offset given twice"};
+      o.kOffset = parseInt(flag, value());
+    } else if (flag == "-D") {
+      std::string val = value();
+      size_t eq = val.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw UsageError{"-D: expected NAME=VALUE, got '" + val + "'"};
+      o.overrides.push_back({val.substr(0, eq), val.substr(eq + 1)});
+    } else if (flag == "--dtype-out") {
+      std::string val = value();
+      if (val != "f32" && val != "f64")
+        throw UsageError{"--dtype-out: expected f32 or f64, got '" + val + "'"};
+      o.f64 = val == "f64";
+    } else if (flag == "--threads") {
+      int64_t n = parseInt(flag, value());
+      if (n < 1 || n > 4096)
+        throw UsageError{"--threads: expected 1..4096, got " + std::to_string(n)};
+      o.threads = unsigned(n);
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      throw UsageError{"unknown option '" + arg + "'"};
+    } else {
+      if (!o.file.empty())
+        throw UsageError{"more than one source file given ('" + o.file + "' and '" + arg + "')"};
+      o.file = arg;
+    }
+  }
+  return o;
+}
+
+void requireFlags(const Options &o) {
+  if (o.file.empty())
+    throw UsageError{"no source file given (--reference FILE.attn)"};
+  if (o.q.empty() || o.k.empty() || o.v.empty())
+    throw UsageError{std::string("missing ") + (o.q.empty() ? "--q" : o.k.empty() ? "--k" : "--v")};
+  if (o.out.empty())
+    throw UsageError{"missing --out"};
+  if (o.variant && o.layer)
+    throw UsageError{"--variant and --layer are mutually exclusive"};
+  if (o.model && !o.layer)
+    throw UsageError{"--model needs --layer"};
+}
+
+std::string joinNames(const std::vector<std::string> &v) {
+  std::string s;
+  for (const auto &x : v)
+    s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+/// Step 3: the variant index, and the layer for EvalEnv.
+int pickVariant(const dsl::CheckedProgram &p, const Options &o, int64_t &layer) {
+  std::vector<std::string> variants, models;
+  for (const auto &a : p.ast.attentions)
+    variants.push_back(a.name);
+  for (const auto &m : p.ast.models)
+    models.push_back(m.name);
+  layer = 0;
+  if (o.variant) {
+    int idx = p.findVariant(*o.variant);
+    if (idx < 0) {
+      std::string hint = dsl::closestMatch(*o.variant, variants);
+      throw InputError{"--variant: no attention variant named '" + *o.variant + "' in " + o.file +
+                       (hint.empty() ? "" : "; did you mean '" + hint + "'?") +
+                       (variants.empty() ? " (it has none)" : " (variants: " + joinNames(variants) + ")")};
+    }
+    return idx;
+  }
+  if (o.layer) {
+    int m = -1;
+    if (o.model) {
+      m = p.findModel(*o.model);
+      if (m < 0) {
+        std::string hint = dsl::closestMatch(*o.model, models);
+        throw InputError{"--model: no model named '" + *o.model + "' in " + o.file +
+                         (hint.empty() ? "" : "; did you mean '" + hint + "'?")};
+      }
+    } else if (models.size() == 1) {
+      m = 0;
+    } else {
+      throw InputError{"--layer: " + o.file +
+                       (models.empty() ? std::string(" declares no model")
+                                       : " has " + std::to_string(models.size()) + " models (" +
+                                             joinNames(models) + "); choose one with --model")};
+    }
+    const dsl::ModelInfo &mi = p.models[size_t(m)];
+    if (*o.layer < 0 || *o.layer >= int64_t(mi.layerVariant.size()))
+      throw InputError{"--layer: layer " + std::to_string(*o.layer) + " is out of range: model '" +
+                       models[size_t(m)] + "' has layers 0.." +
+                       std::to_string(int64_t(mi.layerVariant.size()) - 1)};
+    layer = *o.layer;
+    return mi.layerVariant[size_t(*o.layer)];
+  }
+  if (variants.size() == 1)
+    return 0;
+  throw InputError{"choose a variant with --variant NAME or --layer I: " + o.file + " has " +
+                   std::to_string(variants.size()) + " variants" +
+                   (variants.empty() ? "" : " (" + joinNames(variants) + ")")};
+}
+
+/// Reads a float tensor (f2/f4/f8/bf16 bits) for `flag`.
+ref::Tensor readFloat(const std::string &flag, const std::string &path) {
+  try {
+    NpyArray a = attnc::support::readNpy(path);
+    ref::Tensor t;
+    t.data = a.toFloat64(path);
+    t.shape = a.shape;
+    return t;
+  } catch (const NpyError &e) {
+    throw InputError{flag + ": " + e.what()};
+  }
+}
+
+ref::InputTensor readInput(const dsl::InputDecl &decl, const std::string &path) {
+  std::string flag = "--input " + decl.name;
+  try {
+    NpyArray a = attnc::support::readNpy(path);
+    ref::InputTensor t;
+    t.shape = a.shape;
+    switch (decl.elem) {
+    case dsl::ElemType::F32:
+      t.floats = a.toFloat64(path + " (input '" + decl.name + " : f32')");
+      break;
+    case dsl::ElemType::Bool: {
+      auto b = a.toBool(path + " (input '" + decl.name + " : bool')");
+      t.ints.assign(b.begin(), b.end());
+      break;
+    }
+    case dsl::ElemType::I32:
+    case dsl::ElemType::I64:
+      t.ints = a.toInt64(path + " (input '" + decl.name + " : " + dsl::elemTypeName(decl.elem) + "')");
+      break;
+    }
+    return t;
+  } catch (const NpyError &e) {
+    throw InputError{flag + ": " + e.what()};
+  }
+}
+
+/// The flag (and file) a ReferenceError's argument came from.
+std::string describeArg(const Options &o, const std::string &arg) {
+  if (arg == "q") return "--q " + o.q;
+  if (arg == "k") return "--k " + o.k;
+  if (arg == "v") return "--v " + o.v;
+  if (arg == "sinks") return o.sinks.empty() ? "--sinks" : "--sinks " + o.sinks;
+  if (arg == "indexer") return "--indexer";
+  if (arg == "indexer.qI") return "--indexer qI " + o.indexer[0];
+  if (arg == "indexer.w") return "--indexer w " + o.indexer[1];
+  if (arg == "indexer.kI") return "--indexer kI " + o.indexer[2];
+  if (arg == "q_offset") return "--q-offset";
+  if (arg == "k_offset") return "--k-offset";
+  if (arg.rfind("input:", 0) == 0) {
+    std::string name = arg.substr(6);
+    for (const auto &in : o.inputs)
+      if (in.first == name)
+        return "--input " + name + "=" + in.second;
+    return "needs --input " + name + "=PATH";
+  }
+  if (arg == "variant")
+    return o.variant ? "--variant " + *o.variant : o.layer ? "--layer " + std::to_string(*o.layer) : o.file;
+  return arg;
+}
+
+int runReference(const Options &o) {
+  // Step 2: the program.
+  std::string text;
+  try {
+    text = attnc::support::readFile(o.file);
+  } catch (const NpyError &e) {
+    throw InputError{e.what()};
+  }
+  dsl::SourceFile src(o.file, std::move(text));
+  dsl::DiagnosticEngine diags(src);
+  std::optional<dsl::CheckedProgram> checked = dsl::parseAndCheck(src, diags, o.overrides);
+  if (!diags.diagnostics().empty())
+    diags.print(std::cerr);
+  if (!checked || diags.errorCount())
+    return kExitBadInput;
+  const dsl::CheckedProgram &p = *checked;
+
+  // Step 3.
+  ref::Request req;
+  req.program = &p;
+  req.variant = pickVariant(p, o, req.layer);
+  const dsl::AttentionDecl &variant = p.ast.attentions[size_t(req.variant)];
+  if (!o.indices.empty() && !variant.select)
+    throw InputError{"--indices: variant '" + variant.name +
+                     "' has no `select topk(...)` clause, so there are no indices to write"};
+
+  // Step 4: tensors.
+  req.q = readFloat("--q", o.q);
+  req.k = readFloat("--k", o.k);
+  req.v = readFloat("--v", o.v);
+  if (!o.sinks.empty())
+    req.sinks = readFloat("--sinks", o.sinks);
+  if (!o.indexer.empty()) {
+    ref::IndexerTensors ix;
+    ix.qI = readFloat("--indexer (qI)", o.indexer[0]);
+    ix.w = readFloat("--indexer (w)", o.indexer[1]);
+    ix.kI = readFloat("--indexer (kI)", o.indexer[2]);
+    req.indexer = std::move(ix);
+  }
+  for (const auto &[name, path] : o.inputs) {
+    int idx = p.findInput(name);
+    if (idx < 0) {
+      std::vector<std::string> names;
+      for (const auto &in : p.ast.inputs)
+        names.push_back(in.name);
+      std::string hint = dsl::closestMatch(name, names);
+      throw InputError{"--input " + name + "=" + path + ": " + o.file + " declares no input '" + name +
+                       "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?")};
+    }
+    req.inputs[name] = readInput(p.ast.inputs[size_t(idx)], path);
+  }
+  req.qOffset = o.qOffset;
+  req.kOffset = o.kOffset;
+  req.threads = o.threads;
+
+  // Step 5.
+  ref::Result r;
+  try {
+    r = ref::run(req);
+  } catch (const ref::ReferenceError &e) {
+    throw InputError{std::string(e.what()) + " (" + describeArg(o, e.arg) + ")"};
+  }
+
+  // Step 6: every output at once.
+  auto floats = [&](const ref::Tensor &t) {
+    return attnc::support::encodeNpy(o.f64 ? NpyArray::fromFloat64(t.shape, t.data)
+                                           : NpyArray::fromFloat32(t.shape, t.data));
+  };
+  std::vector<std::pair<std::string, std::string>> files;
+  files.emplace_back(o.out, floats(r.o));
+  if (!o.lse.empty())
+    files.emplace_back(o.lse, floats(r.lse));
+  if (!o.indices.empty())
+    files.emplace_back(o.indices, attnc::support::encodeNpy(
+                                      NpyArray::fromInt64(r.indicesShape, r.indices)));
+  try {
+    attnc::support::writeFilesAtomic(files);
+  } catch (const std::exception &e) {
+    throw InputError{e.what()};
+  }
+  return kExitOk;
+}
+
+} // namespace
+
+int runCommand(int argc, char **argv) {
+  Options o;
+  try {
+    bool help = false;
+    o = parseCommandLine(argc, argv, help);
+    if (help) {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    if (!o.reference) {
+      std::cerr << "attnc run: GPU execution is not available yet in this build; use --reference\n";
+      return kExitUsage;
+    }
+    requireFlags(o);
+  } catch (const UsageError &e) {
+    std::cerr << "attnc run: error: " << e.msg << "\n"
+              << "run 'attnc run --help' for usage\n";
+    return kExitUsage;
+  }
+  try {
+    return runReference(o);
+  } catch (const InputError &e) {
+    std::cerr << "attnc run: error: " << e.msg << "\n";
+    return kExitBadInput;
+  } catch (const std::bad_alloc &) {
+    std::cerr << "attnc run: error: out of memory\n";
+    return kExitBadInput;
+  } catch (const std::exception &e) {
+    std::cerr << "attnc run: error: " << e.what() << "\n";
+    return kExitBadInput;
+  }
+}
