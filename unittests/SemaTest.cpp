@@ -70,7 +70,8 @@ TEST(Sema, OverrideErrors) {
 TEST(Sema, VariantFacts) {
   auto c = check("input doc : i32[batch, token]; input slope : f32[head];\n"
                  "attention a { mask doc[b, q] == doc[b, k] && k <= q; score s + slope[h] * (k - q); sink; }\n"
-                 "attention c { mask h % 2 == 0; select topk(16) by q - k; }");
+                 "attention c { mask h % 2 == 0; }\n"
+                 "attention d { select topk(16) by q - k; }");
   ASSERT_TRUE(c.program) << c.diagText;
   const VariantInfo &a = c.program->variants[0];
   EXPECT_FALSE(a.maskUsesHead);
@@ -78,8 +79,8 @@ TEST(Sema, VariantFacts) {
   EXPECT_TRUE(a.scoreUsesHead);
   EXPECT_EQ(a.inputsUsed, (std::vector<int>{0, 1}));
   EXPECT_FALSE(a.topk);
-  const VariantInfo &v = c.program->variants[1];
-  EXPECT_TRUE(v.maskUsesHead);
+  EXPECT_TRUE(c.program->variants[1].maskUsesHead);
+  const VariantInfo &v = c.program->variants[2];
   ASSERT_TRUE(v.topk);
   EXPECT_EQ(*v.topk, 16);
   EXPECT_TRUE(c.program->ast.attentions[0].sink);

@@ -1,6 +1,6 @@
 //===- main.cpp - The attnc driver ----------------------------------------===//
 //
-//   attnc FILE [-o OUT] [--emit=check|ast] [-D name=value]...
+//   attnc FILE [-o OUT] [--emit=check|ast|attn] [-D name=value]...
 //   attnc run [--reference] FILE ...      (see RunCommand.cpp)
 //
 // Exit codes: 0 success, 1 errors in the input, 2 bad command line.
@@ -10,6 +10,9 @@
 
 #include "attnc/dsl/AstPrinter.h"
 #include "attnc/dsl/Sema.h"
+#ifdef ATTNC_WITH_MLIR
+#include "attnc/dsl/MLIRGen.h"
+#endif
 
 #include <cstring>
 #include <fstream>
@@ -33,7 +36,13 @@ options:
                       check  parse and check; print a summary of params, inputs,
                              variants and each model's layer table (default)
                       ast    the checked syntax tree, with types and locations
-  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
+)"
+#ifdef ATTNC_WITH_MLIR
+R"(                      attn   the attn dialect (MLIR), one attn.variant per variant
+  --mlir-print-debuginfo  with --emit=attn: print each op's loc("file":line:col)
+)"
+#endif
+R"(  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
   --help            show this help
   --version         show the version
 
@@ -55,6 +64,7 @@ int main(int argc, char **argv) {
     return runCommand(argc - 1, argv + 1);
 
   std::string input, output, emit = "check";
+  [[maybe_unused]] bool mlirDebugInfo = false; // --mlir-print-debuginfo (MLIR builds)
   std::vector<ParamOverride> overrides;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -77,8 +87,15 @@ int main(int argc, char **argv) {
       output = v;
     } else if (a.rfind("--emit=", 0) == 0) {
       emit = a.substr(7);
+#ifdef ATTNC_WITH_MLIR
+      if (emit != "check" && emit != "ast" && emit != "attn")
+        return usageError("unknown --emit stage '" + emit + "' (expected check, ast or attn)");
+    } else if (a == "--mlir-print-debuginfo") {
+      mlirDebugInfo = true;
+#else
       if (emit != "check" && emit != "ast")
         return usageError("unknown --emit stage '" + emit + "' (expected check or ast)");
+#endif
     } else if (a == "-D" || (a.rfind("-D", 0) == 0 && a.size() > 2)) {
       std::string def = a.size() > 2 ? a.substr(2) : "";
       if (def.empty()) {
@@ -128,6 +145,13 @@ int main(int argc, char **argv) {
   std::ostringstream out;
   if (emit == "ast")
     printAst(out, *program, file);
+#ifdef ATTNC_WITH_MLIR
+  else if (emit == "attn") {
+    constexpr int kExitInternal = 3; // MLIRGen built IR that does not verify
+    if (!emitAttn(out, std::cerr, *program, file, {mlirDebugInfo}))
+      return kExitInternal;
+  }
+#endif
   else
     printSummary(out, *program, file);
   if (output.empty() || output == "-") {

@@ -264,7 +264,7 @@ auto const unary_expr_def = x3::raw[prefix_ops >> primary][on_unary];
 auto const primary_def =
     number[on_number] | x3::raw[x3::lit('(') > expr > ')'][on_paren] |
     (identifier[on_name] >>
-     -((x3::lit('(')[on_open] >> -(expr[on_arg] % ',') > ')')[on_call] |
+     -(((x3::lit('(')[on_open] >> -(expr[on_arg] % ',')) > ')')[on_call] |
        (x3::lit('[')[on_open] > (expr[on_arg] % ',') > ']')[on_index]));
 
 BOOST_SPIRIT_DEFINE(expr, or_expr, and_expr, eq_expr, rel_expr, add_expr, mul_expr, prefix_ops,

@@ -678,8 +678,12 @@ private:
         else
           info.scale = f;
       }
-    if (a.select)
+    if (a.select) {
       checkSelect(a, info, inputs);
+      if (info.maskUsesHead)
+        diags_.error(a.select->range, "a variant that selects cannot have a mask that reads 'h': one "
+                                      "selection is shared by all heads of a KV group");
+    }
     info.inputsUsed.assign(inputs.begin(), inputs.end());
     info.maskConstantFalse = maskAlwaysFalse(a);
     if (info.maskConstantFalse && diags_.errorCount() == 0)
