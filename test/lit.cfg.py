@@ -5,10 +5,15 @@ import lit.formats
 
 config.name = "attnc"
 config.test_format = lit.formats.ShTest(execute_external=False)
-config.suffixes = [".attn", ".test"]
+config.suffixes = [".attn", ".test", ".mlir"]
 config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "robustness", "reference", "runtime"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
 config.substitutions.append(("%examples", os.path.join(config.attnc_src_root, "examples")))
 config.environment["PATH"] = os.pathsep.join(
     [config.attnc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+
+# `REQUIRES: mlir`: tests of the MLIR stages (attn dialect, --emit=attn and
+# later), skipped in builds with ATTNC_WITH_MLIR=OFF.
+if str(getattr(config, "attnc_with_mlir", "OFF")).upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("mlir")

@@ -1,12 +1,13 @@
 //===- main.cpp - The attnc driver ----------------------------------------===//
 //
-//   attnc FILE [-o OUT] [--emit=check|ast|attn] [-D name=value]...
+//   attnc FILE [-o OUT] [--emit=check|ast|mask|attn|tiles] [-D name=value]... [stage options]
 //   attnc run [--reference] FILE ...      (see RunCommand.cpp)
 //
 // Exit codes: 0 success, 1 errors in the input, 2 bad command line.
 //
 //===----------------------------------------------------------------------===//
 #include "RunCommand.h"
+#include "TileCommands.h"
 
 #include "attnc/dsl/AstPrinter.h"
 #include "attnc/dsl/Sema.h"
@@ -37,12 +38,30 @@ options:
                              variants and each model's layer table (default)
                       ast    the checked syntax tree, with types and locations
 )"
+R"(                      mask   the exact element mask for --qlen/--klen (<= 4096)
+                             as a grid: '#' may attend, '.' may not
+)"
 #ifdef ATTNC_WITH_MLIR
 R"(                      attn   the attn dialect (MLIR), one attn.variant per variant
+                      tiles  the tile classification (empty/partial/full) for
+                             --qlen/--klen, as --format=text|json|svg
   --mlir-print-debuginfo  with --emit=attn: print each op's loc("file":line:col)
 )"
 #endif
 R"(  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
+
+options of --emit=mask and --emit=tiles:
+  --qlen N --klen N        query and key lengths (required)
+  --q-offset N             absolute position of the first query (default klen - qlen)
+  --k-offset N             absolute position of the first key (default 0)
+  --variant NAME           the variant to show (default: a model's distinct variants,
+                           or every variant; --emit=mask needs exactly one)
+  --layer I                the variant of layer I of the file's model
+  --batch B --head H       the batch entry and query head (default 0)
+  --input NAME=PATH        an input tensor: .npy, or text (one line per batch entry)
+  --block-m M --block-n N  tile sizes, 16 to 256 (--emit=tiles; default 128)
+  --format=text|json|svg   (--emit=tiles; default text)
+  --rows                   JSON: each query tile's first and last non-empty key tile
   --help            show this help
   --version         show the version
 
@@ -66,6 +85,7 @@ int main(int argc, char **argv) {
   std::string input, output, emit = "check";
   [[maybe_unused]] bool mlirDebugInfo = false; // --mlir-print-debuginfo (MLIR builds)
   std::vector<ParamOverride> overrides;
+  attnc::TileOptions tileOptions;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char *flag) -> const char * {
@@ -88,14 +108,49 @@ int main(int argc, char **argv) {
     } else if (a.rfind("--emit=", 0) == 0) {
       emit = a.substr(7);
 #ifdef ATTNC_WITH_MLIR
-      if (emit != "check" && emit != "ast" && emit != "attn")
-        return usageError("unknown --emit stage '" + emit + "' (expected check, ast or attn)");
+      if (emit != "check" && emit != "ast" && emit != "mask" && emit != "attn" && emit != "tiles")
+        return usageError("unknown --emit stage '" + emit + "' (expected check, ast, mask, attn or tiles)");
     } else if (a == "--mlir-print-debuginfo") {
       mlirDebugInfo = true;
 #else
-      if (emit != "check" && emit != "ast")
-        return usageError("unknown --emit stage '" + emit + "' (expected check or ast)");
+      if (emit == "attn" || emit == "tiles")
+        return usageError("--emit=" + emit + " needs a build with MLIR (ATTNC_WITH_MLIR=ON)");
+      if (emit != "check" && emit != "ast" && emit != "mask")
+        return usageError("unknown --emit stage '" + emit + "' (expected check, ast or mask)");
 #endif
+    } else if (int64_t *slot = a == "--qlen" ? &tileOptions.qlen.emplace()
+                               : a == "--klen" ? &tileOptions.klen.emplace()
+                               : a == "--q-offset" ? &tileOptions.qOffset.emplace()
+                               : a == "--k-offset" ? &tileOptions.kOffset.emplace()
+                               : a == "--layer" ? &tileOptions.layer.emplace()
+                               : a == "--block-m" ? &tileOptions.blockM
+                               : a == "--block-n" ? &tileOptions.blockN
+                               : a == "--batch" ? &tileOptions.batch
+                               : a == "--head" ? &tileOptions.head
+                                                : nullptr) {
+      const char *v = value(a.c_str());
+      char *end = nullptr;
+      errno = 0;
+      long long n = v ? std::strtoll(v, &end, 10) : 0;
+      if (!v || *end || errno)
+        return usageError(a + " needs an integer" + (v ? std::string(", got '") + v + "'" : std::string()));
+      *slot = n;
+    } else if (a == "--variant") {
+      const char *v = value("--variant");
+      if (!v)
+        return usageError("--variant needs a name");
+      tileOptions.variant = v;
+    } else if (a.rfind("--format=", 0) == 0) {
+      tileOptions.format = a.substr(9);
+    } else if (a == "--rows") {
+      tileOptions.rows = true;
+    } else if (a == "--input") {
+      const char *v = value("--input");
+      std::string spec = v ? v : "";
+      size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+        return usageError("--input expects NAME=PATH, got '" + spec + "'");
+      tileOptions.inputs.push_back({spec.substr(0, eq), spec.substr(eq + 1)});
     } else if (a == "-D" || (a.rfind("-D", 0) == 0 && a.size() > 2)) {
       std::string def = a.size() > 2 ? a.substr(2) : "";
       if (def.empty()) {
@@ -145,8 +200,15 @@ int main(int argc, char **argv) {
   std::ostringstream out;
   if (emit == "ast")
     printAst(out, *program, file);
+  else if (emit == "mask") {
+    if (int rc = attnc::emitMask(out, std::cerr, *program, tileOptions))
+      return rc;
+  }
 #ifdef ATTNC_WITH_MLIR
-  else if (emit == "attn") {
+  else if (emit == "tiles") {
+    if (int rc = attnc::emitTiles(out, std::cerr, *program, file, tileOptions))
+      return rc;
+  } else if (emit == "attn") {
     constexpr int kExitInternal = 3; // MLIRGen built IR that does not verify
     if (!emitAttn(out, std::cerr, *program, file, {mlirDebugInfo}))
       return kExitInternal;

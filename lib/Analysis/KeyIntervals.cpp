@@ -1,0 +1,313 @@
+//===- KeyIntervals.cpp - Solving a mask for its key intervals ------------===//
+//
+// The rewriting, in order:
+//   1. push negations down to comparisons (De Morgan; !(a < b) == b <= a);
+//   2. AND multiplies clause lists (intersecting bounds), OR concatenates;
+//   3. each comparison is solved for k:
+//      a. neither side reads k: a row condition;
+//      b. min/max/abs/?: on a side that reads k are split exactly
+//         (max(x, y) <= z  ==  x <= z && y <= z; abs(x) = max(x, -x); ...);
+//      c. floor((c*k + r) / C) against a k-free side becomes a linear bound
+//         (floor(x / C) <= m  ==  x <= C*m + C - 1);
+//      d. c*k + r  {<, <=, ==, !=}  0 with c = +-1 gives lo/hi directly; any
+//         other nonzero integer c divides with floor/ceil;
+//      e. anything else is kept as `rest`.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Analysis/KeyIntervals.h"
+
+#include <optional>
+
+namespace attnc::analysis {
+
+std::string KeyClause::str() const {
+  std::string s = (lo ? lo->str() : "-inf") + " <= k <= " + (hi ? hi->str() : "+inf");
+  for (const TermPtr &r : rows)
+    s += "  if " + r->str();
+  for (const TermPtr &r : rest)
+    s += "  and " + r->str();
+  return s;
+}
+
+bool KeyIntervals::hasRest() const {
+  for (const KeyClause &c : clauses)
+    if (!c.exact())
+      return true;
+  return false;
+}
+
+std::string KeyIntervals::str() const {
+  if (clauses.empty())
+    return "never";
+  std::string s;
+  for (size_t i = 0; i < clauses.size(); ++i)
+    s += (i ? "\n  or " : "") + clauses[i].str();
+  return s;
+}
+
+namespace {
+
+using K = Term::Kind;
+using Clauses = std::vector<KeyClause>;
+
+/// Thrown when the clause list grows past the limit.
+struct TooManyClauses {};
+
+/// A term as c*k + r with r free of k.
+struct Linear {
+  int64_t c;
+  TermPtr r;
+};
+
+std::optional<Linear> linearize(const TermPtr &t) {
+  if (!t->reads(Var::K))
+    return Linear{0, t};
+  switch (t->kind) {
+  case K::Var: return Linear{1, T::constant(0)};
+  case K::Add:
+  case K::Sub: {
+    auto a = linearize(t->args[0]), b = linearize(t->args[1]);
+    if (!a || !b)
+      return std::nullopt;
+    if (t->kind == K::Add)
+      return Linear{a->c + b->c, T::add(a->r, b->r)};
+    return Linear{a->c - b->c, T::sub(a->r, b->r)};
+  }
+  case K::Neg: {
+    auto a = linearize(t->args[0]);
+    if (!a)
+      return std::nullopt;
+    return Linear{-a->c, T::neg(a->r)};
+  }
+  case K::Mul: {
+    for (int side = 0; side < 2; ++side) {
+      const TermPtr &c = t->args[side];
+      if (c->kind != K::Const)
+        continue;
+      auto x = linearize(t->args[1 - side]);
+      if (!x)
+        return std::nullopt;
+      return Linear{x->c * c->value, T::mul(c, x->r)};
+    }
+    return std::nullopt;
+  }
+  default: return std::nullopt;
+  }
+}
+
+class Deriver {
+public:
+  explicit Deriver(const KeyIntervalLimits &limits) : limits_(limits) {}
+
+  Clauses derive(const TermPtr &t, bool positive) {
+    switch (t->kind) {
+    case K::BoolConst: return (t->value != 0) == positive ? Clauses{KeyClause{}} : Clauses{};
+    case K::Not: return derive(t->args[0], !positive);
+    case K::And:
+    case K::Or:
+      // Under negation AND and OR swap (De Morgan).
+      if ((t->kind == K::And) == positive)
+        return conj(derive(t->args[0], positive), derive(t->args[1], positive));
+      return disj(derive(t->args[0], positive), derive(t->args[1], positive));
+    case K::Select: {
+      // c ? a : b  ==  (c && a) || (!c && b), for either polarity of a and b.
+      Clauses c = derive(t->args[0], true), nc = derive(t->args[0], false);
+      return disj(conj(c, derive(t->args[1], positive)), conj(nc, derive(t->args[2], positive)));
+    }
+    case K::Lt:
+    case K::Le:
+    case K::Eq:
+    case K::Ne: return compare(t, positive);
+    default: return rest(positive ? t : T::lnot(t));
+    }
+  }
+
+private:
+  KeyIntervalLimits limits_;
+
+  Clauses check(Clauses c) {
+    if (c.size() > limits_.maxClauses)
+      throw TooManyClauses{};
+    return c;
+  }
+
+  static TermPtr maxOpt(const TermPtr &a, const TermPtr &b) { return !a ? b : !b ? a : T::max(a, b); }
+  static TermPtr minOpt(const TermPtr &a, const TermPtr &b) { return !a ? b : !b ? a : T::min(a, b); }
+
+  Clauses conj(const Clauses &a, const Clauses &b) {
+    Clauses out;
+    for (const KeyClause &x : a)
+      for (const KeyClause &y : b) {
+        KeyClause c;
+        c.lo = maxOpt(x.lo, y.lo);
+        c.hi = minOpt(x.hi, y.hi);
+        c.rows = x.rows;
+        c.rows.insert(c.rows.end(), y.rows.begin(), y.rows.end());
+        c.rest = x.rest;
+        c.rest.insert(c.rest.end(), y.rest.begin(), y.rest.end());
+        out.push_back(std::move(c));
+        check(out);
+      }
+    return out;
+  }
+
+  Clauses disj(Clauses a, const Clauses &b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return check(std::move(a));
+  }
+
+  static Clauses rest(const TermPtr &cond) {
+    KeyClause c;
+    c.rest.push_back(cond);
+    return {c};
+  }
+
+  static Clauses row(const TermPtr &cond) {
+    if (cond->kind == K::BoolConst)
+      return cond->value ? Clauses{KeyClause{}} : Clauses{};
+    KeyClause c;
+    c.rows.push_back(cond);
+    return {c};
+  }
+
+  static Clauses bounds(TermPtr lo, TermPtr hi) {
+    KeyClause c;
+    c.lo = std::move(lo);
+    c.hi = std::move(hi);
+    return {c};
+  }
+
+  /// A comparison with its polarity applied, as a (kind, lhs, rhs) triple
+  /// over Lt, Le, Eq, Ne.
+  Clauses compare(const TermPtr &t, bool positive) {
+    K kind = t->kind;
+    TermPtr a = t->args[0], b = t->args[1];
+    if (!positive) {
+      switch (kind) {
+      case K::Lt: kind = K::Le; std::swap(a, b); break;  // !(a < b) == b <= a
+      case K::Le: kind = K::Lt; std::swap(a, b); break;  // !(a <= b) == b < a
+      case K::Eq: kind = K::Ne; break;
+      case K::Ne: kind = K::Eq; break;
+      default: break;
+      }
+    }
+    return solve(kind, a, b);
+  }
+
+  TermPtr build(K kind, const TermPtr &a, const TermPtr &b) {
+    switch (kind) {
+    case K::Lt: return T::lt(a, b);
+    case K::Le: return T::le(a, b);
+    case K::Eq: return T::eq(a, b);
+    default: return T::ne(a, b);
+    }
+  }
+
+  Clauses solve(K kind, const TermPtr &a, const TermPtr &b) {
+    if (!a->reads(Var::K) && !b->reads(Var::K))
+      return row(build(kind, a, b));
+    bool stuck = (a->reads(Var::K) && !solvable(a)) || (b->reads(Var::K) && !solvable(b));
+    if ((kind == K::Eq || kind == K::Ne) && stuck)
+      return rest(build(kind, a, b)); // e.g. doc[b, q] == doc[b, k]: keep it whole
+    if (kind == K::Eq) // a == b  ==  a <= b && b <= a
+      return conj(solve(K::Le, a, b), solve(K::Le, b, a));
+    if (kind == K::Ne) // a != b  ==  a < b || b < a
+      return disj(solve(K::Lt, a, b), solve(K::Lt, b, a));
+    // From here: a < b or a <= b.
+    bool strict = kind == K::Lt;
+    if (auto split = splitSide(kind, a, b, /*left=*/true))
+      return *split;
+    if (auto split = splitSide(kind, b, a, /*left=*/false))
+      return *split;
+    if (auto div = solveFloorDiv(strict, a, b))
+      return *div;
+    if (auto lin = solveLinear(strict, a, b))
+      return *lin;
+    return rest(build(kind, a, b));
+  }
+
+  /// True if the comparison rules can make progress on `t` (a k-free term,
+  /// a term linear in k, or one of the shapes splitSide/solveFloorDiv take).
+  static bool solvable(const TermPtr &t) {
+    switch (t->kind) {
+    case K::Abs:
+    case K::Max:
+    case K::Min:
+    case K::Select:
+    case K::FloorDiv: return true;
+    default: return linearize(t).has_value();
+    }
+  }
+
+  /// Splits min/max/abs/?: at the top of side `x` (compared with `y`; `left`
+  /// says whether x is the left operand).
+  std::optional<Clauses> splitSide(K kind, const TermPtr &x, const TermPtr &y, bool left) {
+    auto cmp = [&](const TermPtr &side) { return left ? solve(kind, side, y) : solve(kind, y, side); };
+    switch (x->kind) {
+    case K::Abs: return cmp(T::max(x->args[0], T::neg(x->args[0])));
+    case K::Max:
+      // max(u, v) < y == u < y && v < y ; y < max(u, v) == y < u || y < v
+      return left ? conj(cmp(x->args[0]), cmp(x->args[1])) : disj(cmp(x->args[0]), cmp(x->args[1]));
+    case K::Min:
+      return left ? disj(cmp(x->args[0]), cmp(x->args[1])) : conj(cmp(x->args[0]), cmp(x->args[1]));
+    case K::Select: {
+      Clauses c = derive(x->args[0], true), nc = derive(x->args[0], false);
+      return disj(conj(c, cmp(x->args[1])), conj(nc, cmp(x->args[2])));
+    }
+    default: return std::nullopt;
+    }
+  }
+
+  /// floor(x / C) compared with a k-free y, C a positive constant:
+  ///   floor(x/C) <  y  ==  x <= C*y - 1        y <  floor(x/C)  ==  C*y + C <= x
+  ///   floor(x/C) <= y  ==  x <= C*y + C - 1    y <= floor(x/C)  ==  C*y <= x
+  std::optional<Clauses> solveFloorDiv(bool strict, const TermPtr &a, const TermPtr &b) {
+    for (int side = 0; side < 2; ++side) {
+      const TermPtr &d = side == 0 ? a : b, &y = side == 0 ? b : a;
+      if (d->kind != K::FloorDiv || d->args[1]->kind != K::Const || d->args[1]->value <= 0 ||
+          y->reads(Var::K))
+        continue;
+      TermPtr c = d->args[1], x = d->args[0];
+      TermPtr cy = T::mul(c, y);
+      if (side == 0) // floor(x/C) < y  or  <= y
+        return solve(K::Le, x, strict ? T::sub(cy, T::constant(1)) : T::add(cy, T::sub(c, T::constant(1))));
+      return solve(K::Le, strict ? T::add(cy, c) : cy, x); // y < floor(x/C)  or  y <= floor(x/C)
+    }
+    return std::nullopt;
+  }
+
+  /// a < b (or <=) with a - b = c*k + r: a bound on k.
+  std::optional<Clauses> solveLinear(bool strict, const TermPtr &a, const TermPtr &b) {
+    auto la = linearize(a), lb = linearize(b);
+    if (!la || !lb)
+      return std::nullopt;
+    int64_t c = la->c - lb->c;
+    TermPtr r = T::sub(la->r, lb->r);
+    if (c == 0) // k cancels out
+      return row(strict ? T::lt(r, T::constant(0)) : T::le(r, T::constant(0)));
+    // c*k + r <= -strict, i.e. c*k <= rhs with rhs = -r - strict.
+    //   c > 0: k <= floor(rhs / c).
+    //   c < 0: k >= ceil(-rhs / -c) = -floor(rhs / -c).
+    // Example: q - k < 64 -> c = -1, rhs = 63 - q -> k >= q - 63.
+    TermPtr rhs = T::sub(T::neg(r), T::constant(strict ? 1 : 0));
+    if (c > 0)
+      return bounds(nullptr, T::floorDiv(rhs, T::constant(c)));
+    return bounds(T::neg(T::floorDiv(rhs, T::constant(-c))), nullptr);
+  }
+};
+
+} // namespace
+
+KeyIntervals deriveKeyIntervals(const TermPtr &mask, const KeyIntervalLimits &limits) {
+  KeyIntervals out;
+  try {
+    out.clauses = Deriver(limits).derive(mask, true);
+  } catch (TooManyClauses &) {
+    KeyClause whole;
+    whole.rest.push_back(mask);
+    out.clauses = {whole};
+  }
+  return out;
+}
+
+} // namespace attnc::analysis
