@@ -109,10 +109,10 @@ void writeTilesJson(std::ostream &os, const std::vector<VariantTiles> &variants,
 }
 
 void writeTilesSvg(std::ostream &os, const std::vector<VariantTiles> &variants) {
-  const double side = 480, margin = 70, gap = 60, legend = 70;
+  const double side = 480, margin = 80, gap = 90, legend = 70;
   double width = margin + variants.size() * (side + gap), height = margin + side + legend;
   os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-     << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+     << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"12\" shape-rendering=\"crispEdges\">\n";
   os << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   const char *colour[] = {"#ffffff", "#f4a261", "#1d4e89"};
   for (size_t i = 0; i < variants.size(); ++i) {
@@ -124,8 +124,23 @@ void writeTilesSvg(std::ostream &os, const std::vector<VariantTiles> &variants) 
        << xmlEscape(v.name) << (v.layers.empty() ? "" : " (layers " + layerList(v.layers) + ")") << "</text>\n";
     os << "<rect x=\"" << x0 << "\" y=\"" << y0 << "\" width=\"" << side << "\" height=\"" << side
        << "\" fill=\"" << colour[0] << "\" stroke=\"#888\"/>\n";
-    // One rectangle per run of equal classes along a query tile's row.
-    for (int64_t m = 0; m < g.queryTiles(); ++m)
+    // One rectangle per run of equal classes along a row of tiles; rows
+    // with the same runs as the row above extend its rectangles downwards.
+    struct Run {
+      int64_t first, end;
+      TileClass cls;
+      bool operator==(const Run &o) const { return first == o.first && end == o.end && cls == o.cls; }
+    };
+    std::vector<Run> open;
+    int64_t openSince = 0;
+    auto flush = [&](int64_t untilRow) {
+      for (const Run &r : open)
+        os << "<rect x=\"" << x0 + r.first * cw << "\" y=\"" << y0 + openSince * ch << "\" width=\""
+           << std::max(cw * double(r.end - r.first), 0.6) << "\" height=\""
+           << std::max(ch * double(untilRow - openSince), 0.6) << "\" fill=\"" << colour[int(r.cls)] << "\"/>\n";
+    };
+    for (int64_t m = 0; m < g.queryTiles(); ++m) {
+      std::vector<Run> runs;
       for (auto [first, last] : v.classifier->visitRanges(m))
         for (int64_t n = first; n <= last;) {
           TileClass c = v.classifier->classify(m, n);
@@ -133,11 +148,16 @@ void writeTilesSvg(std::ostream &os, const std::vector<VariantTiles> &variants) 
           while (end <= last && v.classifier->classify(m, end) == c)
             ++end;
           if (c != TileClass::Empty)
-            os << "<rect x=\"" << x0 + n * cw << "\" y=\"" << y0 + m * ch << "\" width=\""
-               << std::max(cw * double(end - n), 0.6) << "\" height=\"" << std::max(ch, 0.6) << "\" fill=\""
-               << colour[int(c)] << "\"/>\n";
+            runs.push_back({n, end, c});
           n = end;
         }
+      if (runs != open) {
+        flush(m);
+        open = std::move(runs);
+        openSince = m;
+      }
+    }
+    flush(g.queryTiles());
     // Axes: ticks at quarters, in tokens.
     for (int t = 0; t <= 4; ++t) {
       double f = t / 4.0;
