@@ -221,6 +221,11 @@ int emitTiles(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &p
     v.intervals = &analyses.back()->keyIntervals();
     v.classifier = classifiers.back().get();
     v.affine = analyses.back()->isAffine();
+    for (int in : program.variants[sel.variants[i]].inputsUsed) {
+      v.inputsRead.push_back(program.ast.inputs[in].name);
+      if (!files->has(in))
+        v.inputsMissing.push_back(program.ast.inputs[in].name);
+    }
     report.push_back(v);
   }
   if (o.format == "json")

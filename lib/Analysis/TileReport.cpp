@@ -72,9 +72,15 @@ void writeTilesText(std::ostream &os, const std::vector<VariantTiles> &variants)
        << c.total() << "; the kernel visits " << percent(double(c.full + c.partial) / double(c.total()))
        << "\n";
     int64_t bytes = metadataBytes(*v.intervals, g);
-    os << "  run time:      " << (v.affine ? "closed-form tile bounds, no mask tensor, " : "") << bytes
-       << " bytes of per-tile metadata"
-       << (v.affine ? "" : " (mask evaluated on partial tiles, inputs summarised per tile)") << "\n";
+    std::string reads;
+    for (const std::string &n : v.inputsRead)
+      reads += (reads.empty() ? "" : ", ") + n;
+    os << "  run time:      closed-form tile bounds"
+       << (v.intervals->hasRest() ? "; partial tiles evaluate the mask" : "")
+       << (reads.empty() ? ", no mask tensor" : ", reading " + reads) << "; " << bytes
+       << " bytes of per-tile metadata" << (bytes ? " (min and max per tile)" : "") << "\n";
+    for (const std::string &n : v.inputsMissing)
+      os << "  note:          no --input " << n << "=FILE: tiles are classified for any value of " << n << "\n";
   }
 }
 

@@ -16,6 +16,8 @@ struct VariantTiles {
   const KeyIntervals *intervals = nullptr;
   const TileClassifier *classifier = nullptr;
   bool affine = false;           ///< solved completely: closed-form bounds only
+  std::vector<std::string> inputsRead;    ///< input tensors the mask reads
+  std::vector<std::string> inputsMissing; ///< ... of which no values were given
 };
 
 struct TileReportOptions {
