@@ -64,7 +64,30 @@ TEST(Sema, OverrideErrors) {
   EXPECT_NE(unknown.diagText.find("did you mean 'window'"), std::string::npos) << unknown.diagText;
   auto badType = check(src, {{"window", "2.5"}});
   EXPECT_FALSE(badType.program);
-  EXPECT_NE(badType.diagText.find("expected a int value"), std::string::npos) << badType.diagText;
+  EXPECT_NE(badType.diagText.find("expected an int value"), std::string::npos) << badType.diagText;
+}
+
+TEST(Sema, OverridesReachDependentParams) {
+  auto c = check("param window = 64; param half = window / 2; attention a { mask q - k < half; }", {{"window", "128"}});
+  ASSERT_TRUE(c.program) << c.diagText;
+  EXPECT_EQ(c.program->params[1].i, 64);
+}
+
+TEST(Sema, NonFiniteParamsAreErrors) {
+  auto c = check("param a = 1e400; attention x { scale a; }");
+  EXPECT_FALSE(c.program);
+  EXPECT_NE(c.diagText.find("the value of param 'a' is not finite"), std::string::npos) << c.diagText;
+}
+
+TEST(Sema, LayerVariableNamedLikeAParam) {
+  auto c = check("param g = 2; attention a { } attention l { mask k <= q; }\n"
+                 "model m { layers 4; layer i: l; layer g: a; }");
+  EXPECT_FALSE(c.program);
+  EXPECT_NE(c.diagText.find("'g' is a param"), std::string::npos) << c.diagText;
+  auto ok = check("param g = 2; attention a { } attention l { mask k <= q; }\n"
+                  "model m { layers 4; layer i: l; layer (g): a; }");
+  ASSERT_TRUE(ok.program) << ok.diagText;
+  EXPECT_EQ(ok.program->models[0].layerVariant, (std::vector<int>{1, 1, 0, 1}));
 }
 
 TEST(Sema, VariantFacts) {

@@ -781,6 +781,8 @@ private:
             }
           if (!ok)
             fail(valAt, "expected an indexer dtype ('fp8', 'bf16', 'fp16' or 'fp32'), found " + describe(valAt));
+          if (haveDType)
+            fail(keyAt, "duplicate indexer setting 'dtype'");
           cur_ += v.size();
           haveDType = true;
         } else {
@@ -792,7 +794,6 @@ private:
         }
       } while (acceptPunct(","));
       expectPunct(")", " to close indexer(");
-      (void)haveDType;
       s.indexerRange = {off(byAt), off(cur_)};
       if (!s.indexerHeads || !s.indexerDim)
         fail(byAt, std::string("indexer needs '") + (!s.indexerHeads ? "heads" : "dim") + " = N'");

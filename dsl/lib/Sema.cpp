@@ -169,17 +169,8 @@ private:
     overridden_.assign(n, false);
     paramUsed_.assign(n, false);
     paramChecked_.assign(n, false);
-    for (size_t i = 0; i < n; ++i) {
-      ParamDecl &p = prog_.params[i];
-      Scope s{"a param's value"};
-      s.before = p.range.begin;
-      Uses u;
-      Type t = check(*p.value, s, u);
-      if (t != Type::Unknown)
-        if (auto v = constant(*p.value, "a param's value"))
-          params_[i] = *v;
-      paramChecked_[i] = true;
-    }
+    // Overrides, by param; unknown names are reported up front.
+    std::map<size_t, const ParamOverride *> byParam;
     for (const ParamOverride &o : overrides) {
       auto it = std::find_if(prog_.params.begin(), prog_.params.end(),
                              [&](const ParamDecl &p) { return p.name == o.name; });
@@ -193,17 +184,37 @@ private:
                               (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
         continue;
       }
-      size_t idx = size_t(it - prog_.params.begin());
-      Value &v = params_[idx];
-      std::optional<Value> parsed = parseValue(o.value, v.type);
+      byParam[size_t(it - prog_.params.begin())] = &o;
+    }
+    // In source order, so a param computed from an overridden one
+    // (`param half = window / 2`) sees the override.
+    for (size_t i = 0; i < n; ++i) {
+      ParamDecl &p = prog_.params[i];
+      Scope s{"a param's value"};
+      s.before = p.range.begin;
+      Uses u;
+      Type t = check(*p.value, s, u);
+      if (t != Type::Unknown)
+        if (auto v = constant(*p.value, "a param's value")) {
+          if (v->type == Type::Float && !std::isfinite(v->f))
+            diags_.error(p.value->range, "the value of param '" + p.name + "' is not finite (" + v->str() + ")");
+          params_[i] = *v;
+        }
+      paramChecked_[i] = true;
+      auto o = byParam.find(i);
+      if (o == byParam.end())
+        continue;
+      Value &v = params_[i];
+      std::optional<Value> parsed = parseValue(o->second->value, v.type);
       if (!parsed) {
-        diags_.errorUnlocated("-D " + o.name + "=" + o.value + ": expected " +
-                              (v.type == Type::Unknown ? "a value" : std::string("a ") + typeName(v.type)) +
-                              " value for param '" + o.name + "'");
+        const char *article = v.type == Type::Int ? "an " : "a ";
+        diags_.errorUnlocated("-D " + o->second->name + "=" + o->second->value + ": expected " +
+                              (v.type == Type::Unknown ? "a value" : article + std::string(typeName(v.type))) +
+                              " value for param '" + p.name + "'");
         continue;
       }
       v = *parsed;
-      overridden_[idx] = true;
+      overridden_[i] = true;
     }
   }
 
@@ -941,6 +952,14 @@ private:
         }
       } else {
         s.layerVar = &r.var;
+        auto isParam = std::find_if(prog_.params.begin(), prog_.params.end(),
+                                    [&](const ParamDecl &p) { return p.name == r.var; });
+        if (isParam != prog_.params.end()) {
+          diags_.error(r.varRange, "'" + r.var + "' is a param, and 'layer " + r.var +
+                                       ":' binds a layer variable of that name for every layer; write 'layer (" +
+                                       r.var + "):' for that one layer, or name the variable otherwise");
+          continue;
+        }
         if (std::find(kBuiltinVars.begin(), kBuiltinVars.end(), r.var) != kBuiltinVars.end()) {
           diags_.error(r.varRange, "'" + r.var + "' is a built-in variable; name the layer variable otherwise");
           continue;
