@@ -1,0 +1,524 @@
+"""attnc: run attnc attention kernels from Python (and PyTorch).
+
+A thin ctypes binding over libattnrt's C API (runtime/include/attnc/attnrt.h);
+no build step. Tensors are anything with ``data_ptr()``, ``stride()``,
+``shape`` and ``dtype`` (PyTorch tensors), on a CUDA device::
+
+    import attnc, torch
+    m = attnc.load("mistral.ptx")            # or attnc.compile(source, window=1024)
+    kern = m.variant("local")                # or m.layer(3) for a model
+    out, lse = kern(q, k, v)                 # q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]
+
+Arguments are checked by the runtime before anything is launched; a bad one
+raises ``attnc.Error`` whose ``arg`` names it and whose message says what was
+expected and what was given. Kernels launch on PyTorch's current stream of
+q's device (or the ``stream=`` given). ``out`` and ``lse`` are allocated with
+torch when not given.
+
+The library is found through $ATTNC_LIBRARY (a path to libattnrt.so), then
+next to this package, then in the source tree's build/lib, then on the
+system's library path. docs/runtime.md documents the whole runtime.
+"""
+
+import ctypes
+import ctypes.util
+import json
+import os
+
+__all__ = [
+    "Error",
+    "Module",
+    "Kernel",
+    "load",
+    "load_data",
+    "compile",
+    "has_compiler",
+    "driver_available",
+    "driver_info",
+    "version",
+]
+
+_MAX_RANK = 8
+_HAS_Q_OFFSET = 1
+_HAS_K_OFFSET = 2
+_LOAD_LAZY = 1
+
+# attnrt_dtype codes, by torch dtype name (str(torch.bfloat16) == "torch.bfloat16").
+_DTYPES = {
+    "bfloat16": 1,
+    "float16": 2,
+    "half": 2,
+    "float32": 3,
+    "float": 3,
+    "int32": 4,
+    "int": 4,
+    "int64": 5,
+    "long": 5,
+    "bool": 6,
+    "uint8": 7,
+    "float8_e4m3fn": 8,
+    "float8_e5m2": 9,
+}
+
+_STATUS_NAMES = {
+    0: "ATTNRT_OK",
+    1: "ATTNRT_ERROR_INVALID_ARGUMENT",
+    2: "ATTNRT_ERROR_MANIFEST",
+    3: "ATTNRT_ERROR_NO_DRIVER",
+    4: "ATTNRT_ERROR_CUDA",
+    5: "ATTNRT_ERROR_IO",
+    6: "ATTNRT_ERROR_NOT_FOUND",
+    7: "ATTNRT_ERROR_NO_COMPILER",
+    8: "ATTNRT_ERROR_COMPILE",
+    9: "ATTNRT_ERROR_INTERNAL",
+    10: "ATTNRT_ERROR_USAGE",
+}
+
+
+class Error(RuntimeError):
+    """An error reported by libattnrt (or found while marshalling arguments).
+
+    ``status`` is the C API's status name ("ATTNRT_ERROR_INVALID_ARGUMENT",
+    "ATTNRT_ERROR_NO_DRIVER", ...), ``arg`` the argument an argument error
+    names ("q", "v", "input:doc", "q_offset", ...) or "".
+    """
+
+    def __init__(self, message, status="ATTNRT_ERROR_USAGE", arg=""):
+        super().__init__(message)
+        self.status = status
+        self.arg = arg
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_uint64),
+        ("dtype", ctypes.c_int32),
+        ("rank", ctypes.c_int32),
+        ("sizes", ctypes.c_int64 * _MAX_RANK),
+        ("strides", ctypes.c_int64 * _MAX_RANK),
+    ]
+
+
+class _Input(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("tensor", _Tensor)]
+
+
+_TensorP = ctypes.POINTER(_Tensor)
+
+
+class _LaunchArgs(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("q", _TensorP),
+        ("k", _TensorP),
+        ("v", _TensorP),
+        ("o", _TensorP),
+        ("lse", _TensorP),
+        ("sinks", _TensorP),
+        ("indexer_q", _TensorP),
+        ("indexer_w", _TensorP),
+        ("indexer_k", _TensorP),
+        ("indices", _TensorP),
+        ("inputs", ctypes.POINTER(_Input)),
+        ("num_inputs", ctypes.c_int32),
+        ("reserved0", ctypes.c_int32),
+        ("q_offset", ctypes.c_int64),
+        ("k_offset", ctypes.c_int64),
+    ]
+
+
+class _Plan(ctypes.Structure):
+    _fields_ = [
+        ("grid", ctypes.c_uint32 * 3),
+        ("block", ctypes.c_uint32 * 3),
+        ("shared_bytes", ctypes.c_uint32),
+        ("kernel_index", ctypes.c_int32),
+    ]
+
+
+_lib = None
+
+
+def _candidates():
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "libattnrt.so")
+    yield os.path.join(os.path.dirname(os.path.dirname(here)), "build", "lib", "libattnrt.so")
+    found = ctypes.util.find_library("attnrt")
+    if found:
+        yield found
+
+
+def _library():
+    """Loads libattnrt on first use and declares the C API's prototypes."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    path = os.environ.get("ATTNC_LIBRARY")
+    if path:
+        if not os.path.exists(path):
+            raise Error("cannot load libattnrt: ATTNC_LIBRARY is '%s', which does not exist" % path)
+        tried = [path]
+    else:
+        tried = list(_candidates())
+    errors = []
+    for p in tried:
+        if os.path.sep in p and not os.path.exists(p):
+            errors.append("%s (not found)" % p)
+            continue
+        try:
+            lib = ctypes.CDLL(p)
+            break
+        except OSError as e:
+            errors.append("%s (%s)" % (p, e))
+    else:
+        raise Error(
+            "cannot load libattnrt: tried " + "; ".join(errors or ["nothing"]) +
+            ". Build it (cmake ... && ninja attnrt) and set ATTNC_LIBRARY to the path of libattnrt.so")
+
+    c = ctypes
+    vp, cp, i32, u32, i64 = c.c_void_p, c.c_char_p, c.c_int32, c.c_uint32, c.c_int64
+    pp = c.POINTER(c.c_void_p)
+    protos = {
+        "attnrt_last_error": (cp, []),
+        "attnrt_last_error_arg": (cp, []),
+        "attnrt_status_name": (cp, [c.c_int]),
+        "attnrt_version": (cp, []),
+        "attnrt_api_version": (c.c_int, []),
+        "attnrt_module_load_file": (c.c_int, [cp, u32, pp]),
+        "attnrt_module_load_data": (c.c_int, [vp, c.c_size_t, cp, u32, cp, pp]),
+        "attnrt_module_free": (None, [vp]),
+        "attnrt_module_manifest_json": (cp, [vp]),
+        "attnrt_module_num_layers": (i64, [vp]),
+        "attnrt_module_variant": (c.c_int, [vp, cp, pp]),
+        "attnrt_module_layer": (c.c_int, [vp, i64, pp]),
+        "attnrt_kernel_free": (None, [vp]),
+        "attnrt_kernel_name": (cp, [vp]),
+        "attnrt_kernel_manifest_json": (cp, [vp]),
+        "attnrt_kernel_check": (c.c_int, [vp, c.POINTER(_LaunchArgs), c.POINTER(_Plan)]),
+        "attnrt_kernel_describe_launch": (c.c_int, [vp, c.POINTER(_LaunchArgs), c.c_char_p, c.c_size_t]),
+        "attnrt_kernel_launch": (c.c_int, [vp, c.POINTER(_LaunchArgs), vp]),
+        "attnrt_compile": (c.c_int, [cp, c.POINTER(cp), i32, pp]),
+        "attnrt_has_compiler": (c.c_int, []),
+        "attnrt_driver_info": (c.c_int, [c.c_char_p, c.c_size_t]),
+    }
+    for name, (res, args) in protos.items():
+        fn = getattr(lib, name)
+        fn.restype = res
+        fn.argtypes = args
+    if lib.attnrt_api_version() != 1:
+        raise Error("libattnrt at %s has C API version %d; this package speaks version 1"
+                    % (tried[0], lib.attnrt_api_version()))
+    _lib = lib
+    return lib
+
+
+def _check(status):
+    """Raises Error for a non-zero status, with the runtime's message."""
+    if status != 0:
+        lib = _library()
+        raise Error(lib.attnrt_last_error().decode("utf-8", "replace"),
+                    _STATUS_NAMES.get(status, "ATTNRT_STATUS_%d" % status),
+                    lib.attnrt_last_error_arg().decode("utf-8", "replace"))
+
+
+def version():
+    """libattnrt's version string."""
+    return _library().attnrt_version().decode()
+
+
+def has_compiler():
+    """Whether this libattnrt can compile source in-process (MLIR builds)."""
+    return bool(_library().attnrt_has_compiler())
+
+
+def driver_info():
+    """A description of the CUDA driver; raises Error if there is none."""
+    buf = ctypes.create_string_buffer(256)
+    _check(_library().attnrt_driver_info(buf, len(buf)))
+    return buf.value.decode()
+
+
+def driver_available():
+    """Whether a CUDA driver can be loaded."""
+    try:
+        driver_info()
+        return True
+    except Error:
+        return False
+
+
+def _dtype_code(name, t):
+    dt = str(getattr(t, "dtype", "?"))
+    key = dt[len("torch."):] if dt.startswith("torch.") else dt
+    code = _DTYPES.get(key)
+    if code is None:
+        raise Error("%s: unsupported dtype %s (attnc tensors are bfloat16, float16, float32, "
+                    "int32, int64, bool, uint8 or float8)" % (name, dt),
+                    "ATTNRT_ERROR_INVALID_ARGUMENT", name)
+    return code
+
+
+def _marshal(name, t, device=None):
+    """A _Tensor describing tensor t (strides in elements)."""
+    if getattr(t, "is_cuda", True) is False:
+        raise Error("%s: expected a CUDA tensor, got one on %s" % (name, getattr(t, "device", "the CPU")),
+                    "ATTNRT_ERROR_INVALID_ARGUMENT", name)
+    if device is not None and hasattr(t, "device") and str(t.device) != str(device):
+        raise Error("%s: expected a tensor on %s (the device of q), got one on %s"
+                    % (name, device, t.device), "ATTNRT_ERROR_INVALID_ARGUMENT", name)
+    shape = tuple(int(s) for s in t.shape)
+    strides = tuple(int(s) for s in t.stride())
+    if len(shape) > _MAX_RANK:
+        raise Error("%s: rank %d is more than %d" % (name, len(shape), _MAX_RANK),
+                    "ATTNRT_ERROR_INVALID_ARGUMENT", name)
+    d = _Tensor()
+    d.data = int(t.data_ptr())
+    d.dtype = _dtype_code(name, t)
+    d.rank = len(shape)
+    for i, (s, st) in enumerate(zip(shape, strides)):
+        d.sizes[i] = s
+        d.strides[i] = st
+    return d
+
+
+class Kernel:
+    """One attention variant of a module (all its head-dim/dtype kernels).
+
+    Call it like a function: ``out, lse = kernel(q, k, v, ...)``.
+    """
+
+    def __init__(self, module, handle):
+        self._module = module  # keeps the module alive
+        self._handle = handle
+        lib = _library()
+        self.name = lib.attnrt_kernel_name(handle).decode()
+        #: The variant's manifest entry (docs/runtime.md), as a dict.
+        self.spec = json.loads(lib.attnrt_kernel_manifest_json(handle).decode())
+        self._arg_names = {a["name"] for a in self.spec["args"]}
+
+    def __del__(self):
+        if _lib is not None and getattr(self, "_handle", None):
+            _lib.attnrt_kernel_free(self._handle)
+            self._handle = None
+
+    def __repr__(self):
+        return "<attnc.Kernel %s>" % self.name
+
+    def _prepare(self, q, k, v, sinks, inputs, q_offset, k_offset, out, lse, indexer, indices):
+        """Allocates missing outputs and builds the C launch arguments.
+
+        Returns (args, keep_alive, out, lse, indices)."""
+        if out is None or lse is None or (indices is None and "indices" in self._arg_names):
+            import torch  # only needed to allocate outputs
+
+            shape = tuple(int(s) for s in q.shape)
+            if out is None:
+                out = torch.empty(shape, dtype=q.dtype, device=q.device)
+            if lse is None:
+                lse = torch.empty(shape[:3], dtype=torch.float32, device=q.device)
+            if indices is None and "indices" in self._arg_names:
+                topk = self.spec["select"]["topk"]
+                indices = torch.empty((shape[0], int(k.shape[1]), shape[2], topk),
+                                      dtype=torch.int32, device=q.device)
+        device = getattr(q, "device", None)
+        keep = []
+
+        def tensor(name, t):
+            d = _marshal(name, t, device)
+            keep.append(d)
+            return ctypes.pointer(d)
+
+        a = _LaunchArgs()
+        a.struct_size = ctypes.sizeof(_LaunchArgs)
+        a.q = tensor("q", q)
+        a.k = tensor("k", k)
+        a.v = tensor("v", v)
+        a.o = tensor("o", out)
+        a.lse = tensor("lse", lse)
+        if sinks is not None:
+            a.sinks = tensor("sinks", sinks)
+        if indexer is not None:
+            if len(indexer) != 3:
+                raise Error("indexer: expected a tuple (qI, w, kI)", "ATTNRT_ERROR_INVALID_ARGUMENT",
+                            "indexer")
+            a.indexer_q = tensor("indexer.qI", indexer[0])
+            a.indexer_w = tensor("indexer.w", indexer[1])
+            a.indexer_k = tensor("indexer.kI", indexer[2])
+        if indices is not None:
+            a.indices = tensor("indices", indices)
+        inputs = dict(inputs or {})
+        if inputs:
+            arr = (_Input * len(inputs))()
+            for i, (name, t) in enumerate(sorted(inputs.items())):
+                bname = str(name).encode()
+                keep.append(bname)
+                arr[i].name = bname
+                arr[i].tensor = _marshal("input:%s" % name, t, device)
+            keep.append(arr)
+            a.inputs = arr
+            a.num_inputs = len(inputs)
+        if q_offset is not None:
+            a.flags |= _HAS_Q_OFFSET
+            a.q_offset = int(q_offset)
+        if k_offset is not None:
+            a.flags |= _HAS_K_OFFSET
+            a.k_offset = int(k_offset)
+        return a, keep, out, lse, indices
+
+    def __call__(self, q, k, v, *, sinks=None, inputs=None, q_offset=None, k_offset=None,
+                 out=None, lse=None, indexer=None, indices=None, stream=None):
+        """Checks the arguments and launches; returns (out, lse).
+
+        q [B, Hq, Lq, D], k and v [B, Hkv, Lk, D] (bf16 or fp16); sinks [Hq]
+        float32 for a variant with a sink; inputs {name: tensor} for the
+        runtime inputs the variant reads; indexer (qI, w, kI) for a variant
+        selecting by the DSA indexer; q_offset (default Lk - Lq) and k_offset
+        (default 0) are absolute positions. out and lse (and indices, for a
+        variant that writes selected indices: then (out, lse, indices) is
+        returned) are allocated with torch when not given. stream: a CUDA
+        stream handle (int) or a torch.cuda.Stream; default: torch's current
+        stream on q's device.
+        """
+        a, keep, out, lse, indices = self._prepare(q, k, v, sinks, inputs, q_offset, k_offset,
+                                                   out, lse, indexer, indices)
+        device = getattr(q, "device", None)
+        if stream is None:
+            try:
+                import torch
+            except ImportError:
+                torch = None
+            if torch is not None and hasattr(torch, "cuda") and isinstance(device, torch.device):
+                with torch.cuda.device(device):
+                    s = torch.cuda.current_stream(device).cuda_stream
+                    _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
+                                                           ctypes.c_void_p(s)))
+                return (out, lse, indices) if "indices" in self._arg_names else (out, lse)
+            stream = 0
+        elif hasattr(stream, "cuda_stream"):
+            stream = stream.cuda_stream
+        _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
+                                               ctypes.c_void_p(int(stream) or None)))
+        del keep
+        return (out, lse, indices) if "indices" in self._arg_names else (out, lse)
+
+    def check(self, q, k, v, **kwargs):
+        """Checks the arguments like a call would, without launching (no GPU
+        needed). Returns the launch plan as a dict (kernel symbol, grid,
+        block, shared_bytes); raises Error for a bad argument."""
+        a, keep, *_ = self._prepare(q, k, v, kwargs.get("sinks"), kwargs.get("inputs"),
+                                    kwargs.get("q_offset"), kwargs.get("k_offset"),
+                                    kwargs.get("out"), kwargs.get("lse"), kwargs.get("indexer"),
+                                    kwargs.get("indices"))
+        plan = _Plan()
+        _check(_library().attnrt_kernel_check(self._handle, ctypes.byref(a), ctypes.byref(plan)))
+        del keep
+        return {
+            "kernel": self.spec["kernels"][plan.kernel_index]["symbol"],
+            "grid": tuple(plan.grid),
+            "block": tuple(plan.block),
+            "shared_bytes": plan.shared_bytes,
+        }
+
+    def describe(self, q, k, v, **kwargs):
+        """Like check(), but returns the runtime's text description of the
+        launch: the kernel, grid, block, shared memory and every packed
+        parameter ("name=value" lines)."""
+        a, keep, *_ = self._prepare(q, k, v, kwargs.get("sinks"), kwargs.get("inputs"),
+                                    kwargs.get("q_offset"), kwargs.get("k_offset"),
+                                    kwargs.get("out"), kwargs.get("lse"), kwargs.get("indexer"),
+                                    kwargs.get("indices"))
+        buf = ctypes.create_string_buffer(1 << 16)
+        _check(_library().attnrt_kernel_describe_launch(self._handle, ctypes.byref(a), buf, len(buf)))
+        del keep
+        return buf.value.decode()
+
+
+class Module:
+    """A loaded attnc module: its manifest and its kernels."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        lib = _library()
+        #: The manifest (docs/runtime.md), as a dict.
+        self.manifest = json.loads(lib.attnrt_module_manifest_json(handle).decode())
+        #: Number of layers of the module's model (0 without a model).
+        self.num_layers = int(lib.attnrt_module_num_layers(handle))
+
+    def __del__(self):
+        if _lib is not None and getattr(self, "_handle", None):
+            _lib.attnrt_module_free(self._handle)
+            self._handle = None
+
+    @property
+    def variants(self):
+        """The names of the module's attention variants."""
+        return [v["name"] for v in self.manifest["variants"]]
+
+    def variant(self, name):
+        """The Kernel of the variant called name."""
+        h = ctypes.c_void_p()
+        _check(_library().attnrt_module_variant(self._handle, str(name).encode(), ctypes.byref(h)))
+        return Kernel(self, h)
+
+    def layer(self, i):
+        """The Kernel that the module's model assigns to layer i."""
+        h = ctypes.c_void_p()
+        _check(_library().attnrt_module_layer(self._handle, int(i), ctypes.byref(h)))
+        return Kernel(self, h)
+
+    def __repr__(self):
+        return "<attnc.Module %s: %s>" % (self.manifest.get("target"), ", ".join(self.variants))
+
+
+def load(path, lazy=False):
+    """Loads a module: PTX with its embedded manifest, or a cubin with its
+    sidecar manifest (path + ".json"). lazy=True only reads the manifest; the
+    CUDA module is loaded at the first launch (no GPU needed until then)."""
+    h = ctypes.c_void_p()
+    _check(_library().attnrt_module_load_file(os.fsencode(path), _LOAD_LAZY if lazy else 0,
+                                              ctypes.byref(h)))
+    return Module(h)
+
+
+def load_data(image, manifest=None, lazy=False, name="<memory>"):
+    """Loads a module from bytes (PTX, or cubin with manifest JSON given)."""
+    if isinstance(image, str):
+        image = image.encode()
+    if isinstance(manifest, dict):
+        manifest = json.dumps(manifest)
+    h = ctypes.c_void_p()
+    _check(_library().attnrt_module_load_data(image, len(image),
+                                              manifest.encode() if manifest else None,
+                                              _LOAD_LAZY if lazy else 0, name.encode(),
+                                              ctypes.byref(h)))
+    return Module(h)
+
+
+def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, defines=None,
+            **params):
+    """Compiles attnc source in-process (through the disk cache) and loads it.
+
+    Keyword arguments other than the named ones override `param`s, like
+    ``attnc -D NAME=VALUE`` (use defines={...} for a param whose name clashes
+    with a keyword). Raises Error with status ATTNRT_ERROR_NO_COMPILER in
+    builds without the compiler (ATTNC_WITH_MLIR=OFF)."""
+    opts = []
+    if target:
+        opts.append("target=%s" % target)
+    if cache_dir:
+        opts.append("cache_dir=%s" % cache_dir)
+    if not use_cache:
+        opts.append("cache=0")
+    if lazy:
+        opts.append("lazy=1")
+    merged = dict(defines or {})
+    merged.update(params)
+    for k, v in sorted(merged.items()):
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        opts.append("-D%s=%s" % (k, v))
+    arr = (ctypes.c_char_p * max(1, len(opts)))(*[o.encode() for o in opts])
+    h = ctypes.c_void_p()
+    _check(_library().attnrt_compile(source.encode(), arr, len(opts), ctypes.byref(h)))
+    return Module(h)

@@ -1,0 +1,505 @@
+//===- ArgCheck.cpp - Check launch arguments and pack kernel parameters ---===//
+//
+// checkArguments(): the pure function from (variant manifest, tensors,
+// offsets) to a LaunchPlan or an Error(InvalidArgument) naming the argument,
+// with the expected and the actual value. It runs before every launch and
+// needs no GPU. The rules are listed in docs/runtime.md ("Argument checking");
+// the order here is the order errors are reported in: q, k, v, o, lse, sinks,
+// indexer, indices, inputs, offsets, grid limits, parameter ranges.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Runtime.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace attnc {
+
+namespace {
+
+constexpr int64_t kMaxOffset = int64_t(1) << 40;
+constexpr int64_t kMaxGridX = 2147483647;
+constexpr int64_t kMaxGridYZ = 65535;
+
+[[noreturn]] void bad(const std::string &arg, const std::string &msg) {
+  throw Error(ErrorCode::InvalidArgument, arg + ": " + msg, arg);
+}
+
+std::string shapeStr(const std::vector<int64_t> &s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+std::string hex(uint64_t p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, p);
+  return buf;
+}
+
+std::string join(const std::vector<std::string> &v, const char *sep = ", ") {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i)
+    s += (i ? sep : "") + v[i];
+  return s;
+}
+
+/// One expected dimension: a name and, if known, the value.
+struct Dim {
+  std::string name;
+  int64_t value = -1; ///< -1: any value >= 1
+  bool atLeast = false; ///< value is a minimum
+};
+
+std::string expectedShape(const std::vector<Dim> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    s += i ? ", " : "";
+    if (dims[i].value < 0)
+      s += dims[i].name;
+    else
+      s += (dims[i].atLeast ? ">=" : "") + std::to_string(dims[i].value);
+  }
+  s += "] (";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + dims[i].name;
+  return s + ")";
+}
+
+std::string dimNames(const std::vector<Dim> &dims) {
+  std::vector<std::string> n;
+  for (const auto &d : dims)
+    n.push_back(d.name);
+  return "[" + join(n) + "]";
+}
+
+/// How strictly a tensor's memory must be aligned.
+enum class Align {
+  Vector16, ///< base and every non-last stride 16-byte aligned (q, k, v, o, qI, kI)
+  Element,  ///< base aligned to the element size
+};
+
+/// Checks rank, sizes, strides, pointer, alignment and (for outputs) that
+/// distinct elements do not overlap. Does not check dtype.
+void checkTensor(const std::string &arg, const TensorRef &t, const std::vector<Dim> &dims,
+                 Align align, bool output, DType dtype) {
+  if (t.sizes.size() != dims.size())
+    bad(arg, "expected rank " + std::to_string(dims.size()) + " " + dimNames(dims) + ", got rank " +
+                 std::to_string(t.sizes.size()) + " " + shapeStr(t.sizes));
+  if (t.strides.size() != t.sizes.size())
+    bad(arg, "has " + std::to_string(t.sizes.size()) + " sizes but " +
+                 std::to_string(t.strides.size()) + " strides");
+  bool shapeOk = true, positive = true;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (t.sizes[i] < 1)
+      positive = false;
+    if (dims[i].value >= 0 &&
+        (dims[i].atLeast ? t.sizes[i] < dims[i].value : t.sizes[i] != dims[i].value))
+      shapeOk = false;
+  }
+  if (!shapeOk)
+    bad(arg, "expected shape " + expectedShape(dims) + ", got " + shapeStr(t.sizes));
+  if (!positive)
+    bad(arg, "expected every size >= 1 " + dimNames(dims) + ", got " + shapeStr(t.sizes));
+  if (t.data == 0)
+    bad(arg, "null data pointer");
+  size_t es = dtypeSize(dtype);
+  size_t last = dims.size() - 1;
+  if (t.strides[last] != 1)
+    bad(arg, "the last dimension (" + dims[last].name + ") must be contiguous (stride 1), got strides " +
+                 shapeStr(t.strides));
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (t.strides[i] < 0)
+      bad(arg, "negative stride " + std::to_string(t.strides[i]) + " in dimension " + dims[i].name +
+                   " (strides " + shapeStr(t.strides) + ")");
+  // The extent must fit in 63 bits of bytes.
+  __int128 extent = 0;
+  for (size_t i = 0; i < dims.size(); ++i)
+    extent += __int128(t.sizes[i] - 1) * t.strides[i];
+  extent = (extent + 1) * __int128(es);
+  if (extent > __int128(std::numeric_limits<int64_t>::max()))
+    bad(arg, "sizes " + shapeStr(t.sizes) + " and strides " + shapeStr(t.strides) +
+                 " span more than 2^63 bytes");
+  if (align == Align::Vector16) {
+    if (t.data % 16 != 0)
+      bad(arg, "data pointer " + hex(t.data) + " is not 16-byte aligned");
+    for (size_t i = 0; i < last; ++i)
+      if ((t.strides[i] * int64_t(es)) % 16 != 0)
+        bad(arg, "stride " + std::to_string(t.strides[i]) + " of dimension " + dims[i].name + " (" +
+                     std::to_string(t.strides[i] * int64_t(es)) +
+                     " bytes) is not a multiple of 16 bytes (strides " + shapeStr(t.strides) + ")");
+  } else if (t.data % es != 0) {
+    bad(arg, "data pointer " + hex(t.data) + " is not aligned to its element size (" +
+                 std::to_string(es) + " bytes)");
+  }
+  if (output) {
+    // Every index must own its element: no zero stride over a real extent,
+    // and (sorting dimensions by stride) each stride must step over the
+    // whole extent of the dimensions below it.
+    std::vector<size_t> order;
+    for (size_t i = 0; i < dims.size(); ++i)
+      if (t.sizes[i] > 1)
+        order.push_back(i);
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return t.strides[a] < t.strides[b]; });
+    int64_t covered = 1; // elements spanned by the dimensions so far
+    for (size_t i : order) {
+      if (t.strides[i] < covered)
+        bad(arg, "the kernel writes this tensor, but its strides " + shapeStr(t.strides) +
+                     " make elements overlap (dimension " + dims[i].name + ", size " +
+                     std::to_string(t.sizes[i]) + ", stride " + std::to_string(t.strides[i]) + ")");
+      covered = t.strides[i] * t.sizes[i];
+    }
+  }
+}
+
+void checkDType(const std::string &arg, const TensorRef &t, DType want, const std::string &why = "") {
+  if (t.dtype != want)
+    bad(arg, std::string("expected dtype ") + dtypeName(want) + (why.empty() ? "" : " (" + why + ")") +
+                 ", got " + dtypeName(t.dtype));
+}
+
+/// The stride index of an axis letter for each stride-carrying tensor.
+int strideAxis(const std::string &tensor, const std::string &axis) {
+  if (tensor == "indexer.qI")
+    return axis == "b" ? 0 : axis == "l" ? 1 : 2;
+  if (tensor == "indexer.w" || tensor == "indexer.kI")
+    return axis == "b" ? 0 : 1;
+  return axis == "b" ? 0 : axis == "h" ? 1 : 2; // q k v o lse indices
+}
+
+} // namespace
+
+TensorRef TensorRef::contiguous(uint64_t data, DType dtype, std::vector<int64_t> sizes) {
+  TensorRef t;
+  t.data = data;
+  t.dtype = dtype;
+  t.strides.assign(sizes.size(), 1);
+  for (size_t i = sizes.size(); i-- > 1;)
+    t.strides[i - 1] = t.strides[i] * sizes[i];
+  t.sizes = std::move(sizes);
+  return t;
+}
+
+std::vector<void *> LaunchPlan::params() {
+  std::vector<void *> p;
+  for (auto &v : values)
+    p.push_back(&v);
+  return p;
+}
+
+std::string LaunchPlan::describe(const VariantSpec &v) const {
+  std::ostringstream os;
+  const KernelSpec &k = v.kernels.at(kernelIndex);
+  os << k.symbol << " grid=[" << grid[0] << ", " << grid[1] << ", " << grid[2] << "] block=["
+     << block[0] << ", " << block[1] << ", " << block[2] << "] shared=" << sharedBytes;
+  for (size_t i = 0; i < values.size(); ++i) {
+    os << "\n  " << names[i] << "=";
+    switch (kinds[i]) {
+    case ArgKind::Ptr: os << hex(values[i]); break;
+    case ArgKind::I64: os << int64_t(values[i]); break;
+    case ArgKind::I32: os << int32_t(uint32_t(values[i])); break;
+    case ArgKind::F32: {
+      float f;
+      uint32_t b = uint32_t(values[i]);
+      std::memcpy(&f, &b, 4);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.9g", double(f));
+      os << buf;
+      break;
+    }
+    }
+  }
+  return os.str();
+}
+
+LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
+  LaunchPlan plan;
+  const std::string vname = "variant '" + v.name + "'";
+
+  // q: rank, dtype and head dim first, so later messages can use B, Hq, Lq, D.
+  std::vector<Dim> qdims = {{"batch"}, {"heads_q"}, {"qlen"}, {"head_dim"}};
+  if (a.q.sizes.size() != 4)
+    bad("q", "expected rank 4 " + dimNames(qdims) + ", got rank " + std::to_string(a.q.sizes.size()) +
+                 " " + shapeStr(a.q.sizes));
+  {
+    std::vector<std::string> ok;
+    for (DType t : v.dtypes)
+      ok.push_back(dtypeName(t));
+    if (std::find(v.dtypes.begin(), v.dtypes.end(), a.q.dtype) == v.dtypes.end())
+      bad("q", "expected dtype " + join(ok, " or ") + " (supported by " + vname + "), got " +
+                   dtypeName(a.q.dtype));
+  }
+  checkTensor("q", a.q, qdims, Align::Vector16, false, a.q.dtype);
+  const DType dt = a.q.dtype;
+  const int64_t B = a.q.sizes[0], Hq = a.q.sizes[1], Lq = a.q.sizes[2], D = a.q.sizes[3];
+  {
+    std::vector<std::string> ok;
+    for (int64_t d : v.headDims)
+      ok.push_back(std::to_string(d));
+    if (std::find(v.headDims.begin(), v.headDims.end(), D) == v.headDims.end())
+      bad("q", "head_dim " + std::to_string(D) + " is not supported by " + vname + " (supported: " +
+                   join(ok) + ")");
+  }
+  const KernelSpec *kernel = v.findKernel(D, dt);
+  if (!kernel) // cannot happen for a validated manifest
+    bad("q", "no kernel for head_dim " + std::to_string(D) + " and dtype " + dtypeName(dt));
+  plan.kernelIndex = size_t(kernel - v.kernels.data());
+
+  // k: batch and head dim known; heads_kv and klen free.
+  std::string qdt = std::string("the dtype of q");
+  checkTensor("k", a.k, {{"batch", B}, {"heads_kv"}, {"klen"}, {"head_dim", D}}, Align::Vector16,
+              false, a.k.dtype);
+  checkDType("k", a.k, dt, qdt);
+  const int64_t Hkv = a.k.sizes[1], Lk = a.k.sizes[2];
+  if (Hq % Hkv != 0)
+    bad("k", "heads_kv = " + std::to_string(Hkv) + " does not divide heads_q = " +
+                 std::to_string(Hq) + " (grouped-query attention needs heads_q % heads_kv == 0)");
+  checkTensor("v", a.v, {{"batch", B}, {"heads_kv", Hkv}, {"klen", Lk}, {"head_dim", D}},
+              Align::Vector16, false, a.v.dtype);
+  checkDType("v", a.v, dt, qdt);
+  checkTensor("o", a.o, {{"batch", B}, {"heads_q", Hq}, {"qlen", Lq}, {"head_dim", D}},
+              Align::Vector16, true, a.o.dtype);
+  checkDType("o", a.o, dt, qdt);
+  checkTensor("lse", a.lse, {{"batch", B}, {"heads_q", Hq}, {"qlen", Lq}}, Align::Element, true,
+              DType::F32);
+  checkDType("lse", a.lse, DType::F32);
+
+  // Sinks.
+  if (v.sink) {
+    if (!a.sinks)
+      bad("sinks", vname + " has a sink: expected an f32 tensor of shape [" + std::to_string(Hq) +
+                       "] (heads_q), got none");
+    checkTensor("sinks", *a.sinks, {{"heads_q", Hq}}, Align::Element, false, DType::F32);
+    checkDType("sinks", *a.sinks, DType::F32);
+  } else if (a.sinks) {
+    bad("sinks", vname + " has no sink, but sinks were given");
+  }
+
+  // The indexer.
+  const bool byIndexer = v.select && v.select->indexer;
+  if (byIndexer) {
+    const IndexerSpec &ix = *v.select->indexer;
+    if (!a.indexer)
+      bad("indexer", vname + " selects by the indexer: expected qI [" + std::to_string(B) + ", " +
+                         std::to_string(Lq) + ", " + std::to_string(ix.heads) + ", " +
+                         std::to_string(ix.dim) + "], w and kI, got none");
+    checkTensor("indexer.qI", a.indexer->qI,
+                {{"batch", B}, {"qlen", Lq}, {"indexer_heads", ix.heads}, {"indexer_dim", ix.dim}},
+                Align::Vector16, false, a.indexer->qI.dtype);
+    checkDType("indexer.qI", a.indexer->qI, ix.dtype, "the indexer dtype of " + vname);
+    checkTensor("indexer.w", a.indexer->w, {{"batch", B}, {"qlen", Lq}, {"indexer_heads", ix.heads}},
+                Align::Element, false, DType::F32);
+    checkDType("indexer.w", a.indexer->w, DType::F32);
+    checkTensor("indexer.kI", a.indexer->kI, {{"batch", B}, {"klen", Lk}, {"indexer_dim", ix.dim}},
+                Align::Vector16, false, a.indexer->kI.dtype);
+    checkDType("indexer.kI", a.indexer->kI, ix.dtype, "the indexer dtype of " + vname);
+  } else if (a.indexer) {
+    bad("indexer", vname + " does not select by the indexer, but indexer tensors were given");
+  }
+
+  // Selected indices (an output of kernels that take them).
+  if (v.findArg("indices") >= 0) {
+    int64_t K = v.select->topk;
+    if (!a.indices)
+      bad("indices", vname + " writes the selected key indices: expected an i32 tensor of shape [" +
+                         std::to_string(B) + ", " + std::to_string(Hkv) + ", " + std::to_string(Lq) +
+                         ", " + std::to_string(K) + "] (batch, heads_kv, qlen, topk), got none");
+    checkTensor("indices", *a.indices, {{"batch", B}, {"heads_kv", Hkv}, {"qlen", Lq}, {"topk", K}},
+                Align::Element, true, DType::I32);
+    checkDType("indices", *a.indices, DType::I32);
+  } else if (a.indices) {
+    bad("indices", vname + " does not write selected indices, but an indices tensor was given");
+  }
+
+  // Offsets.
+  const int64_t qOff = a.qOffset ? *a.qOffset : Lk - Lq;
+  const int64_t kOff = a.kOffset ? *a.kOffset : 0;
+  if (qOff < -kMaxOffset || qOff > kMaxOffset)
+    bad("q_offset", std::to_string(qOff) + " is out of range [-2^40, 2^40]");
+  if (kOff < -kMaxOffset || kOff > kMaxOffset)
+    bad("k_offset", std::to_string(kOff) + " is out of range [-2^40, 2^40]");
+
+  // Runtime inputs.
+  std::vector<std::string> declared;
+  for (const auto &in : v.inputs)
+    declared.push_back(in.name);
+  for (const auto &[name, t] : a.inputs) {
+    (void)t;
+    if (!v.findInput(name))
+      bad("input:" + name, vname + " reads no input '" + name + "' (" +
+                               (declared.empty() ? std::string("it reads no inputs")
+                                                 : "it reads: " + join(declared)) +
+                               ")");
+  }
+  for (const auto &in : v.inputs) {
+    std::string arg = "input:" + in.name;
+    std::vector<std::string> axes;
+    for (Axis ax : in.axes)
+      axes.push_back(axisName(ax));
+    auto it = a.inputs.find(in.name);
+    if (it == a.inputs.end())
+      bad(arg, vname + " reads input '" + in.name + " : " + dtypeName(in.elem) + "[" + join(axes) +
+                   "]', which was not given");
+    const TensorRef &t = it->second;
+    bool dtypeOk = t.dtype == in.elem || (in.elem == DType::Bool && t.dtype == DType::U8);
+    if (!dtypeOk)
+      bad(arg, std::string("expected dtype ") + dtypeName(in.elem) +
+                   (in.elem == DType::Bool ? " (or u8)" : "") + ", got " + dtypeName(t.dtype));
+    bool hasToken = false;
+    for (Axis ax : in.axes)
+      hasToken |= ax == Axis::Token;
+    int64_t tokens = 0;
+    if (hasToken) {
+      if (qOff < 0)
+        bad("q_offset", std::to_string(qOff) + " is negative, but " + vname +
+                            " reads token-indexed input '" + in.name +
+                            "' at query positions q_offset .. q_offset + qlen - 1, which must be >= 0");
+      if (kOff < 0)
+        bad("k_offset", std::to_string(kOff) + " is negative, but " + vname +
+                            " reads token-indexed input '" + in.name +
+                            "' at key positions k_offset .. k_offset + klen - 1, which must be >= 0");
+      tokens = std::max(qOff + Lq, kOff + Lk);
+    }
+    std::vector<Dim> dims;
+    for (Axis ax : in.axes)
+      dims.push_back(ax == Axis::Batch  ? Dim{"batch", B}
+                     : ax == Axis::Head ? Dim{"head", Hq}
+                                        : Dim{"token", tokens, true});
+    if (t.sizes.size() == dims.size() && hasToken) {
+      for (size_t i = 0; i < dims.size(); ++i)
+        if (in.axes[i] == Axis::Token && t.sizes[i] < tokens)
+          bad(arg, "its token axis has " + std::to_string(t.sizes[i]) +
+                       " positions, but positions 0 .. " + std::to_string(tokens - 1) +
+                       " are read (q_offset + qlen = " + std::to_string(qOff + Lq) +
+                       ", k_offset + klen = " + std::to_string(kOff + Lk) + "): expected shape " +
+                       expectedShape(dims) + ", got " + shapeStr(t.sizes));
+    }
+    checkTensor(arg, t, dims, Align::Element, false, t.dtype);
+  }
+
+  // Grid.
+  const int64_t G = Hq / Hkv;
+  int64_t gx = 0, gy = 0, gz = B;
+  switch (v.grid) {
+  case GridRule::QTilesHeadsBatch:
+    gx = (Lq + kernel->blockM - 1) / kernel->blockM;
+    gy = Hq;
+    break;
+  case GridRule::QTilesKvHeadsBatch:
+    gx = (Lq * G + kernel->blockM - 1) / kernel->blockM;
+    gy = Hkv;
+    break;
+  }
+  if (gx > kMaxGridX)
+    bad("q", "qlen = " + std::to_string(Lq) + " needs " + std::to_string(gx) +
+                 " query tiles, more than the launch grid's x limit (" + std::to_string(kMaxGridX) + ")");
+  if (gy > kMaxGridYZ)
+    bad(v.grid == GridRule::QTilesKvHeadsBatch ? "k" : "q",
+        std::string(v.grid == GridRule::QTilesKvHeadsBatch ? "heads_kv" : "heads_q") + " = " +
+            std::to_string(gy) + " exceeds the launch grid's y limit (" + std::to_string(kMaxGridYZ) + ")");
+  if (gz > kMaxGridYZ)
+    bad("q", "batch = " + std::to_string(gz) + " exceeds the launch grid's z limit (" +
+                 std::to_string(kMaxGridYZ) + ")");
+  plan.grid[0] = uint32_t(gx);
+  plan.grid[1] = uint32_t(gy);
+  plan.grid[2] = uint32_t(gz);
+  plan.block[0] = uint32_t(kernel->threads);
+  plan.sharedBytes = uint32_t(kernel->sharedBytes);
+  plan.batch = B;
+  plan.headsQ = Hq;
+  plan.headsKv = Hkv;
+  plan.qlen = Lq;
+  plan.klen = Lk;
+  plan.headDim = D;
+  plan.qOffset = qOff;
+  plan.kOffset = kOff;
+
+  // Pack the parameters in the manifest's order.
+  auto tensorOf = [&](const std::string &n) -> const TensorRef * {
+    if (n == "q") return &a.q;
+    if (n == "k") return &a.k;
+    if (n == "v") return &a.v;
+    if (n == "o") return &a.o;
+    if (n == "lse") return &a.lse;
+    if (n == "sinks") return a.sinks ? &*a.sinks : nullptr;
+    if (n == "indices") return a.indices ? &*a.indices : nullptr;
+    if (n == "indexer.qI") return a.indexer ? &a.indexer->qI : nullptr;
+    if (n == "indexer.w") return a.indexer ? &a.indexer->w : nullptr;
+    if (n == "indexer.kI") return a.indexer ? &a.indexer->kI : nullptr;
+    if (n.rfind("input:", 0) == 0) {
+      auto it = a.inputs.find(n.substr(6));
+      return it == a.inputs.end() ? nullptr : &it->second;
+    }
+    return nullptr;
+  };
+  for (const ArgSpec &arg : v.args) {
+    const std::string &n = arg.name;
+    uint64_t slot = 0;
+    int64_t ivalue = 0;
+    bool isInt = true;
+    if (arg.kind == ArgKind::Ptr) {
+      const TensorRef *t = tensorOf(n);
+      if (!t)
+        bad(n, "the kernel takes '" + n + "', but it was not given");
+      slot = t->data;
+      isInt = false;
+    } else if (arg.kind == ArgKind::F32) {
+      float s = v.scale ? float(*v.scale) : float(1.0 / std::sqrt(double(D)));
+      uint32_t bits;
+      std::memcpy(&bits, &s, 4);
+      slot = bits;
+      isInt = false;
+    } else if (n == "batch") ivalue = B;
+    else if (n == "heads_q") ivalue = Hq;
+    else if (n == "heads_kv") ivalue = Hkv;
+    else if (n == "qlen") ivalue = Lq;
+    else if (n == "klen") ivalue = Lk;
+    else if (n == "head_dim") ivalue = D;
+    else if (n == "q_offset") ivalue = qOff;
+    else if (n == "k_offset") ivalue = kOff;
+    else if (n == "topk") ivalue = v.select ? v.select->topk : 0;
+    else if (n.rfind("input:", 0) == 0) {
+      // input:NAME:stride:AXIS or input:NAME:size:AXIS
+      std::string rest = n.substr(6);
+      size_t c1 = rest.find(':'), c2 = rest.find(':', c1 + 1);
+      std::string in = rest.substr(0, c1), what = rest.substr(c1 + 1, c2 - c1 - 1),
+                  axis = rest.substr(c2 + 1);
+      const InputSpec *spec = v.findInput(in);
+      const TensorRef *t = tensorOf("input:" + in);
+      size_t ai = 0;
+      while (ai < spec->axes.size() && axis != axisName(spec->axes[ai]))
+        ++ai;
+      ivalue = what == "stride" ? t->strides[ai] : t->sizes[ai];
+    } else {
+      size_t s = n.rfind("_stride_");
+      std::string tensor = n.substr(0, s), axis = n.substr(s + 8);
+      const TensorRef *t = tensorOf(tensor);
+      if (!t)
+        bad(tensor, "the kernel takes '" + n + "', but '" + tensor + "' was not given");
+      ivalue = t->strides[size_t(strideAxis(tensor, axis))];
+    }
+    if (isInt) {
+      if (arg.kind == ArgKind::I32) {
+        if (ivalue < std::numeric_limits<int32_t>::min() || ivalue > std::numeric_limits<int32_t>::max())
+          bad(n, std::to_string(ivalue) + " does not fit the kernel's i32 parameter '" + n + "'");
+        slot = uint64_t(uint32_t(int32_t(ivalue)));
+      } else {
+        slot = uint64_t(ivalue);
+      }
+    }
+    plan.values.push_back(slot);
+    plan.kinds.push_back(arg.kind);
+    plan.names.push_back(n);
+  }
+  return plan;
+}
+
+} // namespace attnc

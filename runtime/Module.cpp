@@ -1,0 +1,420 @@
+//===- Module.cpp - attnc::Module, attnc::Kernel and the device helpers ---===//
+//
+// Loading: read the image, find its manifest (embedded PTX comment block, or
+// the sidecar `<file>.json`), validate it and cross-check it against the PTX
+// entries. The CUDA module itself is loaded per CUDA context on first use
+// (or at load time unless LoadOptions::lazy): the device's compute capability
+// is checked against the manifest's target, every kernel symbol is resolved,
+// the dynamic shared-memory limit is raised where a kernel needs more than
+// 48 KiB, and the block size is checked against what the compiled kernel
+// allows. Launching: checkArguments(), then cuLaunchKernel on the caller's
+// stream.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Runtime.h"
+#include "runtime/CudaDriver.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+namespace attnc {
+
+using namespace rt::cu;
+
+const char *runtimeVersion() {
+#ifdef ATTNC_VERSION
+  return ATTNC_VERSION;
+#else
+  return "unknown";
+#endif
+}
+
+namespace {
+
+enum class ImageKind { Ptx, Cubin, Fatbin };
+
+ImageKind classify(const std::string &image, const std::string &name) {
+  if (image.size() >= 4 && image.compare(0, 4, "\x7f" "ELF") == 0)
+    return ImageKind::Cubin;
+  if (image.size() >= 4 && static_cast<unsigned char>(image[0]) == 0x50 &&
+      static_cast<unsigned char>(image[1]) == 0xed && static_cast<unsigned char>(image[2]) == 0x55 &&
+      static_cast<unsigned char>(image[3]) == 0xba)
+    return ImageKind::Fatbin;
+  // PTX is text; a C string's terminating NULs are allowed at the end.
+  size_t last = image.find_last_not_of('\0');
+  if (image.find(".version") != std::string::npos &&
+      (last == std::string::npos || image.find('\0') > last))
+    return ImageKind::Ptx;
+  (void)name;
+  throw Error(ErrorCode::Manifest,
+              "not a PTX text (no .version directive), a cubin (ELF) or a fatbin image");
+}
+
+bool readWholeFile(const std::string &path, std::string &out, std::string &err) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    err = std::strerror(errno);
+    return false;
+  }
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) {
+    err = "read error";
+    return false;
+  }
+  out = ss.str();
+  return true;
+}
+
+/// Re-throws a manifest error with the module's name in front.
+[[noreturn]] void rethrowNamed(const Error &e, const std::string &name) {
+  throw Error(e.code(), name + ": " + e.what(), e.arg());
+}
+
+struct Target {
+  int major = 0, minor = 0;
+  char suffix = 0; // 0, 'a' or 'f'
+};
+
+Target parseTarget(const std::string &t) {
+  // Validated by the manifest reader: sm_<digits>[a|f], at least two digits.
+  Target r;
+  size_t i = 3;
+  std::string digits;
+  while (i < t.size() && t[i] >= '0' && t[i] <= '9')
+    digits += t[i++];
+  r.minor = digits.back() - '0';
+  r.major = std::atoi(digits.substr(0, digits.size() - 1).c_str());
+  r.suffix = i < t.size() ? t[i] : 0;
+  return r;
+}
+
+} // namespace
+
+struct ModuleImpl {
+  std::string name;
+  std::string image; ///< PTX text (NUL-terminated copy below) or binary
+  ImageKind kind = ImageKind::Ptx;
+  Manifest manifest;
+
+  struct Loaded {
+    CUcontext ctx = nullptr;
+    CUmodule mod = nullptr;
+    std::vector<std::vector<CUfunction>> funcs; // [variant][kernel]
+  };
+  std::mutex mu;
+  std::vector<std::unique_ptr<Loaded>> loaded;
+
+  ~ModuleImpl() {
+    const Driver *d = nullptr;
+    try {
+      d = &driver();
+    } catch (...) {
+      return;
+    }
+    for (auto &l : loaded) {
+      // Unload in the module's own context; errors (e.g. the driver being
+      // torn down at process exit) are ignored.
+      if (d->cuCtxPushCurrent(l->ctx) == CUDA_SUCCESS) {
+        d->cuModuleUnload(l->mod);
+        CUcontext popped;
+        d->cuCtxPopCurrent(&popped);
+      }
+    }
+  }
+
+  void checkTarget(const DeviceInfo &dev) const {
+    Target t = parseTarget(manifest.target);
+    bool ok;
+    std::string rule;
+    std::string tv = std::to_string(t.major) + "." + std::to_string(t.minor);
+    if (t.suffix == 'a') {
+      ok = dev.ccMajor == t.major && dev.ccMinor == t.minor;
+      rule = "runs only on compute capability " + tv;
+    } else if (t.suffix == 'f' || kind != ImageKind::Ptx) {
+      ok = dev.ccMajor == t.major && dev.ccMinor >= t.minor;
+      rule = "runs on compute capability " + tv + " to " + std::to_string(t.major) + ".x";
+    } else {
+      ok = dev.ccMajor > t.major || (dev.ccMajor == t.major && dev.ccMinor >= t.minor);
+      rule = "runs on compute capability " + tv + " or newer";
+    }
+    if (!ok)
+      throw Error(ErrorCode::Cuda, name + ": the module targets " + manifest.target + ", which " +
+                                       rule + ", but device " + std::to_string(dev.device) + " (" +
+                                       dev.name + ") has compute capability " +
+                                       std::to_string(dev.ccMajor) + "." + std::to_string(dev.ccMinor));
+  }
+
+  std::unique_ptr<Loaded> load(CUcontext ctx) {
+    const Driver &d = driver();
+    DeviceInfo dev = currentDeviceInfo();
+    checkTarget(dev);
+    auto l = std::make_unique<Loaded>();
+    l->ctx = ctx;
+    std::string errBuf(16384, '\0'), infoBuf(4096, '\0');
+    CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+                           CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES};
+    void *vals[] = {errBuf.data(), reinterpret_cast<void *>(uintptr_t(errBuf.size() - 1)),
+                    infoBuf.data(), reinterpret_cast<void *>(uintptr_t(infoBuf.size() - 1))};
+    CUresult r = d.cuModuleLoadDataEx(&l->mod, image.c_str(), 4, opts, vals);
+    if (r != CUDA_SUCCESS) {
+      std::string log = errBuf.c_str();
+      throw Error(ErrorCode::Cuda, "loading module '" + name + "' (" + manifest.target +
+                                       ") on device " + std::to_string(dev.device) + " (" + dev.name +
+                                       "): cuModuleLoadDataEx failed with " + errorName(r) +
+                                       (log.empty() ? "" : "; JIT log: " + log));
+    }
+    try {
+      for (const auto &v : manifest.variants) {
+        std::vector<CUfunction> fs;
+        for (const auto &k : v.kernels) {
+          std::string what = "kernel '" + k.symbol + "' (variant '" + v.name + "', head_dim " +
+                             std::to_string(k.headDim) + ", " + dtypeName(k.dtype) + ") of module '" +
+                             name + "'";
+          CUfunction f = nullptr;
+          check(d.cuModuleGetFunction(&f, l->mod, k.symbol.c_str()), "cuModuleGetFunction",
+                "looking up " + what);
+          int maxThreads = 0, staticShared = 0;
+          check(d.cuFuncGetAttribute(&maxThreads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f),
+                "cuFuncGetAttribute", "querying the block size limit of " + what);
+          check(d.cuFuncGetAttribute(&staticShared, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f),
+                "cuFuncGetAttribute", "querying the static shared memory of " + what);
+          if (k.threads > maxThreads)
+            throw Error(ErrorCode::Cuda, what + ": the manifest launches " + std::to_string(k.threads) +
+                                             " threads per block, but the compiled kernel allows at most " +
+                                             std::to_string(maxThreads) + " on " + dev.name);
+          if (k.sharedBytes + staticShared > dev.maxSharedOptin)
+            throw Error(ErrorCode::Cuda, what + " needs " + std::to_string(k.sharedBytes) +
+                                             " bytes of dynamic (+ " + std::to_string(staticShared) +
+                                             " static) shared memory per block, but device " +
+                                             std::to_string(dev.device) + " (" + dev.name +
+                                             ") allows at most " + std::to_string(dev.maxSharedOptin));
+          if (k.sharedBytes > 48 * 1024)
+            check(d.cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                       int(k.sharedBytes)),
+                  "cuFuncSetAttribute",
+                  "raising the dynamic shared memory limit of " + what + " to " +
+                      std::to_string(k.sharedBytes) + " bytes");
+          fs.push_back(f);
+        }
+        l->funcs.push_back(std::move(fs));
+      }
+    } catch (...) {
+      d.cuModuleUnload(l->mod);
+      throw;
+    }
+    return l;
+  }
+
+  const Loaded &forCurrentContext() {
+    CUcontext ctx = ensureContext();
+    std::lock_guard<std::mutex> g(mu);
+    for (const auto &l : loaded)
+      if (l->ctx == ctx)
+        return *l;
+    loaded.push_back(load(ctx));
+    return *loaded.back();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Module
+//===----------------------------------------------------------------------===//
+
+Module Module::loadFile(const std::string &path, const LoadOptions &opts) {
+  auto impl = std::make_shared<ModuleImpl>();
+  impl->name = path;
+  std::string err;
+  if (!readWholeFile(path, impl->image, err))
+    throw Error(ErrorCode::Io, "cannot read module '" + path + "': " + err);
+  std::string sidecar = path + ".json";
+  std::optional<std::string> json;
+  int64_t firstLine = 0;
+  try {
+    impl->kind = classify(impl->image, path);
+    if (impl->kind == ImageKind::Ptx)
+      json = extractManifestFromPtx(impl->image, &firstLine);
+    if (!json) {
+      std::string text;
+      if (!readWholeFile(sidecar, text, err)) {
+        throw Error(ErrorCode::Manifest,
+                    impl->kind == ImageKind::Ptx
+                        ? "no attnc manifest: the PTX has no '// attnc-manifest-begin' block and "
+                          "there is no sidecar '" + sidecar + "' (" + err + ")"
+                        : "no attnc manifest: a cubin or fatbin carries its manifest in a sidecar "
+                          "file, but '" + sidecar + "' cannot be read (" + err + ")");
+      }
+      json = text;
+      firstLine = 0;
+      impl->name = path;
+    }
+    impl->manifest = parseManifest(*json, firstLine);
+    if (impl->kind == ImageKind::Ptx)
+      checkManifestAgainstPtx(impl->manifest, impl->image);
+  } catch (const Error &e) {
+    rethrowNamed(e, path);
+  }
+  return finish(std::move(impl), opts);
+}
+
+Module Module::loadData(const std::string &image, const std::string &manifestJson,
+                        const LoadOptions &opts, const std::string &name) {
+  auto impl = std::make_shared<ModuleImpl>();
+  impl->name = name;
+  impl->image = image;
+  try {
+    impl->kind = classify(impl->image, name);
+    int64_t firstLine = 0;
+    std::optional<std::string> json;
+    if (!manifestJson.empty())
+      json = manifestJson;
+    else if (impl->kind == ImageKind::Ptx)
+      json = extractManifestFromPtx(impl->image, &firstLine);
+    if (!json)
+      throw Error(ErrorCode::Manifest,
+                  impl->kind == ImageKind::Ptx
+                      ? "no attnc manifest: the PTX has no '// attnc-manifest-begin' block and no "
+                        "manifest JSON was given"
+                      : "no attnc manifest: a cubin or fatbin image needs its manifest JSON passed "
+                        "alongside");
+    impl->manifest = parseManifest(*json, firstLine);
+    if (impl->kind == ImageKind::Ptx)
+      checkManifestAgainstPtx(impl->manifest, impl->image);
+  } catch (const Error &e) {
+    rethrowNamed(e, name);
+  }
+  return finish(std::move(impl), opts);
+}
+
+Module Module::finish(std::shared_ptr<ModuleImpl> impl, const LoadOptions &opts) {
+  if (impl->kind == ImageKind::Ptx && (impl->image.empty() || impl->image.back() != '\0'))
+    impl->image.push_back('\0'); // cuModuleLoadDataEx reads PTX as a C string
+  Module m(std::move(impl));
+  if (!opts.lazy)
+    m.ensureLoaded();
+  return m;
+}
+
+const Manifest &Module::manifest() const { return impl_->manifest; }
+const std::string &Module::name() const { return impl_->name; }
+
+Kernel Module::variant(const std::string &name) const {
+  int i = impl_->manifest.findVariant(name);
+  if (i < 0) {
+    std::string names;
+    for (const auto &v : impl_->manifest.variants)
+      names += (names.empty() ? "" : ", ") + v.name;
+    throw Error(ErrorCode::NotFound,
+                impl_->name + ": no variant '" + name + "' (the module has: " + names + ")");
+  }
+  return Kernel(impl_, size_t(i));
+}
+
+Kernel Module::layer(int64_t i) const {
+  const Manifest &m = impl_->manifest;
+  if (!m.model)
+    throw Error(ErrorCode::NotFound,
+                impl_->name + ": the module has no model (kind 'variants'), so it has no layers; "
+                              "pick a kernel by variant name");
+  int64_t n = int64_t(m.model->layers.size());
+  if (i < 0 || i >= n)
+    throw Error(ErrorCode::NotFound, impl_->name + ": layer " + std::to_string(i) +
+                                         " is out of range: model '" + m.model->name + "' has " +
+                                         std::to_string(n) + " layers (0 .. " +
+                                         std::to_string(n - 1) + ")");
+  return Kernel(impl_, size_t(m.model->layers[size_t(i)]));
+}
+
+int64_t Module::numLayers() const {
+  return impl_->manifest.model ? int64_t(impl_->manifest.model->layers.size()) : 0;
+}
+
+void Module::ensureLoaded() const { impl_->forCurrentContext(); }
+
+//===----------------------------------------------------------------------===//
+// Kernel
+//===----------------------------------------------------------------------===//
+
+const VariantSpec &Kernel::spec() const { return module_->manifest.variants[variant_]; }
+
+LaunchPlan Kernel::check(const LaunchArgs &a) const { return checkArguments(spec(), a); }
+
+void Kernel::launch(const LaunchArgs &a, void *stream) const {
+  LaunchPlan plan = checkArguments(spec(), a);
+  const ModuleImpl::Loaded &l = module_->forCurrentContext();
+  CUfunction f = l.funcs[variant_][plan.kernelIndex];
+  const KernelSpec &k = spec().kernels[plan.kernelIndex];
+  std::vector<void *> params = plan.params();
+  const Driver &d = driver();
+  CUresult r = d.cuLaunchKernel(f, plan.grid[0], plan.grid[1], plan.grid[2], plan.block[0],
+                                plan.block[1], plan.block[2], plan.sharedBytes,
+                                reinterpret_cast<CUstream>(stream), params.data(), nullptr);
+  if (r != CUDA_SUCCESS)
+    rt::cu::check(r, "cuLaunchKernel",
+          "launching kernel '" + k.symbol + "' (variant '" + spec().name + "', head_dim " +
+              std::to_string(k.headDim) + ", " + dtypeName(k.dtype) + ") of module '" +
+              module_->name + "' with grid [" + std::to_string(plan.grid[0]) + ", " +
+              std::to_string(plan.grid[1]) + ", " + std::to_string(plan.grid[2]) + "], block [" +
+              std::to_string(plan.block[0]) + ", 1, 1] and " + std::to_string(plan.sharedBytes) +
+              " bytes of dynamic shared memory");
+}
+
+//===----------------------------------------------------------------------===//
+// Device helpers
+//===----------------------------------------------------------------------===//
+
+namespace device {
+
+uint64_t alloc(size_t bytes) {
+  ensureContext();
+  CUdeviceptr p = 0;
+  rt::cu::check(driver().cuMemAlloc(&p, bytes), "cuMemAlloc",
+                "allocating " + std::to_string(bytes) + " bytes of device memory");
+  return p;
+}
+
+void free(uint64_t ptr) {
+  if (!ptr)
+    return;
+  ensureContext();
+  rt::cu::check(driver().cuMemFree(ptr), "cuMemFree", "freeing device memory");
+}
+
+void copyToDevice(uint64_t dst, const void *src, size_t bytes) {
+  ensureContext();
+  rt::cu::check(driver().cuMemcpyHtoD(dst, src, bytes), "cuMemcpyHtoD",
+                "copying " + std::to_string(bytes) + " bytes to the device");
+}
+
+void copyToHost(void *dst, uint64_t src, size_t bytes) {
+  ensureContext();
+  rt::cu::check(driver().cuMemcpyDtoH(dst, src, bytes), "cuMemcpyDtoH",
+                "copying " + std::to_string(bytes) + " bytes to the host");
+}
+
+void memset(uint64_t dst, unsigned char value, size_t bytes) {
+  ensureContext();
+  rt::cu::check(driver().cuMemsetD8(dst, value, bytes), "cuMemsetD8",
+                "setting " + std::to_string(bytes) + " bytes of device memory");
+}
+
+void synchronize(void *stream) {
+  ensureContext();
+  if (stream)
+    rt::cu::check(driver().cuStreamSynchronize(reinterpret_cast<CUstream>(stream)),
+                  "cuStreamSynchronize", "waiting for the stream");
+  else
+    rt::cu::check(driver().cuCtxSynchronize(), "cuCtxSynchronize", "waiting for the device");
+}
+
+std::string driverInfo() {
+  const Driver &d = driver();
+  return d.library + ", driver version " + std::to_string(d.version);
+}
+
+} // namespace device
+
+} // namespace attnc

@@ -1,0 +1,219 @@
+//===- Runtime.h - libattnrt's C++ API --------------------------*- C++ -*-===//
+//
+// Load an attnc module (PTX or cubin), pick a kernel by variant name or by a
+// model's layer index, check the arguments and launch on the caller's stream:
+//
+//   attnc::Module m = attnc::Module::loadFile("mistral.ptx");
+//   attnc::Kernel k = m.variant("local");          // or m.layer(3)
+//   attnc::LaunchArgs a;
+//   a.q = attnc::TensorRef::contiguous(qPtr, attnc::DType::BF16, {B, Hq, Lq, D});
+//   ... k, v, o, lse ...
+//   k.launch(a, stream);                            // throws attnc::Error
+//
+// No link-time CUDA dependency: the driver is dlopen'ed on first use (see
+// docs/runtime.md). Everything that does not need a GPU (loading with
+// lazy = true, reading the manifest, checkArguments, Kernel::check) works on
+// machines without one. Every failure is an attnc::Error (Manifest.h); an
+// argument error names the argument and says what was expected and what was
+// given, and nothing is launched.
+//
+// Thread-safety: Module and Kernel are cheap handles to shared immutable
+// state plus a mutex-protected per-context cache of loaded CUDA modules, so
+// they may be used from several threads at once.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "attnc/Manifest.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace attnc {
+
+/// The version of libattnrt (and of the attnc release it belongs to).
+const char *runtimeVersion();
+
+//===----------------------------------------------------------------------===//
+// Tensors and launch arguments
+//===----------------------------------------------------------------------===//
+
+/// A view of a device tensor. Strides are in elements.
+struct TensorRef {
+  uint64_t data = 0; ///< device address
+  DType dtype = DType::BF16;
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;
+
+  /// A C-order (row-major) tensor.
+  static TensorRef contiguous(uint64_t data, DType dtype, std::vector<int64_t> sizes);
+};
+
+/// The DSA indexer's tensors: qI [B, Lq, HI, dI], w [B, Lq, HI] f32,
+/// kI [B, Lk, dI].
+struct IndexerTensors {
+  TensorRef qI, w, kI;
+};
+
+/// Everything one launch needs besides the stream.
+struct LaunchArgs {
+  TensorRef q;   ///< [B, Hq, Lq, D]
+  TensorRef k;   ///< [B, Hkv, Lk, D]
+  TensorRef v;   ///< [B, Hkv, Lk, D]
+  TensorRef o;   ///< [B, Hq, Lq, D], written
+  TensorRef lse; ///< [B, Hq, Lq] f32, written
+  std::optional<TensorRef> sinks;            ///< [Hq] f32, iff the variant has a sink
+  std::optional<IndexerTensors> indexer;     ///< iff the variant selects by indexer
+  std::optional<TensorRef> indices;          ///< [B, Hkv, Lq, topk] i32, iff the kernel takes 'indices'
+  std::map<std::string, TensorRef> inputs;   ///< by input name, every input the variant reads
+  std::optional<int64_t> qOffset;            ///< default klen - qlen
+  std::optional<int64_t> kOffset;            ///< default 0
+};
+
+/// The result of checking: which kernel, the launch geometry, and the packed
+/// kernel parameters in the manifest's order.
+struct LaunchPlan {
+  size_t kernelIndex = 0; ///< into VariantSpec::kernels
+  uint32_t grid[3] = {1, 1, 1};
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t sharedBytes = 0;
+  /// One 8-byte slot per argument: a pointer or i64 as 64 bits, an i32 in the
+  /// low 4 bytes, an f32's bits in the low 4 bytes.
+  std::vector<uint64_t> values;
+  std::vector<ArgKind> kinds;
+  std::vector<std::string> names;
+  // The resolved problem.
+  int64_t batch = 0, headsQ = 0, headsKv = 0, qlen = 0, klen = 0, headDim = 0;
+  int64_t qOffset = 0, kOffset = 0;
+
+  /// Pointers to each slot, for cuLaunchKernel (valid while `values` is).
+  std::vector<void *> params();
+  /// Human-readable: "symbol grid=[x, y, z] block=[t, 1, 1] shared=N" and
+  /// one "name=value" per argument (pointers in hex).
+  std::string describe(const VariantSpec &v) const;
+};
+
+/// Checks every argument of a launch of variant `v` against its manifest and
+/// packs the kernel parameters. A pure function: no GPU or driver needed.
+/// Throws Error(InvalidArgument) naming the argument, e.g.
+///   k: expected shape [2, 4, 1000, 128] (batch, heads_kv, klen, head_dim), got [2, 4, 999, 128]
+/// docs/runtime.md lists every rule.
+LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a);
+
+//===----------------------------------------------------------------------===//
+// Modules and kernels
+//===----------------------------------------------------------------------===//
+
+struct ModuleImpl;
+class Kernel;
+
+struct LoadOptions {
+  /// false: load the CUDA module into the current context now, so that PTX
+  /// or driver problems surface at load time. true: only read the manifest;
+  /// the CUDA module is loaded at the first launch (works without a GPU).
+  bool lazy = false;
+};
+
+/// A loaded attnc module: its manifest and, per CUDA context it is used in,
+/// the loaded CUDA module with one function per kernel.
+class Module {
+public:
+  /// Loads PTX (manifest embedded, or in `<path>.json`) or a cubin/fatbin
+  /// (manifest in `<path>.json`).
+  static Module loadFile(const std::string &path, const LoadOptions &opts = {});
+  /// Loads an image from memory. `manifestJson` empty: the image must be PTX
+  /// with an embedded manifest. `name` is used in messages.
+  static Module loadData(const std::string &image, const std::string &manifestJson = "",
+                         const LoadOptions &opts = {}, const std::string &name = "<memory>");
+
+  const Manifest &manifest() const;
+  /// The name used in messages: the path, or the name given to loadData.
+  const std::string &name() const;
+
+  /// The kernel of the variant named `name`. Throws Error(NotFound).
+  Kernel variant(const std::string &name) const;
+  /// The kernel of a model's layer i. Throws Error(NotFound) for a module
+  /// without a model or an i out of range.
+  Kernel layer(int64_t i) const;
+  /// Number of layers of the model (0 for a module without a model).
+  int64_t numLayers() const;
+
+  /// Loads the CUDA module into the current context now (a no-op if done).
+  void ensureLoaded() const;
+
+private:
+  explicit Module(std::shared_ptr<ModuleImpl> impl) : impl_(std::move(impl)) {}
+  static Module finish(std::shared_ptr<ModuleImpl> impl, const LoadOptions &opts);
+  std::shared_ptr<ModuleImpl> impl_;
+  friend class Kernel;
+};
+
+/// One attention variant of a module (all its head-dim/dtype kernels).
+class Kernel {
+public:
+  const VariantSpec &spec() const;
+  const std::string &name() const { return spec().name; }
+  /// checkArguments() for this variant.
+  LaunchPlan check(const LaunchArgs &a) const;
+  /// Checks the arguments, then launches on `stream` (a CUstream; nullptr is
+  /// the legacy default stream) of the current context. Asynchronous, like
+  /// any kernel launch.
+  void launch(const LaunchArgs &a, void *stream = nullptr) const;
+
+private:
+  Kernel(std::shared_ptr<ModuleImpl> m, size_t variant) : module_(std::move(m)), variant_(variant) {}
+  std::shared_ptr<ModuleImpl> module_;
+  size_t variant_;
+  friend class Module;
+};
+
+//===----------------------------------------------------------------------===//
+// JIT
+//===----------------------------------------------------------------------===//
+
+struct CompileOptions {
+  std::string target = "sm_90a";
+  /// `param` overrides, as `attnc -D NAME=VALUE`.
+  std::map<std::string, std::string> defines;
+  /// Other compiler options by name (part of the cache key).
+  std::map<std::string, std::string> extra;
+  /// The cache directory; empty: $ATTNC_CACHE_DIR, else $XDG_CACHE_HOME/attnc,
+  /// else ~/.cache/attnc.
+  std::string cacheDir;
+  bool useCache = true;
+  LoadOptions load;
+};
+
+/// Compiles `source` in-process (through the disk cache) and loads the
+/// result. Builds without the compiler (ATTNC_WITH_MLIR=OFF) throw
+/// Error(NoCompiler): "this build of libattnrt has no compiler (built with
+/// ATTNC_WITH_MLIR=OFF); load a PTX file instead".
+Module compile(const std::string &source, const CompileOptions &opts = {});
+
+/// Whether this build has an in-process compiler.
+bool hasCompiler();
+
+//===----------------------------------------------------------------------===//
+// Device helpers (for programs that do not link the CUDA runtime: tests, C)
+//===----------------------------------------------------------------------===//
+
+namespace device {
+/// cuMemAlloc in the current context (made current as for launches).
+uint64_t alloc(size_t bytes);
+void free(uint64_t ptr);
+void copyToDevice(uint64_t dst, const void *src, size_t bytes);
+void copyToHost(void *dst, uint64_t src, size_t bytes);
+void memset(uint64_t dst, unsigned char value, size_t bytes);
+/// cuStreamSynchronize(stream); nullptr: the whole current context.
+void synchronize(void *stream = nullptr);
+/// Throws Error(NoDriver/Cuda) if the driver cannot be loaded; otherwise
+/// returns a one-line description ("libcuda.so.1, driver 13000").
+std::string driverInfo();
+} // namespace device
+
+} // namespace attnc
