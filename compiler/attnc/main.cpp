@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "RunCommand.h"
+#include "CodegenCommands.h"
 #include "TileCommands.h"
 
 #include "attnc/dsl/AstPrinter.h"
@@ -15,6 +16,7 @@
 #include "attnc/dsl/MLIRGen.h"
 #endif
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -35,7 +37,8 @@ options:
   -o OUT            write the output to OUT instead of standard output
   --emit=STAGE      what to produce:
                       check  parse and check; print a summary of params, inputs,
-                             variants and each model's layer table (default)
+                             variants and each model's layer table (the default
+                             in builds without MLIR)
                       ast    the checked syntax tree, with types and locations
 )"
 R"(                      mask   the exact element mask for --qlen/--klen (<= 4096)
@@ -43,9 +46,17 @@ R"(                      mask   the exact element mask for --qlen/--klen (<= 409
 )"
 #ifdef ATTNC_WITH_MLIR
 R"(                      attn   the attn dialect (MLIR), one attn.variant per variant
+                      tiled  one fused kernel (gpu.func) per variant, head dim and
+                             dtype, before lowering
+                      llvm   the kernels as LLVM IR
+                      ptx    the PTX module with its manifest (the default)
                       tiles  the tile classification (empty/partial/full) for
                              --qlen/--klen, as --format=text|json|svg
   --mlir-print-debuginfo  with --emit=attn: print each op's loc("file":line:col)
+  --target=sm_80|sm_90a   the GPU to compile for (default sm_90a)
+  --head-dims=64,128,256  head dims to specialise kernels for (default all three)
+  --dtypes=bf16,fp16      element types (default both)
+  --time-stages           print the time each compilation stage takes
 )"
 #endif
 R"(  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
@@ -82,7 +93,12 @@ int main(int argc, char **argv) {
   if (argc >= 2 && std::strcmp(argv[1], "run") == 0)
     return runCommand(argc - 1, argv + 1);
 
+#ifdef ATTNC_WITH_MLIR
+  std::string input, output, emit = "ptx";
+  attnc::CodegenOptions codegen;
+#else
   std::string input, output, emit = "check";
+#endif
   [[maybe_unused]] bool mlirDebugInfo = false; // --mlir-print-debuginfo (MLIR builds)
   std::vector<ParamOverride> overrides;
   attnc::TileOptions tileOptions;
@@ -108,10 +124,25 @@ int main(int argc, char **argv) {
     } else if (a.rfind("--emit=", 0) == 0) {
       emit = a.substr(7);
 #ifdef ATTNC_WITH_MLIR
-      if (emit != "check" && emit != "ast" && emit != "mask" && emit != "attn" && emit != "tiles")
-        return usageError("unknown --emit stage '" + emit + "' (expected check, ast, mask, attn or tiles)");
+      static const char *stages[] = {"check", "ast", "mask", "attn", "tiles", "tiled", "llvm", "ptx"};
+      if (std::find(std::begin(stages), std::end(stages), emit) == std::end(stages))
+        return usageError("unknown --emit stage '" + emit +
+                          "' (expected check, ast, mask, attn, tiles, tiled, llvm or ptx)");
     } else if (a == "--mlir-print-debuginfo") {
       mlirDebugInfo = true;
+    } else if (a.rfind("--target=", 0) == 0 || a == "--target") {
+      std::string t = a == "--target" ? (i + 1 < argc ? argv[++i] : "") : a.substr(9);
+      if (t != "sm_80" && t != "sm_90a")
+        return usageError("--target must be sm_80 or sm_90a, got '" + t + "'");
+      codegen.target = t;
+    } else if (a.rfind("--head-dims=", 0) == 0) {
+      if (std::string e = attnc::parseHeadDims(a.substr(12), codegen.headDims); !e.empty())
+        return usageError("--head-dims: " + e);
+    } else if (a.rfind("--dtypes=", 0) == 0) {
+      if (std::string e = attnc::parseDtypes(a.substr(9), codegen.dtypes); !e.empty())
+        return usageError("--dtypes: " + e);
+    } else if (a == "--time-stages") {
+      codegen.timing = true;
 #else
       if (emit == "attn" || emit == "tiles")
         return usageError("--emit=" + emit + " needs a build with MLIR (ATTNC_WITH_MLIR=ON)");
@@ -205,7 +236,10 @@ int main(int argc, char **argv) {
       return rc;
   }
 #ifdef ATTNC_WITH_MLIR
-  else if (emit == "tiles") {
+  else if (emit == "tiled" || emit == "llvm" || emit == "ptx") {
+    if (int rc = attnc::emitCode(out, std::cerr, *program, file, emit, codegen))
+      return rc;
+  } else if (emit == "tiles") {
     if (int rc = attnc::emitTiles(out, std::cerr, *program, file, tileOptions))
       return rc;
   } else if (emit == "attn") {

@@ -1,0 +1,210 @@
+//===- CodegenCommands.cpp - `--emit=tiled|llvm|ptx` ----------------------===//
+#ifdef ATTNC_WITH_MLIR
+#include "CodegenCommands.h"
+
+#include "attnc/Conversion/GenerateKernels.h"
+#include "attnc/Dialect/Attn/IR/AttnOps.h"
+#include "attnc/Manifest.h"
+#include "attnc/Target/PTX.h"
+#include "attnc/dsl/MLIRGen.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/raw_os_ostream.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <sstream>
+
+using namespace mlir;
+
+namespace attnc {
+
+std::string parseHeadDims(const std::string &text, std::vector<int64_t> &out) {
+  out.clear();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item != "64" && item != "128" && item != "256")
+      return "head dims must be among 64, 128, 256, got '" + item + "'";
+    out.push_back(std::stoll(item));
+  }
+  return out.empty() ? "no head dims given" : "";
+}
+
+std::string parseDtypes(const std::string &text, std::vector<std::string> &out) {
+  out.clear();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item != "bf16" && item != "fp16")
+      return "dtypes must be among bf16, fp16, got '" + item + "'";
+    out.push_back(item);
+  }
+  return out.empty() ? "no dtypes given" : "";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// The manifest of the generated module (docs/runtime.md).
+Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
+                       const std::vector<GeneratedKernel> &kernels, const CodegenOptions &o) {
+  Manifest m;
+  m.attncVersion = ATTNC_VERSION;
+  m.target = o.target;
+  for (const dsl::AttentionDecl &a : program.ast.attentions) {
+    VariantSpec v;
+    v.name = a.name;
+    auto op = SymbolTable::lookupNearestSymbolFrom<attn::VariantOp>(module, StringAttr::get(module.getContext(), a.name));
+    for (const GeneratedKernel &k : kernels) {
+      if (k.variant != a.name)
+        continue;
+      KernelSpec ks;
+      ks.symbol = k.info.symbol;
+      ks.headDim = k.config.headDim;
+      ks.dtype = k.config.bf16 ? DType::BF16 : DType::F16;
+      ks.blockM = k.info.blockM;
+      ks.blockN = k.info.blockN;
+      ks.threads = k.info.threads;
+      ks.sharedBytes = k.info.sharedBytes;
+      v.kernels.push_back(ks);
+      if (v.args.empty())
+        for (const KernelArg &arg : k.info.args)
+          v.args.push_back({arg.name, arg.kind == KernelArg::Ptr ? ArgKind::Ptr
+                                      : arg.kind == KernelArg::I64 ? ArgKind::I64
+                                                                   : ArgKind::F32});
+    }
+    v.headDims = o.headDims;
+    std::sort(v.headDims.begin(), v.headDims.end());
+    for (const std::string &d : o.dtypes)
+      v.dtypes.push_back(d == "bf16" ? DType::BF16 : DType::F16);
+    v.grid = GridRule::QTilesHeadsBatch;
+    if (op.getScale())
+      v.scale = op.getScale()->convertToDouble();
+    v.sink = op.getSink();
+    for (const ArgSpec &arg : v.args) {
+      if (arg.name.rfind("input:", 0) != 0 || arg.name.find(':', 6) != std::string::npos)
+        continue;
+      std::string name = arg.name.substr(6);
+      const dsl::InputDecl &decl = program.ast.inputs[size_t(program.findInput(name))];
+      InputSpec in;
+      in.name = name;
+      in.elem = decl.elem == dsl::ElemType::I32   ? DType::I32
+                : decl.elem == dsl::ElemType::I64 ? DType::I64
+                : decl.elem == dsl::ElemType::F32 ? DType::F32
+                                                  : DType::Bool;
+      for (dsl::Axis ax : decl.axes)
+        in.axes.push_back(ax == dsl::Axis::Batch ? Axis::Batch : ax == dsl::Axis::Head ? Axis::Head : Axis::Token);
+      v.inputs.push_back(in);
+    }
+    m.variants.push_back(std::move(v));
+  }
+  if (!program.models.empty()) {
+    m.kind = ModuleKind::Model;
+    ModelSpec model;
+    model.name = program.ast.models.front().name;
+    for (int v : program.models.front().layerVariant)
+      model.layers.push_back(v);
+    m.model = model;
+  }
+  return m;
+}
+
+} // namespace
+
+int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &program, const dsl::SourceFile &file,
+             const std::string &stage, const CodegenOptions &o) {
+  // Selection (topk) needs its own kernels (the DSA issue): refuse clearly.
+  for (size_t i = 0; i < program.ast.attentions.size(); ++i)
+    if (program.variants[i].topk) {
+      const dsl::AttentionDecl &a = program.ast.attentions[i];
+      auto [line, col] = file.lineCol(a.select->range.begin);
+      err << file.name() << ":" << line << ":" << col << ": error: variant '" << a.name
+          << "': 'select topk' is not implemented by the code generator yet (use attnc run --reference)\n";
+      return 1;
+    }
+
+  auto t0 = Clock::now();
+  auto lap = [&](const char *what) {
+    if (!o.timing)
+      return;
+    auto t1 = Clock::now();
+    err << "attnc: " << what << ": " << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms\n";
+    t0 = t1;
+  };
+  DialectRegistry registry;
+  dsl::registerMLIRGenDialects(registry);
+  registerPtxPipelineDialects(registry);
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  std::string diagText;
+  llvm::raw_string_ostream diagStream(diagText);
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
+    diagStream << d.getLocation() << ": " << d << "\n";
+    return success();
+  });
+  auto internal = [&](const char *what) {
+    err << "attnc: internal error: " << what << "\n" << diagText;
+    return 3;
+  };
+
+  OwningOpRef<ModuleOp> module = dsl::mlirGen(context, program, file);
+  if (failed(verify(*module)))
+    return internal("MLIRGen produced IR that does not verify");
+  lap("attn dialect");
+
+  GenerateOptions gen;
+  gen.headDims = o.headDims;
+  gen.bf16.clear();
+  for (const std::string &d : o.dtypes)
+    gen.bf16.push_back(d == "bf16");
+  std::vector<GeneratedKernel> kernels = generateKernels(*module, gen);
+  if (failed(verify(*module)))
+    return internal("the generated kernels do not verify");
+  lap("kernel generation");
+  if (stage == "tiled") {
+    llvm::raw_os_ostream os(out);
+    module->print(os);
+    return 0;
+  }
+
+  PtxOptions ptxOptions;
+  ptxOptions.chip = o.target;
+  if (failed(lowerKernelsToLLVM(*module, ptxOptions)))
+    return internal("lowering the kernels to LLVM failed");
+  lap("lowering to LLVM");
+  if (stage == "llvm") {
+    gpu::GPUModuleOp gpuModule;
+    module->walk([&](gpu::GPUModuleOp g) { gpuModule = g; });
+    llvm::LLVMContext llvmContext;
+    std::unique_ptr<llvm::Module> ir = translateModuleToLLVMIR(gpuModule, llvmContext, "attnc_kernels");
+    if (!ir)
+      return internal("translating the kernels to LLVM IR failed");
+    llvm::raw_os_ostream os(out);
+    ir->print(os, nullptr);
+    return 0;
+  }
+
+  FailureOr<std::string> ptx = serializeToPtx(*module);
+  if (failed(ptx))
+    return internal("the NVPTX backend failed");
+  lap("NVPTX backend");
+  try {
+    Manifest manifest = buildManifest(*module, program, kernels, o);
+    out << embedManifestInPtx(*ptx, manifest);
+  } catch (const std::exception &e) {
+    err << "attnc: internal error: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}
+
+} // namespace attnc
+#endif

@@ -1,0 +1,38 @@
+//===- CodegenCommands.h - `--emit=tiled|llvm|ptx` ---------------*- C++ -*-===//
+//
+// The code generation stages of the driver (MLIR builds only):
+//   tiled  the attn module plus one fused kernel (gpu.func) per variant,
+//          head dim and dtype, before lowering;
+//   llvm   the kernels as LLVM IR (NVVM intrinsics);
+//   ptx    the PTX module with its manifest (the default action).
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#ifdef ATTNC_WITH_MLIR
+#include "attnc/dsl/Sema.h"
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace attnc {
+
+struct CodegenOptions {
+  std::string target = "sm_90a";
+  std::vector<int64_t> headDims = {64, 128, 256};
+  std::vector<std::string> dtypes = {"bf16", "fp16"};
+  bool timing = false; ///< print per-stage times to stderr
+};
+
+/// Parses "64,128" / "bf16,fp16"; returns an error message or "".
+std::string parseHeadDims(const std::string &text, std::vector<int64_t> &out);
+std::string parseDtypes(const std::string &text, std::vector<std::string> &out);
+
+/// Returns the exit code (0, 1 for a program the generator cannot compile,
+/// 3 for an internal error).
+int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &program, const dsl::SourceFile &file,
+             const std::string &stage, const CodegenOptions &options);
+
+} // namespace attnc
+#endif

@@ -1,0 +1,67 @@
+//===- FlashKernel.h - The fused attention kernel template -------*- C++ -*-===//
+//
+// One kernel template, specialised by the tile analysis: a FlashAttention-2
+// style forward kernel for sm_80+ (mma.sync m16n8k16 with fp32 accumulation,
+// ldmatrix, cp.async), built as a gpu.func in the gpu/scf/arith/memref/
+// vector/nvgpu/nvvm dialects. What varies per variant is spliced in from the
+// attn.variant: the key-tile loop bounds and tile classes come from the key
+// intervals (closed forms evaluated per query tile), the mask and score
+// regions are cloned into the per-element code of partial tiles, and the
+// sink and scale are folded in.
+//
+// Layout of one CTA (4 warps, 128 threads): block_m = 64 query rows, 16 per
+// warp; keys stream in tiles of block_n (64, or 32 at head dim 256) through
+// shared memory; each warp keeps its 16 x D output accumulator and its
+// running max and sum in registers. See docs/codegen.md.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "attnc/Analysis/KeyIntervals.h"
+
+#include "mlir/IR/Builders.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mlir::gpu {
+class GPUModuleOp;
+} // namespace mlir::gpu
+
+namespace attnc {
+namespace attn {
+class VariantOp;
+} // namespace attn
+
+/// What one specialisation is for.
+struct KernelConfig {
+  int64_t headDim = 128;  ///< 64, 128 or 256
+  bool bf16 = true;       ///< else fp16
+  std::string symbol;     ///< the kernel's name
+};
+
+/// One kernel parameter as the runtime's manifest names it.
+struct KernelArg {
+  std::string name;       ///< docs/runtime.md's vocabulary: q, q_stride_b, qlen, input:doc, ...
+  enum Kind { Ptr, I64, F32 } kind = Ptr;
+};
+
+/// What the runtime needs to launch the kernel.
+struct KernelInfo {
+  std::string symbol;
+  int64_t blockM = 0, blockN = 0, threads = 0, sharedBytes = 0;
+  std::vector<KernelArg> args;
+};
+
+/// Tile sizes of the template for a head dim.
+int64_t flashBlockM(int64_t headDim);
+int64_t flashBlockN(int64_t headDim);
+
+/// Builds the kernel for `variant` into `module`. `inputs` names the module's
+/// attn.input symbols the variant reads (in the order their pointers are
+/// passed).
+KernelInfo buildFlashKernel(mlir::OpBuilder &builder, mlir::gpu::GPUModuleOp module, attn::VariantOp variant,
+                            const analysis::KeyIntervals &intervals, const KernelConfig &config);
+
+} // namespace attnc

@@ -1,0 +1,45 @@
+//===- GenerateKernels.h - attn.variant -> gpu.func kernels ------*- C++ -*-===//
+//
+// The tiling step of the pipeline (`attnc --emit=tiled`): for every
+// attn.variant of a module, the tile analysis, then one fused kernel per
+// requested (head dim, dtype), built from the one template (FlashKernel.h)
+// into a `gpu.module @attnc_kernels` appended to the module.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "attnc/Conversion/FlashKernel.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace attnc {
+
+struct GenerateOptions {
+  std::vector<int64_t> headDims = {64, 128, 256};
+  std::vector<bool> bf16 = {true, false}; ///< true: bf16, false: fp16
+};
+
+/// One generated kernel.
+struct GeneratedKernel {
+  std::string variant;
+  KernelConfig config;
+  KernelInfo info;
+};
+
+/// The kernel's symbol: `<variant>_d<head dim>_<bf16|fp16>`.
+std::string kernelSymbol(const std::string &variant, int64_t headDim, bool bf16);
+
+/// Adds `gpu.module @attnc_kernels` (and the gpu.container_module attribute)
+/// to `module`; returns what was generated, variants in module order.
+std::vector<GeneratedKernel> generateKernels(mlir::ModuleOp module, const GenerateOptions &options);
+
+/// The same as a pass, `attn-generate-kernels`, for attnc-opt and lit tests.
+std::unique_ptr<mlir::Pass> createGenerateKernelsPass(GenerateOptions options = {});
+void registerGenerateKernelsPass();
+
+} // namespace attnc

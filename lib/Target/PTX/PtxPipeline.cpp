@@ -1,0 +1,126 @@
+//===- PtxPipeline.cpp - Lowering kernels to PTX, in process --------------===//
+#include "attnc/Target/PTX.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+
+namespace attnc {
+
+void registerPtxPipelineDialects(DialectRegistry &registry) {
+  registry.insert<arith::ArithDialect, gpu::GPUDialect, LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
+                  NVVM::NVVMDialect, nvgpu::NVGPUDialect, scf::SCFDialect, vector::VectorDialect>();
+  registerBuiltinDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  // The ConvertToLLVM interfaces convert-gpu-to-nvvm uses for cf, arith, ...
+  registerAllExtensions(registry);
+}
+
+namespace {
+
+/// Runs a textual pipeline on `module`; errors are diagnostics on `module`.
+LogicalResult runPipeline(ModuleOp module, const std::string &pipeline) {
+  static bool registered = [] {
+    registerGPUPasses();
+    registerConversionPasses();
+    registerTransformsPasses();
+    memref::registerMemRefPasses();
+    return true;
+  }();
+  (void)registered;
+  PassManager pm(module.getContext());
+  if (failed(parsePassPipeline(pipeline, pm))) {
+    module.emitError() << "internal error: bad pass pipeline: " << pipeline;
+    return failure();
+  }
+  return pm.run(module);
+}
+
+/// gpu.dynamic_shared_memory lowers to an internal zero-sized global, which
+/// the NVPTX backend then demotes to a one-byte static array; the kernels
+/// need PTX's `.extern .shared` array instead, i.e. external linkage.
+void externaliseDynamicSharedMemory(ModuleOp module) {
+  module.walk([](LLVM::GlobalOp global) {
+    if (global.getSymName().starts_with("__dynamic_shmem"))
+      global.setLinkage(LLVM::Linkage::External);
+  });
+}
+
+} // namespace
+
+LogicalResult lowerKernelsToLLVM(ModuleOp module, const PtxOptions &o) {
+  std::string attach = "nvvm-attach-target{chip=" + o.chip + " features=" + o.features +
+                       " O=" + std::to_string(o.optLevel) + "}";
+  // Stage 2, in order (the order of MLIR's own gpu-lower-to-nvvm pipeline):
+  //  - nvgpu first: its ops (ldmatrix, cp.async) lower to NVVM on memrefs;
+  //  - structured control flow to branches, inline PTX to LLVM inline asm;
+  //  - arith and index to LLVM while memrefs are still whole;
+  //  - gpu -> nvvm, which also lowers the memrefs (workgroup memory to
+  //    address space 3) and passes memref arguments as bare pointers (the
+  //    kernel ABI: plain pointers and i64 strides);
+  //  - drop the casts left between.
+  std::string lower = "gpu.module(convert-nvgpu-to-nvvm,convert-scf-to-cf,convert-nvvm-to-llvm,"
+                      "expand-strided-metadata,convert-arith-to-llvm,convert-index-to-llvm,canonicalize,cse,"
+                      "convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},canonicalize,cse,"
+                      "reconcile-unrealized-casts)";
+  if (failed(runPipeline(module, attach)) || failed(runPipeline(module, lower)))
+    return failure();
+  externaliseDynamicSharedMemory(module);
+  return success();
+}
+
+FailureOr<std::string> serializeToPtx(ModuleOp module) {
+  static bool initialised = [] {
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+    return true;
+  }();
+  (void)initialised;
+  if (failed(runPipeline(module, "gpu-module-to-binary{format=isa}")))
+    return failure();
+  std::string ptx;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute a : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
+        ptx = object.getObject().str();
+  });
+  if (ptx.empty()) {
+    module.emitError() << "internal error: the NVPTX backend produced no PTX";
+    return failure();
+  }
+  // The backend's text ends with a NUL byte: keep PTX a text file.
+  while (!ptx.empty() && ptx.back() == '\0')
+    ptx.pop_back();
+  return ptx;
+}
+
+} // namespace attnc
