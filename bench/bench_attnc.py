@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""attnc's kernels against cuDNN SDPA and FlexAttention, in one process.
+
+Usage (GPU machine): bench_attnc.py --ptx build-ptx/bench/patterns.ptx [--json OUT]
+The PTX is bench/patterns.attn compiled by attnc on a build machine
+(scripts/gpu_check.sh does both). Cases follow ../shared/performance.md:
+dense and causal at L=16384 (B=1, 16 heads, d=128, bf16); sliding windows
+1024 and 4096, ModernBERT local (|q-k| <= 64) and packed documents (mean 2K)
+at L=131072. Random inputs, warm-up, median of many runs
+(triton.testing.do_bench). Effective TFLOP/s = 4 * D * allowed pairs * B * H / time.
+Prints one table; ratios are ours / anchor (time ratio anchor/ours).
+"""
+import argparse, json, math, os, sys, time
+
+import torch
+import torch.nn.functional as F
+import triton.testing as tt
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import attnc  # noqa: E402
+
+dev = "cuda"
+
+
+def bench(fn, rep=100, warmup=25):
+    return tt.do_bench(fn, warmup=warmup, rep=rep, return_mode="median")
+
+
+def pairs_causal(L):
+    return L * (L + 1) // 2
+
+
+def pairs_sliding(L, w):
+    return w * (w + 1) // 2 + (L - w) * w
+
+
+def pairs_bidir(L, r):
+    return L * (2 * r + 1) - r * (r + 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ptx", required=True)
+    ap.add_argument("--json")
+    ap.add_argument("--skip-long", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    mod = attnc.load(args.ptx)
+    flex = torch.compile(flex_attention, dynamic=False)
+    rows = []
+
+    def rec(**kw):
+        rows.append(kw)
+        print(json.dumps(kw), flush=True)
+
+    D, H = 128, 16
+    print("device", torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
+
+    # Dense and causal at L = 16384 against cuDNN SDPA and FlexAttention.
+    L, B = 16384, 1
+    q = torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16)
+    k = torch.randn_like(q)
+    v = torch.randn_like(q)
+    out = torch.empty_like(q)
+    lse = torch.empty(B, H, L, device=dev, dtype=torch.float32)
+    for name, causal in (("dense", False), ("causal", True)):
+        pairs = pairs_causal(L) if causal else L * L
+        flops = 4 * B * H * pairs * D
+        kern = mod.variant(name)
+        ms = bench(lambda: kern(q, k, v, out=out, lse=lse))
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            ms_c = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+        bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, L, L, device=dev, _compile=True) if causal else None
+        flex(q, k, v, block_mask=bm)
+        ms_f = bench(lambda: flex(q, k, v, block_mask=bm))
+        rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9,
+            flex_ms=ms_f, flex_tflops=flops / ms_f / 1e9, vs_cudnn=ms_c / ms, vs_flex=ms_f / ms)
+    del q, k, v, out, lse
+    torch.cuda.empty_cache()
+
+    if not args.skip_long:
+        L = 131072
+        q = torch.randn(1, H, L, D, device=dev, dtype=torch.bfloat16)
+        k = torch.randn_like(q)
+        v = torch.randn_like(q)
+        out = torch.empty_like(q)
+        lse = torch.empty(1, H, L, device=dev, dtype=torch.float32)
+        lens = torch.randint(256, 3840, (L // 256,), generator=torch.Generator().manual_seed(1))
+        ends = torch.cumsum(lens, 0)
+        ends = ends[ends < L]
+        doc = torch.zeros(L, dtype=torch.int32)
+        for e in ends.tolist():
+            doc[e:] += 1
+        doc_d = doc.to(dev)
+        counts = torch.bincount(doc.long()).double()
+        cases = [
+            ("sliding1024", lambda b, h, qi, ki: (qi >= ki) & (qi - ki < 1024), pairs_sliding(L, 1024), {}),
+            ("sliding4096", lambda b, h, qi, ki: (qi >= ki) & (qi - ki < 4096), pairs_sliding(L, 4096), {}),
+            ("modernbert_local", lambda b, h, qi, ki: (qi - ki).abs() <= 64, pairs_bidir(L, 64), {}),
+            ("documents", lambda b, h, qi, ki: (doc_d[qi] == doc_d[ki]) & (qi >= ki),
+             int(((counts * (counts + 1)) / 2).sum().item()), {"doc": doc_d[None].contiguous()}),
+        ]
+        for name, mm, pairs, inputs in cases:
+            flops = 4 * H * pairs * D
+            kern = mod.variant(name)
+            ms = bench(lambda: kern(q, k, v, inputs=inputs, out=out, lse=lse), rep=50)
+            bm = create_block_mask(mm, None, None, L, L, device=dev, _compile=True)
+            flex(q, k, v, block_mask=bm)
+            ms_f = bench(lambda: flex(q, k, v, block_mask=bm), rep=50)
+            rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, flex_ms=ms_f,
+                flex_tflops=flops / ms_f / 1e9, vs_flex=ms_f / ms)
+    print("\n%-18s %7s %10s %10s %10s %10s %10s" % ("case", "L", "ours ms", "ours TF/s", "cuDNN TF/s", "flex TF/s",
+                                                   "speedup"))
+    for r in rows:
+        sp = "x%.2f cuDNN, x%.2f flex" % (r["vs_cudnn"], r["vs_flex"]) if "vs_cudnn" in r else "x%.2f flex" % r["vs_flex"]
+        print("%-18s %7d %10.3f %10.1f %10s %10.1f   %s" % (r["case"], r["L"], r["ours_ms"], r["ours_tflops"],
+                                                         "%.1f" % r["cudnn_tflops"] if "cudnn_tflops" in r else "-",
+                                                         r["flex_tflops"], sp))
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole GPU run, in one command on the GPU machine (scripts/gpu_check.sh):
+#   1. scripts/gpu_runtime_check.sh: builds attnc (reference executor) and
+#      libattnrt without MLIR, runs the unit tests and the runtime's API checks;
+#   2. test/gpu/check_kernels.py: every example's kernels against the float64
+#      reference executor over the shape matrix (PTX from build-ptx/, compiled
+#      beforehand on a build machine by scripts/build_ptx.sh);
+#   3. compute-sanitizer memcheck and racecheck on a small subset;
+#   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention.
+# Steps can be picked with GPU_STEPS="runtime kernels sanitizer bench".
+# Logs and JSON go to $OUT when set. Exits 1 if any step failed.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-$root/build-gpu-logs}
+mkdir -p "$out"
+steps=${GPU_STEPS:-runtime kernels sanitizer bench}
+build=$root/build-gpu-rt
+export ATTNC_LIBRARY=$build/lib/libattnrt.so
+export PYTHONUNBUFFERED=1
+status=0
+has() { [[ " $steps " == *" $1 "* ]]; }
+if has runtime; then
+  bash "$root/scripts/gpu_runtime_check.sh" > "$out/runtime.log" 2>&1 || status=1
+  tail -n 15 "$out/runtime.log"
+else
+  cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF -DATTNC_BUILD_TESTS=OFF >/dev/null &&
+    ninja -C "$build" attnc attnrt >/dev/null || { echo "build failed"; exit 1; }
+fi
+if has kernels; then
+  echo "== kernels vs reference"
+  python3 "$root/test/gpu/check_kernels.py" --ptx-dir "$root/build-ptx" --attnc "$build/bin/attnc" \
+    --json "$out/kernels.json" 2>&1 | tee "$out/kernels.log" | grep -v "^ok" || true
+  tail -n 1 "$out/kernels.log"
+  grep -q "^FAIL\|Traceback" "$out/kernels.log" && status=1
+fi
+if has sanitizer; then
+  for tool in memcheck racecheck; do
+    echo "== compute-sanitizer $tool"
+    compute-sanitizer --tool $tool --error-exitcode 9 python3 "$root/test/gpu/check_kernels.py" \
+      --ptx-dir "$root/build-ptx" --attnc "$build/bin/attnc" --quick --only mistral > "$out/sanitizer_$tool.log" 2>&1 \
+      || status=1
+    grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_$tool.log"
+  done
+fi
+if has bench; then
+  echo "== benchmark"
+  python3 "$root/bench/bench_attnc.py" --ptx "$root/build-ptx/bench/patterns.ptx" --json "$out/bench.json" \
+    > "$out/bench.log" 2>&1 || status=1
+  tail -n 9 "$out/bench.log"
+fi
+exit $status
