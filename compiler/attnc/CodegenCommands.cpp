@@ -162,6 +162,8 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
 
   GenerateOptions gen;
   gen.headDims = o.headDims;
+  gen.blockM = o.blockM;
+  gen.blockN = o.blockN;
   gen.bf16.clear();
   for (const std::string &d : o.dtypes)
     gen.bf16.push_back(d == "bf16");

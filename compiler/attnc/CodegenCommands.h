@@ -23,6 +23,7 @@ struct CodegenOptions {
   std::vector<int64_t> headDims = {64, 128, 256};
   std::vector<std::string> dtypes = {"bf16", "fp16"};
   bool timing = false; ///< print per-stage times to stderr
+  int64_t blockM = 0, blockN = 0; ///< --tile=MxN (tuning; 0: the defaults)
 };
 
 /// Parses "64,128" / "bf16,fp16"; returns an error message or "".

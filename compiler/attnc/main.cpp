@@ -57,6 +57,8 @@ R"(                      attn   the attn dialect (MLIR), one attn.variant per va
   --head-dims=64,128,256  head dims to specialise kernels for (default all three)
   --dtypes=bf16,fp16      element types (default both)
   --time-stages           print the time each compilation stage takes
+  --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x64,
+                          128x32 (tuning; default by head dim)
 )"
 #endif
 R"(  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
@@ -143,6 +145,12 @@ int main(int argc, char **argv) {
         return usageError("--dtypes: " + e);
     } else if (a == "--time-stages") {
       codegen.timing = true;
+    } else if (a.rfind("--tile=", 0) == 0) {
+      std::string t = a.substr(7);
+      if (t != "64x64" && t != "64x32" && t != "128x64" && t != "128x32")
+        return usageError("--tile must be 64x64, 64x32, 128x64 or 128x32, got '" + t + "'");
+      codegen.blockM = std::stoll(t.substr(0, t.find('x')));
+      codegen.blockN = std::stoll(t.substr(t.find('x') + 1));
 #else
       if (emit == "attn" || emit == "tiles")
         return usageError("--emit=" + emit + " needs a build with MLIR (ATTNC_WITH_MLIR=ON)");

@@ -9,10 +9,11 @@
 // regions are cloned into the per-element code of partial tiles, and the
 // sink and scale are folded in.
 //
-// Layout of one CTA (4 warps, 128 threads): block_m = 64 query rows, 16 per
-// warp; keys stream in tiles of block_n (64, or 32 at head dim 256) through
-// shared memory; each warp keeps its 16 x D output accumulator and its
-// running max and sum in registers. See docs/codegen.md.
+// Layout of one CTA (4 warps, 128 threads): block_m query rows (64 or 128),
+// block_m / 4 per warp; keys stream in tiles of block_n (32 or 64) through
+// double-buffered shared memory; each warp keeps its output accumulator and
+// its running max and sum in registers. flashBlockM/N choose the tiles from
+// the head dim and the variant's register pressure. See docs/codegen.md.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -39,6 +40,8 @@ struct KernelConfig {
   int64_t headDim = 128;  ///< 64, 128 or 256
   bool bf16 = true;       ///< else fp16
   std::string symbol;     ///< the kernel's name
+  int64_t blockM = 0;     ///< 0: flashBlockM(headDim); else 64 or 128 (tuning)
+  int64_t blockN = 0;     ///< 0: flashBlockN(headDim); else 32 or 64 (tuning)
 };
 
 /// One kernel parameter as the runtime's manifest names it.
@@ -54,9 +57,17 @@ struct KernelInfo {
   std::vector<KernelArg> args;
 };
 
-/// Tile sizes of the template for a head dim.
-int64_t flashBlockM(int64_t headDim);
-int64_t flashBlockN(int64_t headDim);
+/// What besides the accumulators competes for registers.
+struct FlashPressure {
+  bool scoreRule = false; ///< a score region is evaluated per element
+  bool rest = false;      ///< the mask region itself is evaluated per element
+  int64_t keyBounds = 0;  ///< per-row key bounds and row conditions
+};
+FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyIntervals &intervals);
+
+/// The template's tile sizes for a head dim and register pressure.
+int64_t flashBlockM(int64_t headDim, const FlashPressure &pressure);
+int64_t flashBlockN(int64_t headDim, int64_t blockM);
 
 /// Builds the kernel for `variant` into `module`. `inputs` names the module's
 /// attn.input symbols the variant reads (in the order their pointers are

@@ -22,6 +22,7 @@ namespace attnc {
 struct GenerateOptions {
   std::vector<int64_t> headDims = {64, 128, 256};
   std::vector<bool> bf16 = {true, false}; ///< true: bf16, false: fp16
+  int64_t blockM = 0, blockN = 0;         ///< tuning overrides (0: the defaults)
 };
 
 /// One generated kernel.

@@ -4,10 +4,11 @@
 //   1. positions and base offsets; Q tile -> shared memory (cp.async);
 //   2. the key tiles to visit, from the key intervals' closed forms over this
 //      tile's query positions (IntervalCodegen);
-//   3. for each key tile in that range: classify it (empty: skip; full: no
-//      mask; partial: mask per element), load K and V (cp.async; V's copy
-//      overlaps S = Q K^T), S on tensor cores (ldmatrix + mma.sync), scale,
-//      score rule, mask, online softmax in fp32 (quad shuffles), O += P V
+//   3. for each key tile in that range that is not empty (empty: skipped;
+//      full: no mask; partial: mask per element): the next visited tile's K
+//      and V stream into the other shared buffer (cp.async) while this one
+//      is computed: S on tensor cores (ldmatrix + mma.sync), scale, score
+//      rule, mask, online softmax in fp32 on exp2 (quad shuffles), O += P V
 //      with P kept in registers as the A operand;
 //   4. O / l and LSE = m + log(l) (empty rows: O = 0, LSE = -inf; a sink
 //      starts every row with m = S_h, l = 1).
@@ -39,8 +40,31 @@ using namespace mlir;
 
 namespace attnc {
 
-int64_t flashBlockM(int64_t) { return 64; }
-int64_t flashBlockN(int64_t headDim) { return headDim > 128 ? 32 : 64; }
+// Tile sizes. Each warp owns block_m / 4 rows; its accumulator (block_m / 4
+// x D fp32) and S (block_m / 4 x block_n) live in registers next to the
+// per-row mask bounds, so they share the 255 registers a thread has:
+//   d=64 and d=128: 128 query rows (32 a warp) when the mask needs at most
+//          one key bound per row and there is no score rule (dense, causal),
+//          else 64; 64 keys, or 32 at d=128 with 128 rows;
+//   d=256: 64 x 32.
+// (Measured by ptxas -v: these are the largest tiles that do not spill.)
+using analysis::KeyClause;
+
+int64_t flashBlockM(int64_t headDim, const FlashPressure &p) {
+  if (headDim > 128)
+    return 64;
+  return !p.scoreRule && !p.rest && p.keyBounds <= 1 ? 128 : 64;
+}
+int64_t flashBlockN(int64_t headDim, int64_t blockM) { return headDim <= 64 ? 64 : headDim <= 128 && blockM == 64 ? 64 : 32; }
+
+FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyIntervals &ki) {
+  FlashPressure p;
+  p.scoreRule = !variant.getScore().empty();
+  p.rest = ki.hasRest();
+  for (const KeyClause &c : ki.clauses)
+    p.keyBounds += (c.lo ? 1 : 0) + (c.hi ? 1 : 0) + int64_t(c.rows.size());
+  return p;
+}
 
 namespace {
 
@@ -49,7 +73,6 @@ constexpr int64_t kPad = 8;                       ///< elements of padding per s
 constexpr int64_t kHugeLen = int64_t(1) << 40;    ///< static length of the flat global memrefs
 constexpr double kLog2e = 1.4426950408889634;
 
-using analysis::KeyClause;
 using analysis::Term;
 
 /// One input tensor the variant reads: its pointer and per-axis strides.
@@ -66,9 +89,10 @@ public:
   KernelEmitter(OpBuilder &b, attn::VariantOp variant, const analysis::KeyIntervals &ki, const KernelConfig &cfg)
       : b_(b), loc_(variant.getLoc()), variant_(variant), ki_(ki), cfg_(cfg) {
     D_ = cfg.headDim;
-    BM_ = flashBlockM(D_);
-    BN_ = flashBlockN(D_);
+    BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, flashPressure(variant, ki));
+    BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_);
     LD_ = D_ + kPad;
+    MT_ = BM_ / (16 * kWarps);
   }
 
   KernelInfo build(gpu::GPUModuleOp module);
@@ -79,7 +103,7 @@ private:
   attn::VariantOp variant_;
   const analysis::KeyIntervals &ki_;
   KernelConfig cfg_;
-  int64_t D_, BM_, BN_, LD_;
+  int64_t D_, BM_, BN_, LD_, MT_; ///< MT_: 16-row m-tiles per warp
   KernelInfo info_;
 
   Type i1_, i32_, i64_, f32_, elem_, index_;
@@ -90,6 +114,8 @@ private:
 
   Value bIdx_, hIdx_, mIdx_, tid_, warp_, lane_;
   Value rowBase_, q0_, q1_;
+  Value quad_, inQuad_, laneRow16_, laneHalf_, lane8_, laneOct_;
+  SmallVector<Value> qPos_; ///< absolute query position of each row a lane holds
   Value Qs_, Ks_, Vs_;
 
   // --- small helpers -----------------------------------------------------------
@@ -130,14 +156,10 @@ private:
   // --- the parts of the kernel ---------------------------------------------------
   gpu::GPUFuncOp declare(gpu::GPUModuleOp module);
   void setupBlock();
-  SmallVector<Value> loadTile(Value smem, int64_t rows, Value global, Value base, Value rowStart, Value rowLimit,
-                              Value rowStride);
-  Value asyncGroup(ArrayRef<Value> tokens) {
-    return nvgpu::DeviceAsyncCreateGroupOp::create(b_, loc_, nvgpu::DeviceAsyncTokenType::get(b_.getContext()), tokens);
-  }
-  void asyncWait(Value group, int32_t pending) {
-    nvgpu::DeviceAsyncWaitOp::create(b_, loc_, group, b_.getI32IntegerAttr(pending));
-  }
+  SmallVector<Value> loadTile(Value smem, Value buf, int64_t rows, Value global, Value base, Value rowStart,
+                              Value rowLimit, Value rowStride);
+  Value nextVisited(Value n, Value last);
+  Value computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state, SmallVector<Value> &next);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k);
@@ -150,6 +172,7 @@ private:
   Value quadReduce(Value v, bool isMax);
 
   Value inlineRegion(Region &region, ArrayRef<Value> args);
+  Value lowerMath(Operation &op, IRMapping &map);
   Value readInput(attn::ReadOp read, ArrayRef<Value> indices);
   Value scoreOf(Value s, Value q, Value k);
   Value maskOf(Value q, Value k);
@@ -214,6 +237,9 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   auto func = gpu::GPUFuncOp::create(b_, loc_, cfg_.symbol, fnType);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
   func.setKnownBlockSizeAttr(b_.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+  // One CTA per SM is enough: ptxas may use up to 255 registers rather than
+  // spill to reach a higher occupancy (the accumulators live in registers).
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(1));
   return func;
 }
 
@@ -231,26 +257,25 @@ void KernelEmitter::setupBlock() {
   q0_ = add(rowBase_, qOff_);
   q1_ = add(sub(minI(add(rowBase_, ci(BM_)), qlen_), ci(1)), qOff_);
 
-  // Shared memory: Q, K, V tiles, rows padded to LD elements.
+  // Shared memory: the Q tile, and two buffers each of K and V (the next
+  // key tile streams in while this one is computed); rows padded to LD.
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
   Value dyn = gpu::DynamicSharedMemoryOp::create(b_, loc_, dynType);
   int64_t elemBytes = 2;
-  auto view = [&](int64_t rows, int64_t byteOffset) {
-    auto t = MemRefType::get({rows, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-    return memref::ViewOp::create(b_, loc_, t, dyn, cidx(byteOffset), ValueRange{}).getResult();
-  };
-  int64_t qBytes = BM_ * LD_ * elemBytes, kvBytes = BN_ * LD_ * elemBytes;
-  Qs_ = view(BM_, 0);
-  Ks_ = view(BN_, qBytes);
-  Vs_ = view(BN_, qBytes + kvBytes);
+  int64_t qBytes = BM_ * LD_ * elemBytes, kvBytes = 2 * BN_ * LD_ * elemBytes;
+  auto qType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+  auto kvType = MemRefType::get({2, BN_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+  Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, cidx(0), ValueRange{});
+  Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes), ValueRange{});
+  Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes + kvBytes), ValueRange{});
   info_.sharedBytes = qBytes + 2 * kvBytes;
 }
 
 /// Copies `rows` x D elements (row r of the tile is global row rowStart + r,
 /// at base + row * rowStride) into `smem`, 16 bytes per cp.async; rows at or
 /// beyond rowLimit are zero-filled. Returns the copies' tokens.
-SmallVector<Value> KernelEmitter::loadTile(Value smem, int64_t rows, Value global, Value base, Value rowStart,
-                                           Value rowLimit, Value rowStride) {
+SmallVector<Value> KernelEmitter::loadTile(Value smem, Value buf, int64_t rows, Value global, Value base,
+                                           Value rowStart, Value rowLimit, Value rowStride) {
   int64_t chunksPerRow = D_ / 8, perThread = rows * chunksPerRow / kThreads;
   SmallVector<Value> tokens;
   for (int64_t i = 0; i < perThread; ++i) {
@@ -261,8 +286,11 @@ SmallVector<Value> KernelEmitter::loadTile(Value smem, int64_t rows, Value globa
     Value valid = cmpI(arith::CmpIPredicate::slt, row, rowLimit);
     Value src = sel(valid, add(add(base, mul(row, rowStride)), col), ci(0));
     Value count = toIndex(sel(valid, ci(8), ci(0)));
+    SmallVector<Value> dst = {toIndex(r), toIndex(col)};
+    if (buf)
+      dst.insert(dst.begin(), buf);
     auto copy = nvgpu::DeviceAsyncCopyOp::create(b_, loc_, nvgpu::DeviceAsyncTokenType::get(b_.getContext()), smem,
-                                                 ValueRange{toIndex(r), toIndex(col)}, global, ValueRange{toIndex(src)},
+                                                 dst, global, ValueRange{toIndex(src)},
                                                  b_.getIndexAttr(8), count, b_.getUnitAttr());
     tokens.push_back(copy);
   }
@@ -446,11 +474,44 @@ Value KernelEmitter::inlineRegion(Region &region, ArrayRef<Value> args) {
       Value x = map.lookup(mod->getOperand(0)), d = map.lookup(mod->getOperand(1));
       Value q = arith::FloorDivSIOp::create(b_, loc_, x, d);
       map.map(mod->getResult(0), sub(x, mul(q, d)));
+    } else if (Value v = lowerMath(op, map)) {
+      map.map(op.getResult(0), v);
     } else {
       b_.clone(op, map);
     }
   }
   return map.lookup(cast<attn::YieldOp>(body.getTerminator()).getValues().front());
+}
+
+/// math ops of score and mask regions, on the SFU and without libdevice:
+///   exp(x) = 2^(x log2 e), log(x) = log2(x) ln 2, sqrt by sqrt.rn,
+///   tanh(x) = sign(x) (1 - 2 / (e^(2|x|) + 1)) (absolute error ~1e-7),
+///   abs on ints by a select.
+Value KernelEmitter::lowerMath(Operation &op, IRMapping &map) {
+  auto in = [&]() { return map.lookup(op.getOperand(0)); };
+  if (isa<math::ExpOp>(op))
+    return exp2F(mulF(in(), cf(kLog2e)));
+  if (isa<math::LogOp>(op))
+    return mulF(log2F(in()), cf(1.0 / kLog2e));
+  if (isa<math::SqrtOp>(op))
+    return ptxUnary("sqrt.rn.f32 $0, $1;", in());
+  if (isa<math::AbsFOp>(op))
+    return ptxUnary("abs.f32 $0, $1;", in());
+  if (isa<math::TanhOp>(op)) {
+    Value x = in();
+    Value ax = ptxUnary("abs.f32 $0, $1;", x);
+    Value e = exp2F(mulF(ax, cf(2 * kLog2e)));
+    Value t = subF(cf(1), arith::DivFOp::create(b_, loc_, cf(2), addF(e, cf(1))));
+    Value neg = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OLT, x, cf(0));
+    return arith::SelectOp::create(b_, loc_, neg, arith::NegFOp::create(b_, loc_, t), t);
+  }
+  if (auto abs = dyn_cast<math::AbsIOp>(op)) {
+    Value x = in();
+    Value zero = arith::ConstantIntOp::create(b_, loc_, x.getType(), 0);
+    Value neg = cmpI(arith::CmpIPredicate::slt, x, zero);
+    return sel(neg, arith::SubIOp::create(b_, loc_, zero, x), x);
+  }
+  return Value();
 }
 
 Value KernelEmitter::maskOf(Value q, Value k) {
@@ -466,13 +527,218 @@ Value KernelEmitter::scoreOf(Value s, Value q, Value k) {
 //===----------------------------------------------------------------------===//
 // The kernel body.
 //===----------------------------------------------------------------------===//
-void KernelEmitter::emitBody() {
-  const int64_t nTilesN = BN_ / 8;   // 8-wide column blocks of S per warp
-  const int64_t nTilesD = D_ / 8;    // 8-wide column blocks of O per warp
-  const int64_t kChunksD = D_ / 16;  // k-steps of S = Q K^T
-  const int64_t kChunksN = BN_ / 16; // k-steps of O += P V
-  double scale = variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
+/// The first key tile after `n` that the query tile visits (last + 1 if none).
+Value KernelEmitter::nextVisited(Value n, Value last) {
+  auto loop = scf::WhileOp::create(b_, loc_, TypeRange{i64_}, ValueRange{add(n, ci(1))});
+  Block *before = b_.createBlock(&loop.getBefore(), {}, {i64_}, {loc_});
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(before);
+    Value cand = before->getArgument(0);
+    Value inRange = cmpI(arith::CmpIPredicate::sle, cand, last);
+    // Classify only in range (the closed forms are cheap, but need a tile).
+    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i1_}, inRange, true);
+    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+    scf::YieldOp::create(b_, loc_, ValueRange{notB(classifyTile(cand).first)});
+    b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, ValueRange{cbool(false)});
+    b_.setInsertionPointAfter(ifIn);
+    scf::ConditionOp::create(b_, loc_, ifIn.getResult(0), ValueRange{cand});
+  }
+  Block *after = b_.createBlock(&loop.getAfter(), {}, {i64_}, {loc_});
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(after);
+    scf::YieldOp::create(b_, loc_, ValueRange{add(after->getArgument(0), ci(1))});
+  }
+  b_.setInsertionPointAfter(loop);
+  return loop.getResult(0);
+}
 
+/// One key tile: S = Q K^T, scale, score, mask (if needMask), online
+/// softmax, O += P V. `state` is (m[2 MT], l[2 MT], acc[MT][D/8][4]); m in
+/// log2 units. Appends the new state to `next`.
+Value KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
+                                 SmallVector<Value> &next) {
+  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, kChunksD = D_ / 16, kChunksN = BN_ / 16;
+  const int64_t rowsPerThread = 2 * MT_;
+  double scale = variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
+  bool hasScore = !variant_.getScore().empty();
+  Value colFirst = mul(n, ci(BN_));
+  auto frag4 = VectorType::get({4, 2}, elem_);
+  Value bufIdx = buf;
+
+  // S = Q K^T. s[(mt * nTilesN + j) * 4 + e].
+  SmallVector<Value> s(MT_ * nTilesN * 4, cf(0));
+  for (int64_t kk = 0; kk < kChunksD; ++kk) {
+    SmallVector<SmallVector<Value>> a;
+    for (int64_t mt = 0; mt < MT_; ++mt) {
+      // A: rows warp*16*MT + mt*16 + lane%16, columns kk*16 + (lane/16)*8.
+      Value aRow = add(add(mul(warp_, ci(16 * MT_)), ci(mt * 16)), laneRow16_);
+      Value aCol = add(ci(kk * 16), mul(laneHalf_, ci(8)));
+      a.push_back(operandsOf(
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Qs_, ValueRange{toIndex(aRow), toIndex(aCol)}, false, 4), 4));
+    }
+    for (int64_t j = 0; j < nTilesN; j += 2) {
+      // B for column blocks j, j+1: key rows (j + lane/16)*8 + lane%8,
+      // columns kk*16 + ((lane/8)%2)*8; one load serves every m-tile.
+      Value bRow = add(mul(add(ci(j), laneHalf_), ci(8)), lane8_);
+      Value bCol = add(ci(kk * 16), mul(laneOct_, ci(8)));
+      SmallVector<Value> bo = operandsOf(
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{bufIdx, toIndex(bRow), toIndex(bCol)}, false, 4),
+          4);
+      for (int64_t mt = 0; mt < MT_; ++mt)
+        for (int64_t h = 0; h < 2; ++h) {
+          int64_t base = (mt * nTilesN + j + h) * 4;
+          SmallVector<Value> c(s.begin() + base, s.begin() + base + 4);
+          SmallVector<Value> d = mma(a[mt], {bo[2 * h], bo[2 * h + 1]}, c);
+          std::copy(d.begin(), d.end(), s.begin() + base);
+        }
+    }
+  }
+
+  // Scale (and log2 e, so the softmax runs on exp2), score rule, mask.
+  auto keyOf = [&](int64_t j, int64_t e) {
+    return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), kOff_);
+  };
+  auto queryOf = [&](int64_t mt, int64_t e) { return qPos_[2 * mt + (e < 2 ? 0 : 1)]; };
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value &x = s[(mt * nTilesN + j) * 4 + e];
+        if (hasScore)
+          x = mulF(scoreOf(mulF(x, cf(scale)), queryOf(mt, e), keyOf(j, e)), cf(kLog2e));
+        else
+          x = mulF(x, cf(scale * kLog2e));
+      }
+  auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
+    SmallVector<Value> masked;
+    if (!ki_.hasRest()) {
+      // The mask is solved into key intervals: per row, each clause's
+      // [lo, hi] relative to this tile's first column (clamped, in i32),
+      // then per element two compares against the column index.
+      Value tileStart = add(colFirst, kOff_);
+      Value cols = arith::TruncIOp::create(b_, loc_, i32_, sub(minI(klen_, add(colFirst, ci(BN_))), colFirst));
+      Value col0 = arith::TruncIOp::create(b_, loc_, i32_, mul(inQuad_, ci(2)));
+      for (int64_t r = 0; r < 2 * MT_; ++r) {
+        SmallVector<std::array<Value, 2>> bounds;
+        for (const KeyClause &c : ki_.clauses) {
+          IntervalEnv env = intervalEnv({qPos_[r], qPos_[r]}, {ci(0), ci(0)});
+          IntervalCodegen gen(b_, loc_, env);
+          Value lo = c.lo ? gen.emit(*c.lo).lo : ci(-analysis::kInf);
+          Value hi = c.hi ? gen.emit(*c.hi).lo : ci(analysis::kInf);
+          for (const analysis::TermPtr &row : c.rows) // a row that fails: an empty interval
+            hi = sel(cmpI(arith::CmpIPredicate::eq, gen.emit(*row).lo, ci(1)), hi, ci(-analysis::kInf));
+          auto rel = [&](Value v) {
+            Value x = maxI(minI(sub(v, tileStart), ci(BN_)), ci(-1));
+            return arith::TruncIOp::create(b_, loc_, i32_, x).getResult();
+          };
+          bounds.push_back({rel(lo), rel(hi)});
+        }
+        int64_t mt = r / 2, half = r % 2;
+        for (int64_t j = 0; j < nTilesN; ++j)
+          for (int64_t e = 2 * half; e < 2 * half + 2; ++e) {
+            Value col = arith::AddIOp::create(b_, loc_, col0, ci32(j * 8 + (e & 1)));
+            Value allowed = cmpI(arith::CmpIPredicate::slt, col, cols);
+            Value any = cbool(false);
+            for (auto &[lo, hi] : bounds)
+              any = orB(any, andB(cmpI(arith::CmpIPredicate::sle, lo, col), cmpI(arith::CmpIPredicate::sle, col, hi)));
+            Value &x = s[(mt * nTilesN + j) * 4 + e];
+            masked.push_back(sel(andB(allowed, any), x, negInf()));
+          }
+      }
+      // `masked` is in (row, j, e) order; restore the (mt, j, e) layout.
+      SmallVector<Value> ordered(s.size());
+      size_t i = 0;
+      for (int64_t r = 0; r < 2 * MT_; ++r)
+        for (int64_t j = 0; j < nTilesN; ++j)
+          for (int64_t e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e)
+            ordered[((r / 2) * nTilesN + j) * 4 + e] = masked[i++];
+      masked = std::move(ordered);
+    } else {
+      for (int64_t mt = 0; mt < MT_; ++mt)
+        for (int64_t j = 0; j < nTilesN; ++j)
+          for (int64_t e = 0; e < 4; ++e) {
+            Value k = keyOf(j, e);
+            Value inRange = cmpI(arith::CmpIPredicate::slt, sub(k, kOff_), klen_);
+            Value allowed = andB(inRange, maskOf(queryOf(mt, e), k));
+            masked.push_back(sel(allowed, s[(mt * nTilesN + j) * 4 + e], negInf()));
+          }
+    }
+    scf::YieldOp::create(b_, loc_, masked);
+    b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, s);
+  }
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = ifMask.getResult(i);
+
+  // Online softmax: rows r = 2 mt + half; elements e in {2 half, 2 half + 1}.
+  SmallVector<Value> mNew(rowsPerThread), mUse(rowsPerThread), alpha(rowsPerThread), rowSum(rowsPerThread, cf(0));
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    int64_t mt = r / 2, half = r % 2;
+    Value mx = negInf();
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 2 * half; e < 2 * half + 2; ++e)
+        mx = maxF(mx, s[(mt * nTilesN + j) * 4 + e]);
+    mx = quadReduce(mx, true);
+    mNew[r] = maxF(state[r], mx);
+    Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, mNew[r], negInf());
+    mUse[r] = arith::SelectOp::create(b_, loc_, isInf, cf(0), mNew[r]);
+    alpha[r] = exp2F(subF(state[r], mUse[r]));
+  }
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        int64_t r = 2 * mt + (e < 2 ? 0 : 1);
+        Value &x = s[(mt * nTilesN + j) * 4 + e];
+        x = exp2F(subF(x, mUse[r]));
+        rowSum[r] = addF(rowSum[r], x);
+      }
+  SmallVector<Value> acc;
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t t = 0; t < nTilesD; ++t)
+      for (int64_t e = 0; e < 4; ++e)
+        acc.push_back(mulF(state[2 * rowsPerThread + (mt * nTilesD + t) * 4 + e], alpha[2 * mt + (e < 2 ? 0 : 1)]));
+
+  // O += P V: P's C fragments of column blocks 2c, 2c+1 are the A fragment of
+  // k-step c; V^T comes from ldmatrix.trans, one load per two column blocks
+  // of O serving every m-tile.
+  for (int64_t c = 0; c < kChunksN; ++c) {
+    SmallVector<SmallVector<Value>> a;
+    for (int64_t mt = 0; mt < MT_; ++mt) {
+      auto P = [&](int64_t j, int64_t e) { return s[(mt * nTilesN + j) * 4 + e]; };
+      a.push_back({packPair(P(2 * c, 0), P(2 * c, 1)), packPair(P(2 * c, 2), P(2 * c, 3)),
+                   packPair(P(2 * c + 1, 0), P(2 * c + 1, 1)), packPair(P(2 * c + 1, 2), P(2 * c + 1, 3))});
+    }
+    for (int64_t t = 0; t < nTilesD; t += 2) {
+      // Key rows 16c + lane%8 + ((lane/8)%2)*8, columns (t + lane/16)*8.
+      Value vRow = add(ci(16 * c), add(lane8_, mul(laneOct_, ci(8))));
+      Value vCol = mul(add(ci(t), laneHalf_), ci(8));
+      SmallVector<Value> bo = operandsOf(
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{bufIdx, toIndex(vRow), toIndex(vCol)}, true, 4),
+          4);
+      for (int64_t mt = 0; mt < MT_; ++mt)
+        for (int64_t h = 0; h < 2; ++h) {
+          int64_t base = (mt * nTilesD + t + h) * 4;
+          SmallVector<Value> cIn(acc.begin() + base, acc.begin() + base + 4);
+          SmallVector<Value> d = mma(a[mt], {bo[2 * h], bo[2 * h + 1]}, cIn);
+          std::copy(d.begin(), d.end(), acc.begin() + base);
+        }
+    }
+  }
+  for (int64_t r = 0; r < rowsPerThread; ++r)
+    next.push_back(mNew[r]);
+  for (int64_t r = 0; r < rowsPerThread; ++r)
+    next.push_back(addF(mulF(state[rowsPerThread + r], alpha[r]), rowSum[r]));
+  next.append(acc.begin(), acc.end());
+  return Value();
+}
+
+void KernelEmitter::emitBody() {
+  const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   Value groupSize = arith::DivSIOp::create(b_, loc_, headsQ_, headsKv_);
   Value hkv = arith::DivSIOp::create(b_, loc_, hIdx_, groupSize);
   Value qBase = add(mul(bIdx_, qsb_), mul(hIdx_, qsh_));
@@ -481,179 +747,95 @@ void KernelEmitter::emitBody() {
   Value oBase = add(mul(bIdx_, osb_), mul(hIdx_, osh_));
   Value lseBase = add(mul(bIdx_, lsb_), mul(hIdx_, lsh_));
 
-  // 1. Q tile -> shared memory.
-  Value qGroup = asyncGroup(loadTile(Qs_, BM_, q_, qBase, rowBase_, qlen_, qsl_));
-  asyncWait(qGroup, 0);
-  barrier();
+  // Per-thread geometry: lane t holds rows t/4 and t/4 + 8 of each of its
+  // warp's 16-row m-tiles, columns 2*(t%4) + {0, 1} of each 8-wide block.
+  quad_ = arith::DivUIOp::create(b_, loc_, lane_, ci(4));
+  inQuad_ = arith::RemUIOp::create(b_, loc_, lane_, ci(4));
+  laneRow16_ = arith::RemUIOp::create(b_, loc_, lane_, ci(16));
+  laneHalf_ = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
+  lane8_ = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
+  laneOct_ = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
+  SmallVector<Value> rows;
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    Value row = add(add(mul(warp_, ci(16 * MT_)), ci((r / 2) * 16 + (r % 2) * 8)), quad_);
+    rows.push_back(row);
+    qPos_.push_back(add(add(rowBase_, row), qOff_));
+  }
 
-  // Per-thread geometry: rows rowA = warp*16 + lane/4 and rowA + 8 of the tile.
-  Value quad = arith::DivUIOp::create(b_, loc_, lane_, ci(4));
-  Value inQuad = arith::RemUIOp::create(b_, loc_, lane_, ci(4));
-  Value rowA = add(mul(warp_, ci(16)), quad);
-  Value rowB = add(rowA, ci(8));
-  Value qA = add(add(rowBase_, rowA), qOff_), qB = add(add(rowBase_, rowB), qOff_);
+  // 1. The Q tile, then the first visited K/V tile, into shared memory.
+  loadTile(Qs_, Value(), BM_, q_, qBase, rowBase_, qlen_, qsl_);
+  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+  auto [first, last] = visitRange();
+  auto loadKV = [&](Value n, Value buf) {
+    Value colFirst = mul(n, ci(BN_));
+    loadTile(Ks_, buf, BN_, k_, kBase, colFirst, klen_, ksl_);
+    loadTile(Vs_, buf, BN_, v_, vBase, colFirst, klen_, vsl_);
+  };
+  Value n0 = nextVisited(sub(first, ci(1)), last);
+  {
+    auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, n0, last), false);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
+    loadKV(n0, cidx(0));
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
 
-  // 2. Running state: m (max, natural units), l (this lane's partial sum),
-  // acc (O, 4 values per 8-wide column block).
+  // 2. Running state: m (log2 units), l (this lane's partial sum), acc.
   Value m0 = negInf(), l0 = cf(0);
   if (variant_.getSink()) {
-    Value sink = memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(hIdx_)});
-    m0 = sink;
-    // exp(S_h - m) = 1 joins the sum once per row: in lane 0 of the quad.
-    l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad, ci(0)), cf(1), cf(0));
+    // The sink joins as if it were a key with score S_h and a zero value:
+    // m starts at S_h and l at exp(S_h - m) = 1, once per row (quad lane 0).
+    m0 = mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(hIdx_)}), cf(kLog2e));
+    l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), cf(1), cf(0));
   }
-  SmallVector<Value> init = {m0, m0, l0, l0};
-  for (int64_t i = 0; i < nTilesD * 4; ++i)
+  SmallVector<Value> init = {n0, cidx(0)};
+  for (int64_t r = 0; r < rowsPerThread; ++r)
+    init.push_back(m0);
+  for (int64_t r = 0; r < rowsPerThread; ++r)
+    init.push_back(l0);
+  for (int64_t i = 0; i < MT_ * nTilesD * 4; ++i)
     init.push_back(cf(0));
 
-  auto [first, last] = visitRange();
-  Value lastPlusOne = add(last, ci(1));
-  Value lb = toIndex(first), ub = toIndex(maxI(lastPlusOne, first));
-  auto loop = scf::ForOp::create(b_, loc_, lb, ub, cidx(1), init);
+  // 3. The visited key tiles, each prefetching the next one.
+  SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
+  SmallVector<Location> locs(types.size(), loc_);
+  auto loop = scf::WhileOp::create(b_, loc_, types, init);
   {
-    OpBuilder::InsertionGuard guard(b_);
-    b_.setInsertionPointToStart(loop.getBody());
-    Value n = toI64(loop.getInductionVar());
-    SmallVector<Value> state(loop.getRegionIterArgs().begin(), loop.getRegionIterArgs().end());
-    auto [visit, needMask] = classifyTile(n);
-    auto ifVisit = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(state)), visit, /*withElse=*/true);
+    OpBuilder::InsertionGuard g(b_);
+    Block *before = b_.createBlock(&loop.getBefore(), {}, types, locs);
+    b_.setInsertionPointToStart(before);
+    scf::ConditionOp::create(b_, loc_, cmpI(arith::CmpIPredicate::sle, before->getArgument(0), last),
+                             before->getArguments());
+    Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
+    b_.setInsertionPointToStart(after);
+    Value n = after->getArgument(0), buf = after->getArgument(1);
+    SmallVector<Value> state(after->getArguments().begin() + 2, after->getArguments().end());
+    Value nn = nextVisited(n, last);
+    Value other = arith::SubIOp::create(b_, loc_, cidx(1), buf);
     {
+      auto ifNext = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, nn, last), false);
       OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifVisit.getElseRegion().front());
-      scf::YieldOp::create(b_, loc_, state);
+      b_.setInsertionPointToStart(&ifNext.getThenRegion().front());
+      loadKV(nn, other);
     }
-    b_.setInsertionPointToStart(&ifVisit.getThenRegion().front());
-
-    // 3a. K and V tiles -> shared memory (two groups: V overlaps S).
-    Value colFirst = mul(n, ci(BN_));
+    NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+    // Everything but the group just committed (the next tile) has landed.
+    NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 1);
     barrier();
-    Value kGroup = asyncGroup(loadTile(Ks_, BN_, k_, kBase, colFirst, klen_, ksl_));
-    Value vGroup = asyncGroup(loadTile(Vs_, BN_, v_, vBase, colFirst, klen_, vsl_));
-    asyncWait(kGroup, 1);
-    barrier();
-
-    // 3b. S = Q K^T: per warp 16 x BN.
-    SmallVector<SmallVector<Value>> s(nTilesN, SmallVector<Value>(4, cf(0)));
-    Value laneRow16 = arith::RemUIOp::create(b_, loc_, lane_, ci(16));
-    Value laneHalf = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
-    Value lane8 = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
-    Value laneOct = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
-    auto frag4 = VectorType::get({4, 2}, elem_);
-    for (int64_t kk = 0; kk < kChunksD; ++kk) {
-      // A: rows warp*16 + lane%16, columns kk*16 + (lane/16)*8.
-      Value aRow = add(mul(warp_, ci(16)), laneRow16);
-      Value aCol = add(ci(kk * 16), mul(laneHalf, ci(8)));
-      Value aFrag = nvgpu::LdMatrixOp::create(b_, loc_, frag4, Qs_, ValueRange{toIndex(aRow), toIndex(aCol)}, false, 4);
-      SmallVector<Value> a = operandsOf(aFrag, 4);
-      for (int64_t j = 0; j < nTilesN; j += 2) {
-        // B for column blocks j and j+1: key rows (j + lane/16)*8 + lane%8,
-        // columns kk*16 + ((lane/8)%2)*8.
-        Value bRow = add(mul(add(ci(j), laneHalf), ci(8)), lane8);
-        Value bCol = add(ci(kk * 16), mul(laneOct, ci(8)));
-        Value bFrag = nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{toIndex(bRow), toIndex(bCol)}, false, 4);
-        SmallVector<Value> bo = operandsOf(bFrag, 4);
-        s[j] = mma(a, {bo[0], bo[1]}, s[j]);
-        s[j + 1] = mma(a, {bo[2], bo[3]}, s[j + 1]);
-      }
-    }
-
-    // 3c. Scale, score rule, mask (partial tiles only).
-    SmallVector<Value> flat;
-    for (int64_t j = 0; j < nTilesN; ++j)
-      for (int64_t e = 0; e < 4; ++e)
-        flat.push_back(mulF(s[j][e], cf(scale)));
-    auto keyOf = [&](int64_t j, int64_t e) {
-      return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad, ci(2)))), kOff_);
-    };
-    if (!variant_.getScore().empty())
-      for (int64_t j = 0; j < nTilesN; ++j)
-        for (int64_t e = 0; e < 4; ++e)
-          flat[j * 4 + e] = scoreOf(flat[j * 4 + e], e < 2 ? qA : qB, keyOf(j, e));
-    auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(flat)), needMask, true);
-    {
-      OpBuilder::InsertionGuard g3(b_);
-      b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
-      SmallVector<Value> masked;
-      for (int64_t j = 0; j < nTilesN; ++j)
-        for (int64_t e = 0; e < 4; ++e) {
-          Value k = keyOf(j, e);
-          Value inRange = cmpI(arith::CmpIPredicate::slt, sub(k, kOff_), klen_);
-          Value allowed = andB(inRange, maskOf(e < 2 ? qA : qB, k));
-          masked.push_back(sel(allowed, flat[j * 4 + e], negInf()));
-        }
-      scf::YieldOp::create(b_, loc_, masked);
-      b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
-      scf::YieldOp::create(b_, loc_, flat);
-    }
-    for (int64_t i = 0; i < int64_t(flat.size()); ++i)
-      flat[i] = ifMask.getResult(i);
-
-    // 3d. Online softmax, two rows per lane.
-    Value mOld[2] = {state[0], state[1]}, lOld[2] = {state[2], state[3]};
-    Value mUse[2], alpha[2], lNew[2], mNew[2];
-    for (int r = 0; r < 2; ++r) {
-      Value mx = negInf();
-      for (int64_t j = 0; j < nTilesN; ++j)
-        for (int64_t e = 2 * r; e < 2 * r + 2; ++e)
-          mx = maxF(mx, flat[j * 4 + e]);
-      mx = quadReduce(mx, true);
-      mNew[r] = maxF(mOld[r], mx);
-      Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, mNew[r], negInf());
-      mUse[r] = arith::SelectOp::create(b_, loc_, isInf, cf(0), mNew[r]);
-      alpha[r] = exp2F(mulF(subF(mOld[r], mUse[r]), cf(kLog2e)));
-    }
-    SmallVector<Value> p(flat.size());
-    Value rowSum[2] = {cf(0), cf(0)};
-    for (int64_t j = 0; j < nTilesN; ++j)
-      for (int64_t e = 0; e < 4; ++e) {
-        int r = e < 2 ? 0 : 1;
-        Value x = exp2F(mulF(subF(flat[j * 4 + e], mUse[r]), cf(kLog2e)));
-        p[j * 4 + e] = x;
-        rowSum[r] = addF(rowSum[r], x);
-      }
-    for (int r = 0; r < 2; ++r)
-      lNew[r] = addF(mulF(lOld[r], alpha[r]), rowSum[r]);
-    SmallVector<Value> acc;
-    for (int64_t t = 0; t < nTilesD; ++t)
-      for (int64_t e = 0; e < 4; ++e)
-        acc.push_back(mulF(state[4 + t * 4 + e], alpha[e < 2 ? 0 : 1]));
-
-    // 3e. O += P V. P's C fragments of column blocks 2c, 2c+1 are the A
-    // fragment of k-step c; V^T comes from ldmatrix.trans.
-    asyncWait(vGroup, 0);
-    barrier();
-    for (int64_t c = 0; c < kChunksN; ++c) {
-      SmallVector<Value> a = {packPair(p[(2 * c) * 4 + 0], p[(2 * c) * 4 + 1]),
-                              packPair(p[(2 * c) * 4 + 2], p[(2 * c) * 4 + 3]),
-                              packPair(p[(2 * c + 1) * 4 + 0], p[(2 * c + 1) * 4 + 1]),
-                              packPair(p[(2 * c + 1) * 4 + 2], p[(2 * c + 1) * 4 + 3])};
-      for (int64_t t = 0; t < nTilesD; t += 2) {
-        // Key rows 16c + lane%8 + ((lane/8)%2)*8, columns (t + lane/16)*8.
-        Value vRow = add(ci(16 * c), add(lane8, mul(laneOct, ci(8))));
-        Value vCol = mul(add(ci(t), laneHalf), ci(8));
-        Value vFrag = nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{toIndex(vRow), toIndex(vCol)}, true, 4);
-        SmallVector<Value> bo = operandsOf(vFrag, 4);
-        SmallVector<Value> c0(acc.begin() + t * 4, acc.begin() + t * 4 + 4);
-        SmallVector<Value> c1(acc.begin() + (t + 1) * 4, acc.begin() + (t + 1) * 4 + 4);
-        SmallVector<Value> d0 = mma(a, {bo[0], bo[1]}, c0), d1 = mma(a, {bo[2], bo[3]}, c1);
-        std::copy(d0.begin(), d0.end(), acc.begin() + t * 4);
-        std::copy(d1.begin(), d1.end(), acc.begin() + (t + 1) * 4);
-      }
-    }
-    SmallVector<Value> next = {mNew[0], mNew[1], lNew[0], lNew[1]};
-    next.append(acc.begin(), acc.end());
+    Value needMask = classifyTile(n).second;
+    SmallVector<Value> next = {nn, other};
+    computeTile(n, needMask, buf, state, next);
+    barrier(); // this buffer is refilled two tiles from now
     scf::YieldOp::create(b_, loc_, next);
-
-    b_.setInsertionPointToEnd(loop.getBody());
-    scf::YieldOp::create(b_, loc_, ifVisit.getResults());
   }
+  b_.setInsertionPointAfter(loop);
 
-  // 4. Epilogue: O = acc / l, LSE = m + log(l).
-  SmallVector<Value> fin(loop.getResults().begin(), loop.getResults().end());
-  Value rows[2] = {rowA, rowB};
-  for (int r = 0; r < 2; ++r) {
+  // 4. Epilogue: O = acc / l, LSE = (m + log2 l) ln 2.
+  SmallVector<Value> fin(loop.getResults().begin() + 2, loop.getResults().end());
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    int64_t mt = r / 2, half = r % 2;
     Value m = fin[r];
-    Value l = quadReduce(fin[2 + r], false);
+    Value l = quadReduce(fin[rowsPerThread + r], false);
     Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, l, cf(0));
     Value inv = arith::SelectOp::create(b_, loc_, empty, cf(0), arith::DivFOp::create(b_, loc_, cf(1), l));
     Value row = add(rowBase_, rows[r]);
@@ -663,16 +845,16 @@ void KernelEmitter::emitBody() {
     b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
     Value oRow = add(oBase, mul(row, osl_));
     for (int64_t t = 0; t < nTilesD; ++t) {
-      Value x = mulF(fin[4 + t * 4 + 2 * r], inv), y = mulF(fin[4 + t * 4 + 2 * r + 1], inv);
+      int64_t base = 2 * rowsPerThread + (mt * nTilesD + t) * 4 + 2 * half;
+      Value x = mulF(fin[base], inv), y = mulF(fin[base + 1], inv);
       Value pair = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_), ValueRange{x, y});
       Value packed = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), pair);
-      Value col = add(ci(t * 8), mul(inQuad, ci(2)));
+      Value col = add(ci(t * 8), mul(inQuad_, ci(2)));
       vector::StoreOp::create(b_, loc_, packed, o_, ValueRange{toIndex(add(oRow, col))});
     }
-    auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::eq, inQuad, ci(0)), false);
+    auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), false);
     b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
-    Value logL = mulF(log2F(l), cf(1.0 / kLog2e));
-    Value lse = arith::SelectOp::create(b_, loc_, empty, negInf(), addF(m, logL));
+    Value lse = arith::SelectOp::create(b_, loc_, empty, negInf(), mulF(addF(m, log2F(l)), cf(1.0 / kLog2e)));
     memref::StoreOp::create(b_, loc_, lse, lse_, ValueRange{toIndex(add(lseBase, row))});
   }
 }

@@ -42,6 +42,8 @@ std::vector<GeneratedKernel> generateKernels(ModuleOp module, const GenerateOpti
         k.config.headDim = d;
         k.config.bf16 = bf16;
         k.config.symbol = kernelSymbol(k.variant, d, bf16);
+        k.config.blockM = options.blockM;
+        k.config.blockN = options.blockN;
         k.info = buildFlashKernel(b, gpuModule, v, analysis.keyIntervals(), k.config);
         out.push_back(std::move(k));
       }

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Every example's PTX assembles with ptxas, for sm_80 and sm_90a, and the
+kernels for head dims 64 and 128 spill nothing (ptxas -v).
+
+Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets sm_80,sm_90a] [--table]
+Compiles each example (DSA's selection has no kernel yet) with attnc for each
+target, runs `ptxas -arch=TARGET -v`, and parses its report per kernel:
+registers, spill stores and loads. Fails on an assembler error, or on any
+spill in a kernel of head dim 64 or 128 (head dim 256 is reported only).
+Also prints the compile time per example (attnc, all kernels of the file).
+"""
+import os, re, subprocess, sys, tempfile, time
+
+
+def main():
+    attnc, ptxas, examples = sys.argv[1:4]
+    targets = ["sm_80", "sm_90a"]
+    for a in sys.argv[4:]:
+        if a.startswith("--targets="):
+            targets = a.split("=", 1)[1].split(",")
+    failures = []
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in sorted(os.listdir(examples)):
+            if not name.endswith(".attn") or name == "dsa.attn":
+                continue
+            for target in targets:
+                ptx = os.path.join(tmp, f"{name}.{target}.ptx")
+                t0 = time.monotonic()
+                r = subprocess.run([attnc, os.path.join(examples, name), f"--target={target}", "-o", ptx],
+                                   capture_output=True, text=True)
+                secs = time.monotonic() - t0
+                if r.returncode != 0:
+                    failures.append(f"{name} {target}: attnc failed: {r.stderr.strip()[:400]}")
+                    continue
+                r = subprocess.run([ptxas, f"-arch={target}", "-v", ptx, "-o", os.devnull],
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    failures.append(f"{name} {target}: ptxas failed: {r.stderr.strip()[:400]}")
+                    continue
+                kernel = None
+                spills = {}
+                for line in r.stderr.splitlines():
+                    m = re.search(r"Compiling entry function '(\w+)'", line)
+                    if m:
+                        kernel = m.group(1)
+                    m = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
+                    if m and kernel:
+                        spills[kernel] = (int(m.group(1)), int(m.group(2)))
+                    m = re.search(r"Used (\d+) registers", line)
+                    if m and kernel:
+                        st, ld = spills.get(kernel, (0, 0))
+                        rows.append((name, target, kernel, int(m.group(1)), st, ld))
+                        d = int(re.search(r"_d(\d+)_", kernel).group(1))
+                        if d in (64, 128) and (st or ld):
+                            failures.append(f"{name} {target}: {kernel} spills ({st} bytes stored, {ld} loaded)")
+                print(f"{name:20s} {target:7s} compiled in {secs * 1000:6.0f} ms, "
+                      f"{sum(1 for x in rows if x[0] == name and x[1] == target)} kernels assembled")
+    if "--table" in sys.argv:
+        for row in rows:
+            print("  %-18s %-7s %-28s %3d registers, spills %d/%d" % row)
+    for f in failures:
+        print("FAIL", f)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
