@@ -5,7 +5,9 @@
 #   2. test/gpu/check_kernels.py: every example's kernels against the float64
 #      reference executor over the shape matrix (PTX from build-ptx/, compiled
 #      beforehand on a build machine by scripts/build_ptx.sh);
-#   3. compute-sanitizer memcheck and racecheck on a small subset;
+#   3. test/gpu/check_apis.py: attnc kernels through the C++ API (attnc run
+#      --module), the C API (a C program) and Python, against the reference;
+#      compute-sanitizer memcheck and racecheck on a small subset;
 #   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention.
 # Steps can be picked with GPU_STEPS="runtime kernels sanitizer bench".
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
@@ -13,7 +15,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/build-gpu-logs}
 mkdir -p "$out"
-steps=${GPU_STEPS:-runtime kernels sanitizer bench}
+steps=${GPU_STEPS:-runtime kernels apis sanitizer bench}
 build=$root/build-gpu-rt
 export ATTNC_LIBRARY=$build/lib/libattnrt.so
 export PYTHONUNBUFFERED=1
@@ -24,7 +26,7 @@ if has runtime; then
   tail -n 15 "$out/runtime.log"
 else
   cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF -DATTNC_BUILD_TESTS=OFF >/dev/null &&
-    ninja -C "$build" attnc attnrt >/dev/null || { echo "build failed"; exit 1; }
+    ninja -C "$build" attnc attnrt attnc_c_api_run >/dev/null || { echo "build failed"; exit 1; }
 fi
 if has kernels; then
   echo "== kernels vs reference"
@@ -32,6 +34,12 @@ if has kernels; then
     --json "$out/kernels.json" 2>&1 | tee "$out/kernels.log" | grep -v "^ok" || true
   tail -n 1 "$out/kernels.log"
   grep -q "^FAIL\|Traceback" "$out/kernels.log" && status=1
+fi
+if has apis; then
+  echo "== APIs vs reference"
+  python3 "$root/test/gpu/check_apis.py" --ptx-dir "$root/build-ptx" --attnc "$build/bin/attnc" \
+    --c-api "$build/bin/attnc_c_api_run" 2>&1 | tee "$out/apis.log" | tail -n 22 || status=1
+  grep -q "^FAIL\|Traceback" "$out/apis.log" && status=1
 fi
 if has sanitizer; then
   for tool in memcheck racecheck; do

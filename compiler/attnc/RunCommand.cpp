@@ -15,6 +15,12 @@
 #include "attnc/dsl/Diagnostics.h"
 #include "attnc/dsl/Sema.h"
 #include "reference/Reference.h"
+#include "attnc/Runtime.h"
+#include "support/Half.h"
+#ifdef ATTNC_WITH_MLIR
+#include "CodegenCommands.h"
+#endif
+#include <sstream>
 #include "support/Npy.h"
 
 #include <cerrno>
@@ -36,17 +42,22 @@ namespace dsl = attnc::dsl;
 constexpr int kExitOk = 0, kExitBadInput = 1, kExitUsage = 2;
 
 const char kUsage[] =
-    R"(usage: attnc run --reference FILE.attn [--variant NAME | --layer I [--model NAME]]
+    R"(usage: attnc run [--reference | --module K.ptx] FILE.attn [--variant NAME | --layer I [--model NAME]]
                  --q q.npy --k k.npy --v v.npy [--input NAME=x.npy]...
                  [--sinks s.npy] [--indexer qI.npy,w.npy,kI.npy]
                  [--q-offset N] [--k-offset N] [-D NAME=VALUE]...
                  --out o.npy [--lse lse.npy] [--indices idx.npy]
                  [--dtype-out f32|f64] [--threads N]
 
-Computes one attention variant of FILE.attn on the given tensors with the
-float64 reference executor and writes O (and LSE and topk indices).
+Computes one attention variant of FILE.attn on the given tensors, on the GPU
+(attnc's kernel through libattnrt) or with the float64 reference executor,
+and writes O (and LSE and topk indices). The two take the same arguments, so
+their outputs compare directly.
 
-  --reference          use the float64 CPU reference executor (required for now)
+  --reference          use the float64 CPU reference executor
+  --module K.ptx       the GPU: run K.ptx's kernel for the variant (compiled by
+                       attnc from FILE.attn); without it, builds with MLIR
+                       compile FILE.attn in-process (q, k, v bf16 or fp16)
   --variant NAME       the attention variant to run
   --layer I            run the variant a model assigns to layer I
   --model NAME         the model for --layer (needed if FILE has several)
@@ -72,6 +83,7 @@ Float tensors may be <f2, <f4, <f8, or bf16 as raw 16-bit <u2/<i2
 struct Options {
   bool reference = false;
   std::string file;
+  std::string module; ///< --module k.ptx: the GPU kernels to run (else compiled in-process)
   std::optional<std::string> variant, model;
   std::optional<int64_t> layer;
   std::string q, k, v, sinks, out, lse, indices;
@@ -143,6 +155,8 @@ Options parseCommandLine(int argc, char **argv, bool &help) {
         o.file = inlineValue;
       }
       o.reference = true;
+    } else if (flag == "--module") {
+      once(o.module);
     } else if (flag == "--variant") {
       if (o.variant)
         throw UsageError{"--variant given twice"};
@@ -227,7 +241,9 @@ Options parseCommandLine(int argc, char **argv, bool &help) {
 
 void requireFlags(const Options &o) {
   if (o.file.empty())
-    throw UsageError{"no source file given (--reference FILE.attn)"};
+    throw UsageError{"no source file given (attnc run [--reference] FILE.attn ...)"};
+  if (o.reference && !o.module.empty())
+    throw UsageError{"--reference and --module are mutually exclusive"};
   if (o.q.empty() || o.k.empty() || o.v.empty())
     throw UsageError{std::string("missing ") + (o.q.empty() ? "--q" : o.k.empty() ? "--k" : "--v")};
   if (o.out.empty())
@@ -441,6 +457,162 @@ int runReference(const Options &o) {
   return kExitOk;
 }
 
+/// The program of o.file, checked (diagnostics printed); nullopt on errors.
+std::optional<dsl::CheckedProgram> loadProgram(const Options &o, std::unique_ptr<dsl::SourceFile> &src) {
+  std::string text;
+  try {
+    text = attnc::support::readFile(o.file);
+  } catch (const NpyError &e) {
+    throw InputError{e.what()};
+  }
+  src = std::make_unique<dsl::SourceFile>(o.file, std::move(text));
+  dsl::DiagnosticEngine diags(*src);
+  std::optional<dsl::CheckedProgram> checked = dsl::parseAndCheck(*src, diags, o.overrides);
+  if (!diags.diagnostics().empty())
+    diags.print(std::cerr);
+  if (!checked || diags.errorCount())
+    return std::nullopt;
+  return checked;
+}
+
+/// The runtime's dtype of an .npy array (bf16 arrives as raw 16-bit ints).
+attnc::DType runtimeDType(const NpyArray &a, const std::string &flag) {
+  switch (a.dtype) {
+  case attnc::support::DType::F16: return attnc::DType::F16;
+  case attnc::support::DType::U16:
+  case attnc::support::DType::I16: return attnc::DType::BF16;
+  case attnc::support::DType::F32: return attnc::DType::F32;
+  case attnc::support::DType::I32: return attnc::DType::I32;
+  case attnc::support::DType::I64: return attnc::DType::I64;
+  case attnc::support::DType::Bool:
+  case attnc::support::DType::U8: return attnc::DType::Bool;
+  default: throw InputError{flag + ": " + attnc::support::dtypeName(a.dtype) + " tensors cannot be passed to a kernel"};
+  }
+}
+
+/// Device copies of .npy arrays, freed on scope exit.
+struct DeviceTensors {
+  std::vector<uint64_t> buffers;
+  ~DeviceTensors() {
+    for (uint64_t p : buffers)
+      try {
+        attnc::device::free(p);
+      } catch (...) {
+      }
+  }
+  attnc::TensorRef upload(const NpyArray &a, attnc::DType dt) {
+    uint64_t p = attnc::device::alloc(std::max<size_t>(a.data.size(), 16));
+    buffers.push_back(p);
+    attnc::device::copyToDevice(p, a.data.data(), a.data.size());
+    return attnc::TensorRef::contiguous(p, dt, a.shape);
+  }
+  attnc::TensorRef allocate(attnc::DType dt, std::vector<int64_t> shape) {
+    size_t n = 1;
+    for (int64_t d : shape)
+      n *= size_t(d);
+    uint64_t p = attnc::device::alloc(std::max<size_t>(n * attnc::dtypeSize(dt), 16));
+    buffers.push_back(p);
+    attnc::device::memset(p, 0xff, n * attnc::dtypeSize(dt)); // NaN: unwritten elements show
+    return attnc::TensorRef::contiguous(p, dt, std::move(shape));
+  }
+};
+
+NpyArray readArray(const std::string &flag, const std::string &path) {
+  try {
+    return attnc::support::readNpy(path);
+  } catch (const NpyError &e) {
+    throw InputError{flag + ": " + e.what()};
+  }
+}
+
+/// `attnc run` on the GPU: the kernel of the chosen variant through the C++
+/// API of libattnrt, on the .npy tensors, with the reference's outputs.
+int runGpu(const Options &o) {
+  std::unique_ptr<dsl::SourceFile> src;
+  std::optional<dsl::CheckedProgram> checked = loadProgram(o, src);
+  if (!checked)
+    return kExitBadInput;
+  const dsl::CheckedProgram &p = *checked;
+  int64_t layer = -1;
+  int vi = pickVariant(p, o, layer);
+  const std::string &variant = p.ast.attentions[size_t(vi)].name;
+
+  NpyArray q = readArray("--q", o.q), k = readArray("--k", o.k), v = readArray("--v", o.v);
+  attnc::DType dt = runtimeDType(q, "--q");
+  if (dt != attnc::DType::BF16 && dt != attnc::DType::F16)
+    throw InputError{"--q: the GPU kernels take bf16 (raw <u2/<i2) or fp16 (<f2), got " +
+                     std::string(attnc::support::dtypeName(q.dtype))};
+
+  attnc::Module module = [&] {
+    if (!o.module.empty())
+      return attnc::Module::loadFile(o.module);
+#ifdef ATTNC_WITH_MLIR
+    attnc::CodegenOptions cg;
+    int64_t d = q.shape.size() == 4 ? q.shape[3] : 0;
+    if (d != 64 && d != 128 && d != 256)
+      throw InputError{"--q: head dim " + std::to_string(d) + " has no kernel (64, 128 or 256)"};
+    cg.headDims = {d};
+    cg.dtypes = {dt == attnc::DType::BF16 ? "bf16" : "fp16"};
+    std::ostringstream ptx;
+    if (int rc = attnc::emitCode(ptx, std::cerr, p, *src, "ptx", cg))
+      throw InputError{"compiling " + o.file + " failed (exit " + std::to_string(rc) + ")"};
+    return attnc::Module::loadData(ptx.str(), "", {}, o.file);
+#else
+    throw InputError{"this build has no compiler (ATTNC_WITH_MLIR=OFF): give the kernels with --module K.ptx "
+                     "(attnc " + o.file + " -o K.ptx on a build machine)"};
+#endif
+  }();
+  attnc::Kernel kernel = module.variant(variant);
+
+  DeviceTensors dev;
+  attnc::LaunchArgs a;
+  a.q = dev.upload(q, dt);
+  a.k = dev.upload(k, runtimeDType(k, "--k"));
+  a.v = dev.upload(v, runtimeDType(v, "--v"));
+  a.o = dev.allocate(dt, q.shape);
+  std::vector<int64_t> lseShape(q.shape.begin(), q.shape.end() - (q.shape.empty() ? 0 : 1));
+  a.lse = dev.allocate(attnc::DType::F32, lseShape);
+  if (!o.sinks.empty()) {
+    NpyArray sk = readArray("--sinks", o.sinks);
+    a.sinks = dev.upload(sk, runtimeDType(sk, "--sinks"));
+  }
+  for (const auto &[name, path] : o.inputs) {
+    NpyArray in = readArray("--input " + name, path);
+    a.inputs[name] = dev.upload(in, runtimeDType(in, "--input " + name));
+  }
+  a.qOffset = o.qOffset;
+  a.kOffset = o.kOffset;
+  kernel.launch(a);
+  attnc::device::synchronize();
+
+  // O back to the host, as f32/f64 like the reference's.
+  size_t n = 1;
+  for (int64_t d : q.shape)
+    n *= size_t(d);
+  std::vector<uint16_t> bits(n);
+  attnc::device::copyToHost(bits.data(), a.o.data, n * 2);
+  std::vector<double> ov(n);
+  for (size_t i = 0; i < n; ++i)
+    ov[i] = dt == attnc::DType::BF16 ? attnc::support::bf16ToFloat(bits[i]) : attnc::support::halfToFloat(bits[i]);
+  size_t rows = n / size_t(q.shape.back());
+  std::vector<float> lf(rows);
+  attnc::device::copyToHost(lf.data(), a.lse.data, rows * 4);
+  std::vector<double> lv(lf.begin(), lf.end());
+  auto encode = [&](const std::vector<int64_t> &shape, const std::vector<double> &v) {
+    return attnc::support::encodeNpy(o.f64 ? NpyArray::fromFloat64(shape, v) : NpyArray::fromFloat32(shape, v));
+  };
+  std::vector<std::pair<std::string, std::string>> files;
+  files.emplace_back(o.out, encode(q.shape, ov));
+  if (!o.lse.empty())
+    files.emplace_back(o.lse, encode(lseShape, lv));
+  try {
+    attnc::support::writeFilesAtomic(files);
+  } catch (const std::exception &e) {
+    throw InputError{e.what()};
+  }
+  return kExitOk;
+}
+
 } // namespace
 
 int runCommand(int argc, char **argv) {
@@ -452,10 +624,6 @@ int runCommand(int argc, char **argv) {
       std::cout << kUsage;
       return kExitOk;
     }
-    if (!o.reference) {
-      std::cerr << "attnc run: GPU execution is not available yet in this build; use --reference\n";
-      return kExitUsage;
-    }
     requireFlags(o);
   } catch (const UsageError &e) {
     std::cerr << "attnc run: error: " << e.msg << "\n"
@@ -463,7 +631,10 @@ int runCommand(int argc, char **argv) {
     return kExitUsage;
   }
   try {
-    return runReference(o);
+    return o.reference ? runReference(o) : runGpu(o);
+  } catch (const attnc::Error &e) {
+    std::cerr << "attnc run: error: " << e.what() << "\n";
+    return kExitBadInput;
   } catch (const InputError &e) {
     std::cerr << "attnc run: error: " << e.msg << "\n";
     return kExitBadInput;

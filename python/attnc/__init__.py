@@ -496,14 +496,18 @@ def load_data(image, manifest=None, lazy=False, name="<memory>"):
 
 
 def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, defines=None,
-            **params):
+            options=None, **params):
     """Compiles attnc source in-process (through the disk cache) and loads it.
 
     Keyword arguments other than the named ones override `param`s, like
     ``attnc -D NAME=VALUE`` (use defines={...} for a param whose name clashes
     with a keyword). Raises Error with status ATTNRT_ERROR_NO_COMPILER in
-    builds without the compiler (ATTNC_WITH_MLIR=OFF)."""
+    builds without the compiler (ATTNC_WITH_MLIR=OFF). `options` passes
+    compiler options by name, e.g. {"head_dims": "128", "dtypes": "bf16"}
+    (default: every head dim and dtype)."""
     opts = []
+    for k, v in sorted((options or {}).items()):
+        opts.append("%s=%s" % (k, v))
     if target:
         opts.append("target=%s" % target)
     if cache_dir:

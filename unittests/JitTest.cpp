@@ -1,0 +1,90 @@
+//===- JitTest.cpp - attnc::compile with the real pipeline ----------------===//
+//
+// With the compiler linked in (MLIR builds), attnc::compile turns a source
+// string into a module (lazily loaded: no GPU needed) through the disk
+// cache: the first call compiles and stores one entry, the second finds it;
+// -D overrides and options are part of the key; source errors surface as
+// Error(Compile) with located diagnostics.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char *kSource = "param window = 256;\n"
+                      "attention sliding { mask k <= q && q - k < window; }\n";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("attnc-jit-test-" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  size_t entries() const {
+    size_t n = 0;
+    for (auto &e : fs::recursive_directory_iterator(path))
+      n += e.is_regular_file() && e.path().extension() != ".lock";
+    return n;
+  }
+};
+
+attnc::CompileOptions options(const TempDir &dir) {
+  attnc::CompileOptions o;
+  o.cacheDir = dir.path.string();
+  o.load.lazy = true;
+  o.extra["head_dims"] = "64";
+  o.extra["dtypes"] = "bf16";
+  return o;
+}
+
+TEST(Jit, CompilesThroughTheCache) {
+  ASSERT_TRUE(attnc::hasCompiler());
+  TempDir dir;
+  attnc::Module m = attnc::compile(kSource, options(dir));
+  ASSERT_EQ(m.manifest().variants.size(), 1u);
+  EXPECT_EQ(m.manifest().variants[0].name, "sliding");
+  ASSERT_EQ(m.manifest().variants[0].kernels.size(), 1u);
+  EXPECT_EQ(m.manifest().variants[0].kernels[0].symbol, "sliding_d64_bf16");
+  size_t after = dir.entries();
+  EXPECT_GE(after, 1u);
+  attnc::Module again = attnc::compile(kSource, options(dir));
+  EXPECT_EQ(dir.entries(), after); // a hit: nothing new stored
+  attnc::CompileOptions o = options(dir);
+  o.defines["window"] = "512";
+  attnc::compile(kSource, o);
+  EXPECT_GT(dir.entries(), after); // another key
+}
+
+TEST(Jit, SourceErrorsAreCompileErrors) {
+  TempDir dir;
+  try {
+    attnc::compile("attention a { mask k <= widow; }", options(dir));
+    FAIL() << "expected an error";
+  } catch (const attnc::Error &e) {
+    EXPECT_EQ(e.code(), attnc::ErrorCode::Compile);
+    EXPECT_NE(std::string(e.what()).find("<jit>:1:25: error: unknown name 'widow'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Jit, BadOptionsAreUsageErrors) {
+  TempDir dir;
+  attnc::CompileOptions o = options(dir);
+  o.extra["head_dims"] = "96";
+  try {
+    attnc::compile(kSource, o);
+    FAIL() << "expected an error";
+  } catch (const attnc::Error &e) {
+    EXPECT_EQ(e.code(), attnc::ErrorCode::Usage);
+    EXPECT_NE(std::string(e.what()).find("head dims must be among 64, 128, 256"), std::string::npos) << e.what();
+  }
+}
+
+} // namespace
