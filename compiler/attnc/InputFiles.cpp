@@ -13,13 +13,6 @@ namespace attnc {
 
 namespace {
 
-std::string shapeOf(const std::vector<int64_t> &s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i)
-    out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 /// Whitespace-separated numbers, one line per row.
 void readText(const std::string &path, const std::string &what, std::vector<int64_t> &shape,
               std::vector<double> &values) {
@@ -89,7 +82,7 @@ InputFiles::InputFiles(const dsl::CheckedProgram &program,
       t.shape.insert(t.shape.begin(), 1);
     if (t.shape.size() != decl.axes.size())
       throw std::runtime_error(what + ": expected " + std::to_string(decl.axes.size()) + " axes, got shape " +
-                               shapeOf(t.shape));
+                               support::shapeString(t.shape));
     t.loaded = true;
     tensors_[idx] = std::move(t);
   }

@@ -1,26 +1,14 @@
 //===- Eval.cpp - The reference interpreter for checked expressions --------===//
 #include "attnc/dsl/Eval.h"
+#include "support/FloorDiv.h"
 
 #include <cmath>
 #include <string>
 
 namespace attnc::dsl {
 
-int64_t floorDiv(int64_t a, int64_t b) {
-  // Worked example: -7 / 2 -> C++ gives -3 (toward zero); floor is -4.
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
-
-int64_t floorMod(int64_t a, int64_t b) {
-  // -7 % 2 -> C++ gives -1; floor modulo is 1 (the sign of the divisor).
-  int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0)))
-    r += b;
-  return r;
-}
+int64_t floorDiv(int64_t a, int64_t b) { return support::floorDiv(a, b); }
+int64_t floorMod(int64_t a, int64_t b) { return support::floorMod(a, b); }
 
 namespace {
 

@@ -1,5 +1,6 @@
 //===- Term.cpp - Symbolic terms, folding and interval evaluation ----------===//
 #include "attnc/Analysis/Term.h"
+#include "support/FloorDiv.h"
 
 #include <algorithm>
 #include <cassert>
@@ -18,19 +19,8 @@ const char *varName(Var v) {
   return "?";
 }
 
-int64_t floorDivInt(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
-
-int64_t floorModInt(int64_t a, int64_t b) {
-  int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0)))
-    r += b;
-  return r;
-}
+int64_t floorDivInt(int64_t a, int64_t b) { return support::floorDiv(a, b); }
+int64_t floorModInt(int64_t a, int64_t b) { return support::floorMod(a, b); }
 
 bool Term::reads(Var v) const {
   if (kind == Kind::Var && var == v)

@@ -168,6 +168,8 @@ private:
 
   SmallVector<Value> operandsOf(Value fragment, int64_t regs);
   SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> bOps, ArrayRef<Value> c);
+  void mmaBlockPair(ArrayRef<SmallVector<Value>> a, ArrayRef<Value> bOps, SmallVector<Value> &accum, int64_t blocks,
+                    int64_t j);
   Value packPair(Value x, Value y);
   Value quadReduce(Value v, bool isMax);
 
@@ -429,6 +431,20 @@ SmallVector<Value> KernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps, A
   return out;
 }
 
+/// For every m-tile: accum's 8-wide column blocks j and j+1 += A x B, where
+/// `bOps` holds the B operands of both blocks (one ldmatrix.x4) and accum is
+/// laid out [m-tile][block][4] with `blocks` blocks per m-tile.
+void KernelEmitter::mmaBlockPair(ArrayRef<SmallVector<Value>> a, ArrayRef<Value> bOps, SmallVector<Value> &accum,
+                                 int64_t blocks, int64_t j) {
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t h = 0; h < 2; ++h) {
+      int64_t base = (mt * blocks + j + h) * 4;
+      SmallVector<Value> c(accum.begin() + base, accum.begin() + base + 4);
+      SmallVector<Value> d = mma(a[mt], {bOps[2 * h], bOps[2 * h + 1]}, c);
+      std::copy(d.begin(), d.end(), accum.begin() + base);
+    }
+}
+
 /// Max or sum over the four lanes of a quad (the lanes sharing a row).
 Value KernelEmitter::quadReduce(Value v, bool isMax) {
   for (int32_t offset : {1, 2}) {
@@ -587,13 +603,7 @@ Value KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Va
       SmallVector<Value> bo = operandsOf(
           nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{bufIdx, toIndex(bRow), toIndex(bCol)}, false, 4),
           4);
-      for (int64_t mt = 0; mt < MT_; ++mt)
-        for (int64_t h = 0; h < 2; ++h) {
-          int64_t base = (mt * nTilesN + j + h) * 4;
-          SmallVector<Value> c(s.begin() + base, s.begin() + base + 4);
-          SmallVector<Value> d = mma(a[mt], {bo[2 * h], bo[2 * h + 1]}, c);
-          std::copy(d.begin(), d.end(), s.begin() + base);
-        }
+      mmaBlockPair(a, bo, s, nTilesN, j);
     }
   }
 
@@ -720,13 +730,7 @@ Value KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Va
       SmallVector<Value> bo = operandsOf(
           nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{bufIdx, toIndex(vRow), toIndex(vCol)}, true, 4),
           4);
-      for (int64_t mt = 0; mt < MT_; ++mt)
-        for (int64_t h = 0; h < 2; ++h) {
-          int64_t base = (mt * nTilesD + t + h) * 4;
-          SmallVector<Value> cIn(acc.begin() + base, acc.begin() + base + 4);
-          SmallVector<Value> d = mma(a[mt], {bo[2 * h], bo[2 * h + 1]}, cIn);
-          std::copy(d.begin(), d.end(), acc.begin() + base);
-        }
+      mmaBlockPair(a, bo, acc, nTilesD, t);
     }
   }
   for (int64_t r = 0; r < rowsPerThread; ++r)
