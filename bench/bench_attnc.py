@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--ptx", required=True)
     ap.add_argument("--json")
     ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--cases", help="comma-separated case names to run (default: all)")
     args = ap.parse_args()
     torch.manual_seed(0)
     mod = attnc.load(args.ptx)
@@ -65,7 +66,10 @@ def main():
     v = torch.randn_like(q)
     out = torch.empty_like(q)
     lse = torch.empty(B, H, L, device=dev, dtype=torch.float32)
+    wanted = set(args.cases.split(",")) if args.cases else None
     for name, causal in (("dense", False), ("causal", True)):
+        if wanted and name not in wanted:
+            continue
         pairs = pairs_causal(L) if causal else L * L
         flops = 4 * B * H * pairs * D
         kern = mod.variant(name)
@@ -103,6 +107,8 @@ def main():
              int(((counts * (counts + 1)) / 2).sum().item()), {"doc": doc_d[None].contiguous()}),
         ]
         for name, mm, pairs, inputs in cases:
+            if wanted and name not in wanted:
+                continue
             flops = 4 * H * pairs * D
             kern = mod.variant(name)
             ms = bench(lambda: kern(q, k, v, inputs=inputs, out=out, lse=lse), rep=50)

@@ -35,6 +35,8 @@
 #include "mlir/IR/IRMapping.h"
 
 #include <cmath>
+#include <functional>
+#include <map>
 
 using namespace mlir;
 
@@ -93,6 +95,19 @@ public:
     BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_);
     LD_ = D_ + kPad;
     MT_ = BM_ / (16 * kWarps);
+    std::function<bool(const Term &)> readsToken = [&](const Term &t) {
+      if (t.kind == Term::Kind::Input)
+        for (analysis::Var v : t.inputIndex)
+          if (v == analysis::Var::Q || v == analysis::Var::K)
+            return true;
+      for (const analysis::TermPtr &a : t.args)
+        if (readsToken(*a))
+          return true;
+      return false;
+    };
+    for (const KeyClause &c : ki.clauses)
+      for (const analysis::TermPtr &r : c.rest)
+        summaries_ |= readsToken(*r);
   }
 
   KernelInfo build(gpu::GPUModuleOp module);
@@ -162,9 +177,22 @@ private:
   Value computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state, SmallVector<Value> &next);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
 
-  IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k);
+  IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
   std::pair<Value, Value> visitRange();
-  std::pair<Value, Value> classifyTile(Value n);
+  std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false);
+
+  // Tile summaries: for masks whose unsolved conditions read inputs at token
+  // positions (documents), each CTA classifies the key tiles of its visit
+  // range up front, reading each tile's inputs for their minimum and
+  // maximum, into two bitmaps in shared memory (visit, full).
+  static constexpr int64_t kSummaryTiles = 32 * kThreads; ///< tiles per bitmap
+  bool summaries_ = false;
+  Value visitBits_, fullBits_, windowFirst_;
+  std::map<std::string, ValueRange64> qRanges_;
+  ValueRange64 tokenRange(const Term &read, Value posLo, Value posHi);
+  void computeQRanges();
+  void fillSummaries(Value first, Value last);
+  Value summaryBit(Value bits, Value n);
 
   SmallVector<Value> operandsOf(Value fragment, int64_t regs);
   SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> bOps, ArrayRef<Value> c);
@@ -271,6 +299,13 @@ void KernelEmitter::setupBlock() {
   Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes), ValueRange{});
   Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes + kvBytes), ValueRange{});
   info_.sharedBytes = qBytes + 2 * kvBytes;
+  if (summaries_) {
+    auto bitsType = MemRefType::get({kSummaryTiles / 32}, i32_, MemRefLayoutAttrInterface{}, workgroup());
+    visitBits_ = memref::ViewOp::create(b_, loc_, bitsType, dyn, cidx(info_.sharedBytes), ValueRange{});
+    fullBits_ = memref::ViewOp::create(b_, loc_, bitsType, dyn, cidx(info_.sharedBytes + kSummaryTiles / 8),
+                                       ValueRange{});
+    info_.sharedBytes += 2 * (kSummaryTiles / 8);
+  }
 }
 
 /// Copies `rows` x D elements (row r of the tile is global row rowStart + r,
@@ -302,8 +337,18 @@ SmallVector<Value> KernelEmitter::loadTile(Value smem, Value buf, int64_t rows, 
 //===----------------------------------------------------------------------===//
 // Tile bounds from the key intervals.
 //===----------------------------------------------------------------------===//
-IntervalEnv KernelEmitter::intervalEnv(ValueRange64 q, ValueRange64 k) {
+IntervalEnv KernelEmitter::intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges) {
   IntervalEnv env;
+  if (tokenRanges)
+    env.tokenInput = [this, k](const Term &read) -> ValueRange64 {
+      for (analysis::Var v : read.inputIndex) {
+        if (v == analysis::Var::Q)
+          return qRanges_.at(read.str());
+        if (v == analysis::Var::K)
+          return tokenRange(read, k.lo, k.hi);
+      }
+      return {ci(-analysis::kInf), ci(analysis::kInf)};
+    };
   env.q = q;
   env.k = k;
   env.h = hIdx_;
@@ -360,13 +405,13 @@ std::pair<Value, Value> KernelEmitter::visitRange() {
 /// For key tile n: (visit, needMask). A tile is skipped when no clause can
 /// touch it; it is computed without the mask when one clause with no rest
 /// covers it for every row and it holds no keys past klen.
-std::pair<Value, Value> KernelEmitter::classifyTile(Value n) {
+std::pair<Value, Value> KernelEmitter::classifyTile(Value n, bool tokenRanges) {
   Value colFirst = mul(n, ci(BN_));
   Value colEnd = minI(add(colFirst, ci(BN_)), klen_);
   Value k0 = add(colFirst, kOff_), k1 = add(sub(colEnd, ci(1)), kOff_);
   Value visit = cbool(false), full = cbool(false);
   for (const KeyClause &c : ki_.clauses) {
-    IntervalEnv env = intervalEnv({q0_, q1_}, {k0, k1});
+    IntervalEnv env = intervalEnv({q0_, q1_}, {k0, k1}, tokenRanges);
     IntervalCodegen gen(b_, loc_, env);
     Value rowsMaybe = cbool(true), rowsSure = cbool(true);
     for (const analysis::TermPtr &r : c.rows) {
@@ -377,8 +422,9 @@ std::pair<Value, Value> KernelEmitter::classifyTile(Value n) {
     ValueRange64 lo = c.lo ? gen.emit(*c.lo) : ValueRange64{ci(-analysis::kInf), ci(-analysis::kInf)};
     ValueRange64 hi = c.hi ? gen.emit(*c.hi) : ValueRange64{ci(analysis::kInf), ci(analysis::kInf)};
     Value touches = andB(rowsMaybe, cmpI(arith::CmpIPredicate::sle, maxI(k0, lo.lo), minI(k1, hi.hi)));
-    // Unsolved conditions: evaluated over the tile like the analysis does
-    // (inputs at token positions are unknown here: they never exclude).
+    // Unsolved conditions: evaluated over the tile like the analysis does;
+    // inputs at token positions are read for their range (tokenRanges) or
+    // unknown (they never exclude then).
     Value restMaybe = cbool(true), restSure = cbool(c.rest.empty());
     for (const analysis::TermPtr &r : c.rest)
       restMaybe = andB(restMaybe, cmpI(arith::CmpIPredicate::eq, gen.emit(*r).hi, ci(1)));
@@ -389,6 +435,98 @@ std::pair<Value, Value> KernelEmitter::classifyTile(Value n) {
   Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(colFirst, ci(BN_)));
   Value needMask = orB(notB(full), tail);
   return {visit, needMask};
+}
+
+//===----------------------------------------------------------------------===//
+// Tile summaries of inputs read at token positions.
+//===----------------------------------------------------------------------===//
+/// Minimum and maximum of `read` (an input indexed by q or k) over the
+/// positions [posLo, posHi] (clamped to >= 0), by a loop of loads.
+ValueRange64 KernelEmitter::tokenRange(const Term &read, Value posLo, Value posHi) {
+  InputArg *in = nullptr;
+  for (InputArg &i : inputs_)
+    if (i.name == read.input)
+      in = &i;
+  assert(in && "a token read of an input the kernel does not take");
+  Value fixed = ci(0);
+  int64_t tokenAxis = -1;
+  for (size_t a = 0; a < read.inputIndex.size(); ++a) {
+    analysis::Var v = read.inputIndex[a];
+    if (v == analysis::Var::Q || v == analysis::Var::K)
+      tokenAxis = int64_t(a);
+    else
+      fixed = add(fixed, mul(v == analysis::Var::H ? hIdx_ : bIdx_, in->strides[a]));
+  }
+  Value lo = maxI(posLo, ci(0));
+  Value hiExcl = add(maxI(posHi, sub(lo, ci(1))), ci(1));
+  auto loop = scf::ForOp::create(b_, loc_, toIndex(lo), toIndex(hiExcl), cidx(1),
+                                 ValueRange{ci(analysis::kInf), ci(-analysis::kInf)});
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(loop.getBody());
+    Value pos = toI64(loop.getInductionVar());
+    Value idx = add(fixed, mul(pos, in->strides[size_t(tokenAxis)]));
+    Value v = memref::LoadOp::create(b_, loc_, in->ptr, ValueRange{toIndex(idx)});
+    if (in->storage.isInteger(8))
+      v = arith::ExtUIOp::create(b_, loc_, i64_, cmpI(arith::CmpIPredicate::ne, v,
+                                                      arith::ConstantIntOp::create(b_, loc_, in->storage, 0)));
+    else if (in->value.isInteger(32))
+      v = arith::ExtSIOp::create(b_, loc_, i64_, v);
+    scf::YieldOp::create(b_, loc_, ValueRange{minI(loop.getRegionIterArg(0), v), maxI(loop.getRegionIterArg(1), v)});
+  }
+  return {loop.getResult(0), loop.getResult(1)};
+}
+
+/// The ranges of every input read at q over this CTA's query positions.
+void KernelEmitter::computeQRanges() {
+  std::function<void(const Term &)> visit = [&](const Term &t) {
+    if (t.kind == Term::Kind::Input)
+      for (analysis::Var v : t.inputIndex)
+        if (v == analysis::Var::Q && !qRanges_.count(t.str()))
+          qRanges_[t.str()] = tokenRange(t, q0_, q1_);
+    for (const analysis::TermPtr &a : t.args)
+      visit(*a);
+  };
+  for (const KeyClause &c : ki_.clauses)
+    for (const analysis::TermPtr &r : c.rest)
+      visit(*r);
+}
+
+/// Classifies the key tiles first .. first + kSummaryTiles - 1 (up to last)
+/// with input ranges: thread t owns the 32 tiles of bitmap word t.
+void KernelEmitter::fillSummaries(Value first, Value last) {
+  windowFirst_ = first;
+  Value visitWord = arith::ConstantIntOp::create(b_, loc_, i32_, 0), fullWord = visitWord;
+  for (int64_t bit = 0; bit < 32; ++bit) {
+    Value n = add(first, add(mul(tid_, ci(32)), ci(bit)));
+    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i32_, i32_}, cmpI(arith::CmpIPredicate::sle, n, last), true);
+    {
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+      auto [visit, needMask] = classifyTile(n, /*tokenRanges=*/true);
+      Value one = ci32(int64_t(1) << bit);
+      Value zero = ci32(0);
+      Value v = arith::OrIOp::create(b_, loc_, visitWord, sel(visit, one, zero));
+      Value f = arith::OrIOp::create(b_, loc_, fullWord, sel(notB(needMask), one, zero));
+      scf::YieldOp::create(b_, loc_, ValueRange{v, f});
+      b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{visitWord, fullWord});
+    }
+    visitWord = ifIn.getResult(0);
+    fullWord = ifIn.getResult(1);
+  }
+  memref::StoreOp::create(b_, loc_, visitWord, visitBits_, ValueRange{toIndex(tid_)});
+  memref::StoreOp::create(b_, loc_, fullWord, fullBits_, ValueRange{toIndex(tid_)});
+  barrier();
+}
+
+/// Bit n of a summary bitmap (n within the window).
+Value KernelEmitter::summaryBit(Value bits, Value n) {
+  Value rel = sub(n, windowFirst_);
+  Value word = memref::LoadOp::create(b_, loc_, bits, ValueRange{toIndex(arith::DivUIOp::create(b_, loc_, rel, ci(32)))});
+  Value shift = arith::TruncIOp::create(b_, loc_, i32_, arith::RemUIOp::create(b_, loc_, rel, ci(32)));
+  Value bit = arith::AndIOp::create(b_, loc_, arith::ShRUIOp::create(b_, loc_, word, shift), ci32(1));
+  return cmpI(arith::CmpIPredicate::ne, bit, ci32(0));
 }
 
 //===----------------------------------------------------------------------===//
@@ -555,7 +693,22 @@ Value KernelEmitter::nextVisited(Value n, Value last) {
     // Classify only in range (the closed forms are cheap, but need a tile).
     auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i1_}, inRange, true);
     b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{notB(classifyTile(cand).first)});
+    Value visit;
+    if (summaries_) {
+      // Inside the summarised window the bitmap answers; beyond it, the
+      // closed forms alone (conservative).
+      Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(cand, windowFirst_), ci(kSummaryTiles));
+      auto ifWin = scf::IfOp::create(b_, loc_, TypeRange{i1_}, inWindow, true);
+      b_.setInsertionPointToStart(&ifWin.getThenRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{summaryBit(visitBits_, cand)});
+      b_.setInsertionPointToStart(&ifWin.getElseRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{classifyTile(cand).first});
+      b_.setInsertionPointAfter(ifWin);
+      visit = ifWin.getResult(0);
+    } else {
+      visit = classifyTile(cand).first;
+    }
+    scf::YieldOp::create(b_, loc_, ValueRange{notB(visit)});
     b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
     scf::YieldOp::create(b_, loc_, ValueRange{cbool(false)});
     b_.setInsertionPointAfter(ifIn);
@@ -565,7 +718,24 @@ Value KernelEmitter::nextVisited(Value n, Value last) {
   {
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(after);
-    scf::YieldOp::create(b_, loc_, ValueRange{add(after->getArgument(0), ci(1))});
+    Value cand = after->getArgument(0);
+    Value next = add(cand, ci(1));
+    if (summaries_) {
+      // cand is not visited; if no later bit of its bitmap word is set
+      // either, skip to the next word.
+      Value rel = sub(cand, windowFirst_);
+      Value inWindow = cmpI(arith::CmpIPredicate::slt, rel, ci(kSummaryTiles));
+      Value safeRel = sel(inWindow, rel, ci(0));
+      Value bitInWord = arith::RemUIOp::create(b_, loc_, safeRel, ci(32));
+      Value word = memref::LoadOp::create(
+          b_, loc_, visitBits_, ValueRange{toIndex(arith::DivUIOp::create(b_, loc_, safeRel, ci(32)))});
+      Value shift = arith::TruncIOp::create(b_, loc_, i32_, bitInWord);
+      // (word >> shift) >> 1: the bits above cand (a shift by 32 is undefined).
+      Value above = arith::ShRUIOp::create(b_, loc_, arith::ShRUIOp::create(b_, loc_, word, shift), ci32(1));
+      Value none = andB(inWindow, cmpI(arith::CmpIPredicate::eq, above, ci32(0)));
+      next = sel(none, add(cand, sub(ci(32), bitInWord)), next);
+    }
+    scf::YieldOp::create(b_, loc_, ValueRange{next});
   }
   b_.setInsertionPointAfter(loop);
   return loop.getResult(0);
@@ -770,6 +940,10 @@ void KernelEmitter::emitBody() {
   loadTile(Qs_, Value(), BM_, q_, qBase, rowBase_, qlen_, qsl_);
   NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
   auto [first, last] = visitRange();
+  if (summaries_) {
+    computeQRanges();
+    fillSummaries(first, last);
+  }
   auto loadKV = [&](Value n, Value buf) {
     Value colFirst = mul(n, ci(BN_));
     loadTile(Ks_, buf, BN_, k_, kBase, colFirst, klen_, ksl_);
@@ -827,6 +1001,13 @@ void KernelEmitter::emitBody() {
     NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 1);
     barrier();
     Value needMask = classifyTile(n).second;
+    if (summaries_) {
+      Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
+      needMask = sel(inWindow, notB(summaryBit(fullBits_, n)), needMask);
+      // A full tile still needs the mask on its tail columns past klen.
+      Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(mul(n, ci(BN_)), ci(BN_)));
+      needMask = orB(needMask, tail);
+    }
     SmallVector<Value> next = {nn, other};
     computeTile(n, needMask, buf, state, next);
     barrier(); // this buffer is refilled two tiles from now

@@ -61,7 +61,9 @@ ValueRange64 IntervalCodegen::emit(const Term &t) {
     bool token = false;
     for (Var v : t.inputIndex)
       token |= v == Var::Q || v == Var::K;
-    if (token || !env_.scalarInput)
+    if (token)
+      return env_.tokenInput ? env_.tokenInput(t) : all();
+    if (!env_.scalarInput)
       return all();
     Value v = env_.scalarInput(t);
     return {v, v};

@@ -30,6 +30,9 @@ struct IntervalEnv {
   /// A point read of an input without a token axis (e.g. prefix[b]); may be
   /// null, in which case reads are unknown.
   std::function<mlir::Value(const analysis::Term &read)> scalarInput;
+  /// The range of an input read at a token position (doc[b, k]) over the
+  /// positions q or k range over; may be null (unknown).
+  std::function<ValueRange64(const analysis::Term &read)> tokenInput;
 };
 
 class IntervalCodegen {
