@@ -31,6 +31,23 @@ struct Selection {
 /// distinct variants when the file has one, else every variant.
 bool select(const dsl::CheckedProgram &p, const TileOptions &o, bool single, Selection &out, std::string &error) {
   const dsl::ModelInfo *model = p.models.empty() ? nullptr : &p.models.front();
+  std::string modelName = p.models.empty() ? "" : p.ast.models.front().name;
+  if (!o.model.empty()) {
+    int mi = p.findModel(o.model);
+    if (mi < 0) {
+      std::vector<std::string> names;
+      for (auto &m : p.ast.models)
+        names.push_back(m.name);
+      std::string hint = dsl::closestMatch(o.model, names);
+      error = "--model " + o.model + ": no such model" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
+      return false;
+    }
+    model = &p.models[size_t(mi)];
+    modelName = o.model;
+  } else if (p.models.size() > 1 && o.layer) {
+    error = "--layer: the file has " + std::to_string(p.models.size()) + " models; pick one with --model NAME";
+    return false;
+  }
   auto layersOf = [&](int v) {
     std::vector<int64_t> layers;
     if (model)
@@ -60,7 +77,7 @@ bool select(const dsl::CheckedProgram &p, const TileOptions &o, bool single, Sel
       return false;
     }
     if (*o.layer < 0 || *o.layer >= model->layers) {
-      error = "--layer " + std::to_string(*o.layer) + ": model '" + p.ast.models.front().name + "' has " +
+      error = "--layer " + std::to_string(*o.layer) + ": model '" + modelName + "' has " +
               std::to_string(model->layers) + " layers (0.." + std::to_string(model->layers - 1) + ")";
       return false;
     }
@@ -123,7 +140,14 @@ int emitMask(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
       env.q = row + qOff;
       for (int64_t col = 0; col < *o.klen; ++col) {
         env.k = col + kOff;
-        bool m = dsl::evalMask(v, env);
+        bool m;
+        try {
+          m = dsl::evalMask(v, env);
+        } catch (const dsl::EvalError &e) {
+          throw std::runtime_error(std::string(e.what()) + " (at q = " + std::to_string(env.q) +
+                                   ", k = " + std::to_string(env.k) + ", row " + std::to_string(row) + ", column " +
+                                   std::to_string(col) + ")");
+        }
         allowed += m;
         grid += m ? '#' : '.';
       }

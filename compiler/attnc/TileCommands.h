@@ -1,7 +1,7 @@
 //===- TileCommands.h - `--emit=mask` and `--emit=tiles` --------*- C++ -*-===//
 //
 //   attnc FILE --emit=mask  --qlen N --klen N [--q-offset N] [--k-offset N]
-//               [--variant NAME | --layer I] [--batch B] [--head H] [--input name=path]...
+//               [--variant NAME | --layer I [--model NAME]] [--batch B] [--head H] [--input name=path]...
 //   attnc FILE --emit=tiles --qlen N --klen N [--q-offset N] [--k-offset N]
 //               [--block-m M] [--block-n N] [--variant NAME | --layer I]
 //               [--format=text|json|svg] [--rows] [--batch B] [--head H] [--input name=path]...
@@ -27,6 +27,7 @@ struct TileOptions {
   std::optional<int64_t> qlen, klen, qOffset, kOffset, layer;
   int64_t blockM = 128, blockN = 128, batch = 0, head = 0;
   std::string variant;
+  std::string model;               ///< --model NAME: the model for --layer and the default selection
   std::string format = "text";
   bool rows = false;
   std::vector<std::pair<std::string, std::string>> inputs;

@@ -70,6 +70,7 @@ options of --emit=mask and --emit=tiles:
   --variant NAME           the variant to show (default: a model's distinct variants,
                            or every variant; --emit=mask needs exactly one)
   --layer I                the variant of layer I of the file's model
+  --model NAME             the model, when the file has several (default: the first)
   --batch B --head H       the batch entry and query head (default 0)
   --input NAME=PATH        an input tensor: .npy, or text (one line per batch entry)
   --block-m M --block-n N  tile sizes, 16 to 256 (--emit=tiles; default 128)
@@ -174,11 +175,11 @@ int main(int argc, char **argv) {
       if (!v || *end || errno)
         return usageError(a + " needs an integer" + (v ? std::string(", got '") + v + "'" : std::string()));
       *slot = n;
-    } else if (a == "--variant") {
-      const char *v = value("--variant");
+    } else if (a == "--variant" || a == "--model") {
+      const char *v = value(a.c_str());
       if (!v)
-        return usageError("--variant needs a name");
-      tileOptions.variant = v;
+        return usageError(a + " needs a name");
+      (a == "--model" ? tileOptions.model : tileOptions.variant) = v;
     } else if (a.rfind("--format=", 0) == 0) {
       tileOptions.format = a.substr(9);
     } else if (a == "--rows") {
