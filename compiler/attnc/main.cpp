@@ -34,7 +34,8 @@ usage: attnc FILE [options]
        attnc run [--reference] FILE ...   (run a variant on .npy tensors; attnc run --help)
 
 options:
-  -o OUT            write the output to OUT instead of standard output
+  -o OUT            write the output to OUT ('-': standard output); by default
+                    PTX goes to FILE's name with .ptx, other stages to stdout
   --emit=STAGE      what to produce:
                       check  parse and check; print a summary of params, inputs,
                              variants and each model's layer table (the default
@@ -259,6 +260,15 @@ int main(int argc, char **argv) {
 #endif
   else
     printSummary(out, *program, file);
+  // PTX, the default action, goes to FILE's stem + ".ptx" unless -o says
+  // otherwise (`-o -`: standard output); the text stages print by default.
+  bool announce = false;
+  if (emit == "ptx" && output.empty()) {
+    std::string base = input == "-" ? "stdin.attn" : input.substr(input.find_last_of('/') + 1);
+    size_t dot = base.rfind('.');
+    output = (dot == std::string::npos || dot == 0 ? base : base.substr(0, dot)) + ".ptx";
+    announce = true;
+  }
   if (output.empty() || output == "-") {
     std::cout << out.str();
   } else {
@@ -267,6 +277,8 @@ int main(int argc, char **argv) {
       std::cerr << "attnc: error: cannot write '" << output << "'\n";
       return kExitInput;
     }
+    if (announce)
+      std::cerr << "attnc: wrote " << output << "\n";
   }
   return kExitOk;
 }

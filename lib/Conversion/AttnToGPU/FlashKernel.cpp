@@ -174,7 +174,7 @@ private:
   SmallVector<Value> loadTile(Value smem, Value buf, int64_t rows, Value global, Value base, Value rowStart,
                               Value rowLimit, Value rowStride);
   Value nextVisited(Value n, Value last);
-  Value computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state, SmallVector<Value> &next);
+  void computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state, SmallVector<Value> &next);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
@@ -744,7 +744,7 @@ Value KernelEmitter::nextVisited(Value n, Value last) {
 /// One key tile: S = Q K^T, scale, score, mask (if needMask), online
 /// softmax, O += P V. `state` is (m[2 MT], l[2 MT], acc[MT][D/8][4]); m in
 /// log2 units. Appends the new state to `next`.
-Value KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
+void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
                                  SmallVector<Value> &next) {
   const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, kChunksD = D_ / 16, kChunksN = BN_ / 16;
   const int64_t rowsPerThread = 2 * MT_;
@@ -908,7 +908,6 @@ Value KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Va
   for (int64_t r = 0; r < rowsPerThread; ++r)
     next.push_back(addF(mulF(state[rowsPerThread + r], alpha[r]), rowSum[r]));
   next.append(acc.begin(), acc.end());
-  return Value();
 }
 
 void KernelEmitter::emitBody() {
