@@ -247,10 +247,8 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
     if (std::find(names.begin(), names.end(), n) == names.end())
       names.push_back(n);
   });
-  auto moduleOp = variant_->getParentOfType<ModuleOp>();
   for (const std::string &n : names) {
     auto decl = SymbolTable::lookupNearestSymbolFrom<attn::InputOp>(variant_, StringAttr::get(ctx, n));
-    (void)moduleOp;
     InputArg in;
     in.name = n;
     in.value = decl.getElem();
@@ -752,7 +750,6 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
   bool hasScore = !variant_.getScore().empty();
   Value colFirst = mul(n, ci(BN_));
   auto frag4 = VectorType::get({4, 2}, elem_);
-  Value bufIdx = buf;
 
   // S = Q K^T. s[(mt * nTilesN + j) * 4 + e].
   SmallVector<Value> s(MT_ * nTilesN * 4, cf(0));
@@ -771,7 +768,7 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
       Value bRow = add(mul(add(ci(j), laneHalf_), ci(8)), lane8_);
       Value bCol = add(ci(kk * 16), mul(laneOct_, ci(8)));
       SmallVector<Value> bo = operandsOf(
-          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{bufIdx, toIndex(bRow), toIndex(bCol)}, false, 4),
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{buf, toIndex(bRow), toIndex(bCol)}, false, 4),
           4);
       mmaBlockPair(a, bo, s, nTilesN, j);
     }
@@ -898,7 +895,7 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
       Value vRow = add(ci(16 * c), add(lane8_, mul(laneOct_, ci(8))));
       Value vCol = mul(add(ci(t), laneHalf_), ci(8));
       SmallVector<Value> bo = operandsOf(
-          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{bufIdx, toIndex(vRow), toIndex(vCol)}, true, 4),
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{buf, toIndex(vRow), toIndex(vCol)}, true, 4),
           4);
       mmaBlockPair(a, bo, acc, nTilesD, t);
     }
