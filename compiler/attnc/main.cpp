@@ -31,7 +31,8 @@ constexpr int kExitOk = 0, kExitInput = 1, kExitUsage = 2;
 const char *kHelp = R"(attnc: compile attention masks and selection rules into fused GPU kernels
 
 usage: attnc FILE [options]
-       attnc run [--reference] FILE ...   (run a variant on .npy tensors; attnc run --help)
+       attnc run [--reference | --module K.ptx] FILE ...   (run a variant on .npy
+                                  tensors, on the GPU or the reference; attnc run --help)
 
 options:
   -o OUT            write the output to OUT ('-': standard output); by default
@@ -77,6 +78,7 @@ options of --emit=mask and --emit=tiles:
   --block-m M --block-n N  tile sizes, 16 to 256 (--emit=tiles; default 128)
   --format=text|json|svg   (--emit=tiles; default text)
   --rows                   JSON: each query tile's first and last non-empty key tile
+
   --help            show this help
   --version         show the version
 
@@ -84,6 +86,7 @@ exit codes:
   0  success (warnings may have been printed)
   1  errors in the input (reported as file:line:col: error: ...)
   2  bad command line
+  3  internal error (a bug in attnc: please report it with the input)
 )";
 
 int usageError(const std::string &msg) {
