@@ -46,11 +46,18 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--skip-long", action="store_true")
     ap.add_argument("--cases", help="comma-separated case names to run (default: all)")
+    ap.add_argument("--alt", action="append", default=[], metavar="LABEL=PTX",
+                    help="also time these kernels (e.g. another --tile) on every case; repeatable")
     args = ap.parse_args()
     torch.manual_seed(0)
     mod = attnc.load(args.ptx)
+    alts = [(a.split("=", 1)[0], attnc.load(a.split("=", 1)[1])) for a in args.alt]
     flex = torch.compile(flex_attention, dynamic=False)
     rows = []
+
+    def time_alts(name, call, rep=100):
+        """TFLOP/s-free timings of the --alt builds: {label: ms}."""
+        return {label: bench(lambda: call(m.variant(name)), rep=rep) for label, m in alts}
 
     def rec(**kw):
         rows.append(kw)
@@ -79,7 +86,8 @@ def main():
         bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, L, L, device=dev, _compile=True) if causal else None
         flex(q, k, v, block_mask=bm)
         ms_f = bench(lambda: flex(q, k, v, block_mask=bm))
-        rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9,
+        alt = time_alts(name, lambda kr: kr(q, k, v, out=out, lse=lse))
+        rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, alt_ms=alt, cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9,
             flex_ms=ms_f, flex_tflops=flops / ms_f / 1e9, vs_cudnn=ms_c / ms, vs_flex=ms_f / ms)
     del q, k, v, out, lse
     torch.cuda.empty_cache()
@@ -115,7 +123,8 @@ def main():
             bm = create_block_mask(mm, None, None, L, L, device=dev, _compile=True)
             flex(q, k, v, block_mask=bm)
             ms_f = bench(lambda: flex(q, k, v, block_mask=bm), rep=50)
-            rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, flex_ms=ms_f,
+            alt = time_alts(name, lambda kr: kr(q, k, v, inputs=inputs, out=out, lse=lse), rep=50)
+            rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, alt_ms=alt, flex_ms=ms_f,
                 flex_tflops=flops / ms_f / 1e9, vs_flex=ms_f / ms)
     print("\n%-18s %7s %10s %10s %10s %10s %10s" % ("case", "L", "ours ms", "ours TF/s", "cuDNN TF/s", "flex TF/s",
                                                    "speedup"))
@@ -124,6 +133,8 @@ def main():
         print("%-18s %7d %10.3f %10.1f %10s %10.1f   %s" % (r["case"], r["L"], r["ours_ms"], r["ours_tflops"],
                                                          "%.1f" % r["cudnn_tflops"] if "cudnn_tflops" in r else "-",
                                                          r["flex_tflops"], sp))
+        for label, ms in r["alt_ms"].items():
+            print("  %-16s %7s %10.3f %10.1f" % (label, "", ms, r["ours_tflops"] * r["ours_ms"] / ms))
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
 

@@ -20,3 +20,16 @@ for f in "$root"/examples/*.attn; do
   regs=$("$ptxas" -arch="$target" -v "$out/$name.ptx" -o /dev/null 2>&1 | grep -o "Used [0-9]* registers" | sort -u | tr '\n' ' ')
   echo "$name: compiled in ${ms} ms; ptxas: $regs"
 done
+# The benchmark's patterns at d=128 bf16, and the same kernels at other tile
+# shapes ($BENCH_ALT_TILES, e.g. "128x64 64x32c3") that bench_attnc.py times
+# side by side (--alt).
+mkdir -p "$out/bench"
+rm -f "$out"/bench/patterns*.ptx
+"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 -o "$out/bench/patterns.ptx"
+for alt in ${BENCH_ALT_TILES:-}; do # MxN, or MxNcC for --ctas-per-sm=C as well
+  flags=(--tile="${alt%c*}")
+  [[ $alt == *c* ]] && flags+=(--ctas-per-sm="${alt#*c}")
+  "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 "${flags[@]}" \
+    -o "$out/bench/patterns_$alt.ptx"
+done
+echo "bench: $(ls "$out/bench" | tr '\n' ' ')"

@@ -9,7 +9,8 @@
 #      --module), the C API (a C program) and Python, against the reference;
 #      compute-sanitizer memcheck and racecheck on a small subset;
 #   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention.
-# Steps can be picked with GPU_STEPS="runtime kernels sanitizer bench".
+# Steps can be picked with GPU_STEPS="runtime kernels sanitizer bench";
+# BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,8 +53,12 @@ if has sanitizer; then
 fi
 if has bench; then
   echo "== benchmark"
+  alts=()
+  for f in "$root"/build-ptx/bench/patterns_*.ptx; do
+    [ -e "$f" ] && alts+=(--alt "$(basename "$f" .ptx | sed 's/^patterns_//')=$f")
+  done
   python3 "$root/bench/bench_attnc.py" --ptx "$root/build-ptx/bench/patterns.ptx" --json "$out/bench.json" \
-    > "$out/bench.log" 2>&1 || status=1
-  tail -n 9 "$out/bench.log"
+    ${BENCH_CASES:+--cases "$BENCH_CASES"} "${alts[@]}" > "$out/bench.log" 2>&1 || status=1
+  sed -n '/^case /,$p' "$out/bench.log"
 fi
 exit $status

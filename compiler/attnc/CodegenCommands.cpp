@@ -164,6 +164,8 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   gen.headDims = o.headDims;
   gen.blockM = o.blockM;
   gen.blockN = o.blockN;
+  gen.ctasPerSm = o.ctasPerSm;
+  gen.hopper = o.target == "sm_90a";
   gen.bf16.clear();
   for (const std::string &d : o.dtypes)
     gen.bf16.push_back(d == "bf16");

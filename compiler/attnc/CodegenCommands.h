@@ -24,6 +24,7 @@ struct CodegenOptions {
   std::vector<std::string> dtypes = {"bf16", "fp16"};
   bool timing = false; ///< print per-stage times to stderr
   int64_t blockM = 0, blockN = 0; ///< --tile=MxN (tuning; 0: the defaults)
+  int64_t ctasPerSm = 0;          ///< --ctas-per-sm=N (tuning; 0: the default)
 };
 
 /// Parses "64,128" / "bf16,fp16"; returns an error message or "".

@@ -60,7 +60,9 @@ R"(                      attn   the attn dialect (MLIR), one attn.variant per va
   --dtypes=bf16,fp16      element types (default both)
   --time-stages           print the time each compilation stage takes
   --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x64,
-                          128x32 (tuning; default by head dim)
+                          128x32 (tuning; default by head dim and mask)
+  --ctas-per-sm=N         occupancy the register allocation aims for, 1-4
+                          (tuning; default 1: up to 255 registers a thread)
 )"
 #endif
 R"(  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
@@ -156,6 +158,11 @@ int main(int argc, char **argv) {
         return usageError("--tile must be 64x64, 64x32, 128x64 or 128x32, got '" + t + "'");
       codegen.blockM = std::stoll(t.substr(0, t.find('x')));
       codegen.blockN = std::stoll(t.substr(t.find('x') + 1));
+    } else if (a.rfind("--ctas-per-sm=", 0) == 0) {
+      std::string n = a.substr(14);
+      if (n != "1" && n != "2" && n != "3" && n != "4")
+        return usageError("--ctas-per-sm must be 1, 2, 3 or 4, got '" + n + "'");
+      codegen.ctasPerSm = std::stoll(n);
 #else
       if (emit == "attn" || emit == "tiles")
         return usageError("--emit=" + emit + " needs a build with MLIR (ATTNC_WITH_MLIR=ON)");

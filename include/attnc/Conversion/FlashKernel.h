@@ -42,6 +42,8 @@ struct KernelConfig {
   std::string symbol;     ///< the kernel's name
   int64_t blockM = 0;     ///< 0: flashBlockM(headDim); else 64 or 128 (tuning)
   int64_t blockN = 0;     ///< 0: flashBlockN(headDim); else 32 or 64 (tuning)
+  int64_t ctasPerSm = 0;  ///< 0: 1 (up to 255 registers); else the CTAs an SM should fit (tuning)
+  bool hopper = true;     ///< for sm_90a, else sm_80 (ptxas allocates registers differently)
 };
 
 /// One kernel parameter as the runtime's manifest names it.
@@ -62,12 +64,13 @@ struct FlashPressure {
   bool scoreRule = false; ///< a score region is evaluated per element
   bool rest = false;      ///< the mask region itself is evaluated per element
   int64_t keyBounds = 0;  ///< per-row key bounds and row conditions
+  bool narrowBand = false; ///< every clause within a few hundred keys of q
 };
 FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyIntervals &intervals);
 
-/// The template's tile sizes for a head dim and register pressure.
-int64_t flashBlockM(int64_t headDim, const FlashPressure &pressure);
-int64_t flashBlockN(int64_t headDim, int64_t blockM);
+/// The template's tile sizes for a head dim, register pressure and target.
+int64_t flashBlockM(int64_t headDim, const FlashPressure &pressure, bool hopper);
+int64_t flashBlockN(int64_t headDim, int64_t blockM, bool hopper);
 
 /// Builds the kernel for `variant` into `module`. `inputs` names the module's
 /// attn.input symbols the variant reads (in the order their pointers are

@@ -23,6 +23,8 @@ struct GenerateOptions {
   std::vector<int64_t> headDims = {64, 128, 256};
   std::vector<bool> bf16 = {true, false}; ///< true: bf16, false: fp16
   int64_t blockM = 0, blockN = 0;         ///< tuning overrides (0: the defaults)
+  int64_t ctasPerSm = 0;                  ///< tuning override (0: the default)
+  bool hopper = true;                     ///< sm_90a (else sm_80): picks the tiles
 };
 
 /// One generated kernel.

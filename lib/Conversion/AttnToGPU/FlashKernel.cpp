@@ -44,20 +44,43 @@ namespace attnc {
 
 // Tile sizes. Each warp owns block_m / 4 rows; its accumulator (block_m / 4
 // x D fp32) and S (block_m / 4 x block_n) live in registers next to the
-// per-row mask bounds, so they share the 255 registers a thread has:
-//   d=64 and d=128: 128 query rows (32 a warp) when the mask needs at most
-//          one key bound per row and there is no score rule (dense, causal),
-//          else 64; 64 keys, or 32 at d=128 with 128 rows;
-//   d=256: 64 x 32.
-// (Measured by ptxas -v: these are the largest tiles that do not spill.)
+// per-row mask bounds, so they share the 255 registers a thread has. The
+// largest tiles that do not spill (ptxas -v, which allocates differently for
+// sm_80 and sm_90a), 128 rows meaning 32 a warp (each K/V fragment then feeds
+// two mma):
+//   sm_90a, d=64:  128 x 64;
+//   sm_90a, d=128: 128 x 64 when the mask has at most two per-row key bounds
+//                  and no unsolved condition, else 64 x 64;
+//   sm_80, d<=128: 128 rows when the mask has at most one key bound, no score
+//                  rule and no unsolved condition (128 x 64 at d=64, 128 x 32
+//                  at d=128), else 64 x 64;
+//   d=256: 64 x 32;
+// and 64 x 64 at any d <= 128 for a narrow band (every clause within a few
+// hundred keys of q, as ModernBERT's local layers): a query tile then visits
+// a handful of key tiles, and 64 rows waste fewer masked-out pairs.
 using analysis::KeyClause;
 
-int64_t flashBlockM(int64_t headDim, const FlashPressure &p) {
-  if (headDim > 128)
+int64_t flashBlockM(int64_t headDim, const FlashPressure &p, bool hopper) {
+  if (headDim > 128 || p.narrowBand)
     return 64;
-  return !p.scoreRule && !p.rest && p.keyBounds <= 1 ? 128 : 64;
+  if (!hopper)
+    return !p.scoreRule && !p.rest && p.keyBounds <= 1 ? 128 : 64;
+  if (headDim <= 64)
+    return 128;
+  return !p.rest && p.keyBounds <= 2 ? 128 : 64;
 }
-int64_t flashBlockN(int64_t headDim, int64_t blockM) { return headDim <= 64 ? 64 : headDim <= 128 && blockM == 64 ? 64 : 32; }
+int64_t flashBlockN(int64_t headDim, int64_t blockM, bool hopper) {
+  if (headDim > 128)
+    return 32;
+  return !hopper && headDim > 64 && blockM == 128 ? 32 : 64;
+}
+
+/// True if the term reads q and nothing else (no key, head, length or input).
+static bool readsOnlyQuery(const analysis::Term &t) {
+  using analysis::Var;
+  return !t.readsInput() && !t.reads(Var::K) && !t.reads(Var::H) && !t.reads(Var::B) && !t.reads(Var::QLen) &&
+         !t.reads(Var::KLen);
+}
 
 FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyIntervals &ki) {
   FlashPressure p;
@@ -65,12 +88,28 @@ FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyInterval
   p.rest = ki.hasRest();
   for (const KeyClause &c : ki.clauses)
     p.keyBounds += (c.lo ? 1 : 0) + (c.hi ? 1 : 0) + int64_t(c.rows.size());
+  // A narrow band: every clause's [lo(q), hi(q)] no wider than
+  // kNarrowBandKeys at sample positions (a tiling heuristic only).
+  constexpr int64_t kNarrowBandKeys = 256;
+  p.narrowBand = !ki.clauses.empty();
+  for (const KeyClause &c : ki.clauses) {
+    if (!c.lo || !c.hi || !readsOnlyQuery(*c.lo) || !readsOnlyQuery(*c.hi)) {
+      p.narrowBand = false;
+      continue;
+    }
+    for (int64_t q : {int64_t(0), int64_t(4097), int64_t(1) << 20}) {
+      analysis::Box at;
+      at.q = analysis::Range::point(q);
+      p.narrowBand &= evalPoint(*c.hi, at) - evalPoint(*c.lo, at) < kNarrowBandKeys;
+    }
+  }
   return p;
 }
 
 namespace {
 
 constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
+constexpr double kRescaleSlack = 8.0;            ///< log2 units m may lag the row maximum (P <= 256)
 constexpr int64_t kPad = 8;                       ///< elements of padding per shared row (bank conflicts)
 constexpr int64_t kHugeLen = int64_t(1) << 40;    ///< static length of the flat global memrefs
 constexpr double kLog2e = 1.4426950408889634;
@@ -91,8 +130,8 @@ public:
   KernelEmitter(OpBuilder &b, attn::VariantOp variant, const analysis::KeyIntervals &ki, const KernelConfig &cfg)
       : b_(b), loc_(variant.getLoc()), variant_(variant), ki_(ki), cfg_(cfg) {
     D_ = cfg.headDim;
-    BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, flashPressure(variant, ki));
-    BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_);
+    BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, flashPressure(variant, ki), cfg.hopper);
+    BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_, cfg.hopper);
     LD_ = D_ + kPad;
     MT_ = BM_ / (16 * kWarps);
     std::function<bool(const Term &)> readsToken = [&](const Term &t) {
@@ -265,9 +304,10 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   auto func = gpu::GPUFuncOp::create(b_, loc_, cfg_.symbol, fnType);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
   func.setKnownBlockSizeAttr(b_.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
-  // One CTA per SM is enough: ptxas may use up to 255 registers rather than
-  // spill to reach a higher occupancy (the accumulators live in registers).
-  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(1));
+  // By default one CTA per SM is enough: ptxas may use up to 255 registers
+  // rather than spill to reach a higher occupancy (the accumulators live in
+  // registers).
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(cfg_.ctasPerSm ? cfg_.ctasPerSm : 1));
   return func;
 }
 
@@ -779,15 +819,19 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
     return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), kOff_);
   };
   auto queryOf = [&](int64_t mt, int64_t e) { return qPos_[2 * mt + (e < 2 ? 0 : 1)]; };
-  for (int64_t mt = 0; mt < MT_; ++mt)
-    for (int64_t j = 0; j < nTilesN; ++j)
-      for (int64_t e = 0; e < 4; ++e) {
-        Value &x = s[(mt * nTilesN + j) * 4 + e];
-        if (hasScore)
-          x = mulF(scoreOf(mulF(x, cf(scale)), queryOf(mt, e), keyOf(j, e)), cf(kLog2e));
-        else
-          x = mulF(x, cf(scale * kLog2e));
-      }
+  // Without a score rule and with a positive scale, S stays unscaled: the
+  // row maximum commutes with the scale, which then joins the exponent's
+  // subtraction in one fma.
+  const bool foldScale = !hasScore && scale > 0;
+  const double log2Scale = foldScale ? scale * kLog2e : 1.0;
+  if (!foldScale)
+    for (int64_t mt = 0; mt < MT_; ++mt)
+      for (int64_t j = 0; j < nTilesN; ++j)
+        for (int64_t e = 0; e < 4; ++e) {
+          Value &x = s[(mt * nTilesN + j) * 4 + e];
+          x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryOf(mt, e), keyOf(j, e)), cf(kLog2e))
+                       : mulF(x, cf(scale * kLog2e));
+        }
   auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
   {
     OpBuilder::InsertionGuard g(b_);
@@ -852,8 +896,13 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
   for (size_t i = 0; i < s.size(); ++i)
     s[i] = ifMask.getResult(i);
 
-  // Online softmax: rows r = 2 mt + half; elements e in {2 half, 2 half + 1}.
-  SmallVector<Value> mNew(rowsPerThread), mUse(rowsPerThread), alpha(rowsPerThread), rowSum(rowsPerThread, cf(0));
+  // Online softmax, rows r = 2 mt + half (elements e in {2 half, 2 half + 1}),
+  // rescaled lazily: m moves (and acc and l are rescaled) only when some row
+  // of the warp sees a maximum above m + kRescaleSlack, so P = 2^(x - m) stays
+  // at most 2^kRescaleSlack; O = acc / l and LSE = m + log2 l are exact for
+  // any m not below the true maximum minus the slack.
+  SmallVector<Value> rowMax(rowsPerThread);
+  Value anyRow = cbool(false);
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     int64_t mt = r / 2, half = r % 2;
     Value mx = negInf();
@@ -861,24 +910,49 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
       for (int64_t e = 2 * half; e < 2 * half + 2; ++e)
         mx = maxF(mx, s[(mt * nTilesN + j) * 4 + e]);
     mx = quadReduce(mx, true);
-    mNew[r] = maxF(state[r], mx);
-    Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, mNew[r], negInf());
-    mUse[r] = arith::SelectOp::create(b_, loc_, isInf, cf(0), mNew[r]);
-    alpha[r] = exp2F(subF(state[r], mUse[r]));
+    rowMax[r] = foldScale ? mulF(mx, cf(log2Scale)) : mx;
+    Value grows = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OGT, rowMax[r],
+                                        addF(state[r], cf(kRescaleSlack)));
+    anyRow = orB(anyRow, grows);
+  }
+  Value anyLane = NVVM::VoteSyncOp::create(b_, loc_, i1_, ci32(-1), anyRow, NVVM::VoteSyncKind::any);
+  SmallVector<Value> carried(state.begin(), state.end()); // m, l, acc
+  auto ifRescale = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(carried)), anyLane, true);
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifRescale.getThenRegion().front());
+    SmallVector<Value> out(carried);
+    for (int64_t r = 0; r < rowsPerThread; ++r) {
+      Value mNew = maxF(state[r], rowMax[r]);
+      Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, mNew, negInf());
+      Value alpha = exp2F(subF(state[r], sel(isInf, cf(0), mNew)));
+      out[r] = mNew;
+      out[rowsPerThread + r] = mulF(state[rowsPerThread + r], alpha);
+      for (int64_t i = 0; i < MT_ * nTilesD * 4; ++i) {
+        int64_t mt = i / (nTilesD * 4), e = i % 4;
+        if (2 * mt + (e < 2 ? 0 : 1) == r)
+          out[2 * rowsPerThread + i] = mulF(state[2 * rowsPerThread + i], alpha);
+      }
+    }
+    scf::YieldOp::create(b_, loc_, out);
+    b_.setInsertionPointToStart(&ifRescale.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, carried);
+  }
+  SmallVector<Value> negM(rowsPerThread), rowSum(rowsPerThread, cf(0));
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    Value m = ifRescale.getResult(r);
+    Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, m, negInf());
+    negM[r] = sel(isInf, cf(0), arith::NegFOp::create(b_, loc_, m));
   }
   for (int64_t mt = 0; mt < MT_; ++mt)
     for (int64_t j = 0; j < nTilesN; ++j)
       for (int64_t e = 0; e < 4; ++e) {
         int64_t r = 2 * mt + (e < 2 ? 0 : 1);
         Value &x = s[(mt * nTilesN + j) * 4 + e];
-        x = exp2F(subF(x, mUse[r]));
+        x = exp2F(LLVM::FMAOp::create(b_, loc_, x, cf(log2Scale), negM[r]));
         rowSum[r] = addF(rowSum[r], x);
       }
-  SmallVector<Value> acc;
-  for (int64_t mt = 0; mt < MT_; ++mt)
-    for (int64_t t = 0; t < nTilesD; ++t)
-      for (int64_t e = 0; e < 4; ++e)
-        acc.push_back(mulF(state[2 * rowsPerThread + (mt * nTilesD + t) * 4 + e], alpha[2 * mt + (e < 2 ? 0 : 1)]));
+  SmallVector<Value> acc(ifRescale.getResults().begin() + 2 * rowsPerThread, ifRescale.getResults().end());
 
   // O += P V: P's C fragments of column blocks 2c, 2c+1 are the A fragment of
   // k-step c; V^T comes from ldmatrix.trans, one load per two column blocks
@@ -901,9 +975,9 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
     }
   }
   for (int64_t r = 0; r < rowsPerThread; ++r)
-    next.push_back(mNew[r]);
+    next.push_back(ifRescale.getResult(r));
   for (int64_t r = 0; r < rowsPerThread; ++r)
-    next.push_back(addF(mulF(state[rowsPerThread + r], alpha[r]), rowSum[r]));
+    next.push_back(addF(ifRescale.getResult(rowsPerThread + r), rowSum[r]));
   next.append(acc.begin(), acc.end());
 }
 
@@ -1011,7 +1085,10 @@ void KernelEmitter::emitBody() {
   }
   b_.setInsertionPointAfter(loop);
 
-  // 4. Epilogue: O = acc / l, LSE = (m + log2 l) ln 2.
+  // 4. Epilogue: O = acc / l into the Q tile's shared memory (free: the
+  // loop's last barrier follows every warp's last read of Q), each warp its
+  // own rows, then those rows to global memory 16 bytes a lane, coalesced;
+  // LSE = (m + log2 l) ln 2 from each quad's first lane.
   SmallVector<Value> fin(loop.getResults().begin() + 2, loop.getResults().end());
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     int64_t mt = r / 2, half = r % 2;
@@ -1019,27 +1096,40 @@ void KernelEmitter::emitBody() {
     Value l = quadReduce(fin[rowsPerThread + r], false);
     Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, l, cf(0));
     Value inv = arith::SelectOp::create(b_, loc_, empty, cf(0), arith::DivFOp::create(b_, loc_, cf(1), l));
-    Value row = add(rowBase_, rows[r]);
-    Value valid = cmpI(arith::CmpIPredicate::slt, row, qlen_);
-    auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, valid, false);
-    OpBuilder::InsertionGuard g4(b_);
-    b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
-    Value oRow = add(oBase, mul(row, osl_));
     for (int64_t t = 0; t < nTilesD; ++t) {
       int64_t base = 2 * rowsPerThread + (mt * nTilesD + t) * 4 + 2 * half;
       Value x = mulF(fin[base], inv), y = mulF(fin[base + 1], inv);
       Value pair = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_), ValueRange{x, y});
       Value packed = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), pair);
       Value col = add(ci(t * 8), mul(inQuad_, ci(2)));
-      vector::StoreOp::create(b_, loc_, packed, o_, ValueRange{toIndex(add(oRow, col))});
+      vector::StoreOp::create(b_, loc_, packed, Qs_, ValueRange{toIndex(rows[r]), toIndex(col)}, false,
+                              llvm::MaybeAlign(4));
     }
-    auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), false);
+    Value row = add(rowBase_, rows[r]);
+    Value lead = andB(cmpI(arith::CmpIPredicate::slt, row, qlen_), cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)));
+    auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, lead, false);
+    OpBuilder::InsertionGuard g4(b_);
     b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
     Value lse = arith::SelectOp::create(b_, loc_, empty, negInf(), mulF(addF(m, log2F(l)), cf(1.0 / kLog2e)));
     memref::StoreOp::create(b_, loc_, lse, lse_, ValueRange{toIndex(add(lseBase, row))});
   }
+  NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
+  const int64_t chunksPerRow = D_ / 8, warpRows = 16 * MT_;
+  auto chunk = VectorType::get({8}, elem_);
+  for (int64_t i = 0; i < warpRows * chunksPerRow / 32; ++i) {
+    Value c = add(lane_, ci(32 * i));
+    Value row = add(mul(warp_, ci(warpRows)), arith::DivUIOp::create(b_, loc_, c, ci(chunksPerRow)));
+    Value col = mul(arith::RemUIOp::create(b_, loc_, c, ci(chunksPerRow)), ci(8));
+    Value globalRow = add(rowBase_, row);
+    auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::slt, globalRow, qlen_), false);
+    OpBuilder::InsertionGuard g5(b_);
+    b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
+    Value x = vector::LoadOp::create(b_, loc_, chunk, Qs_, ValueRange{toIndex(row), toIndex(col)}, false,
+                                     llvm::MaybeAlign(16));
+    Value at = add(add(oBase, mul(globalRow, osl_)), col);
+    vector::StoreOp::create(b_, loc_, x, o_, ValueRange{toIndex(at)}, false, llvm::MaybeAlign(16));
+  }
 }
-
 KernelInfo KernelEmitter::build(gpu::GPUModuleOp module) {
   gpu::GPUFuncOp func = declare(module);
   OpBuilder::InsertionGuard guard(b_);

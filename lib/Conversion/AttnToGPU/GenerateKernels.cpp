@@ -44,6 +44,8 @@ std::vector<GeneratedKernel> generateKernels(ModuleOp module, const GenerateOpti
         k.config.symbol = kernelSymbol(k.variant, d, bf16);
         k.config.blockM = options.blockM;
         k.config.blockN = options.blockN;
+        k.config.ctasPerSm = options.ctasPerSm;
+        k.config.hopper = options.hopper;
         k.info = buildFlashKernel(b, gpuModule, v, analysis.keyIntervals(), k.config);
         out.push_back(std::move(k));
       }

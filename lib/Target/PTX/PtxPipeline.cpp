@@ -24,6 +24,7 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -102,6 +103,12 @@ FailureOr<std::string> serializeToPtx(ModuleOp module) {
     LLVMInitializeNVPTXTargetInfo();
     LLVMInitializeNVPTXTargetMC();
     LLVMInitializeNVPTXAsmPrinter();
+    // 32-bit shared-memory pointers (PTX's .shared window is 32-bit): halves
+    // the registers and integer work of every ldmatrix/cp.async address.
+    auto &options = llvm::cl::getRegisteredOptions();
+    auto it = options.find("nvptx-short-ptr");
+    if (it != options.end())
+      static_cast<llvm::cl::opt<bool> *>(it->second)->setValue(true);
     return true;
   }();
   (void)initialised;
