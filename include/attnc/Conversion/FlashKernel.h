@@ -70,7 +70,7 @@ FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyInterval
 
 /// The template's tile sizes for a head dim, register pressure and target.
 int64_t flashBlockM(int64_t headDim, const FlashPressure &pressure, bool hopper);
-int64_t flashBlockN(int64_t headDim, int64_t blockM, bool hopper);
+int64_t flashBlockN(int64_t headDim, int64_t blockM, const FlashPressure &pressure, bool hopper);
 
 /// Builds the kernel for `variant` into `module`. `inputs` names the module's
 /// attn.input symbols the variant reads (in the order their pointers are

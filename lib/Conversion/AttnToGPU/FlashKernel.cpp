@@ -50,7 +50,8 @@ namespace attnc {
 // two mma):
 //   sm_90a, d=64:  128 x 64;
 //   sm_90a, d=128: 128 x 64 when the mask has at most two per-row key bounds
-//                  and no unsolved condition, else 64 x 64;
+//                  and no unsolved condition; 128 x 32 with an unsolved
+//                  condition and no score rule (documents); else 64 x 64;
 //   sm_80, d<=128: 128 rows when the mask has at most one key bound, no score
 //                  rule and no unsolved condition (128 x 64 at d=64, 128 x 32
 //                  at d=128), else 64 x 64;
@@ -67,12 +68,16 @@ int64_t flashBlockM(int64_t headDim, const FlashPressure &p, bool hopper) {
     return !p.scoreRule && !p.rest && p.keyBounds <= 1 ? 128 : 64;
   if (headDim <= 64)
     return 128;
-  return !p.rest && p.keyBounds <= 2 ? 128 : 64;
+  if (p.rest)
+    return p.scoreRule ? 64 : 128;
+  return p.keyBounds <= 2 ? 128 : 64;
 }
-int64_t flashBlockN(int64_t headDim, int64_t blockM, bool hopper) {
+int64_t flashBlockN(int64_t headDim, int64_t blockM, const FlashPressure &p, bool hopper) {
   if (headDim > 128)
     return 32;
-  return !hopper && headDim > 64 && blockM == 128 ? 32 : 64;
+  if (headDim > 64 && blockM == 128 && (!hopper || p.rest))
+    return 32;
+  return 64;
 }
 
 /// True if the term reads q and nothing else (no key, head, length or input).
@@ -130,8 +135,9 @@ public:
   KernelEmitter(OpBuilder &b, attn::VariantOp variant, const analysis::KeyIntervals &ki, const KernelConfig &cfg)
       : b_(b), loc_(variant.getLoc()), variant_(variant), ki_(ki), cfg_(cfg) {
     D_ = cfg.headDim;
-    BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, flashPressure(variant, ki), cfg.hopper);
-    BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_, cfg.hopper);
+    FlashPressure pressure = flashPressure(variant, ki);
+    BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, pressure, cfg.hopper);
+    BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_, pressure, cfg.hopper);
     LD_ = D_ + kPad;
     MT_ = BM_ / (16 * kWarps);
     std::function<bool(const Term &)> readsToken = [&](const Term &t) {
@@ -315,7 +321,11 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
 // Block set-up: indices, base offsets, shared memory views.
 //===----------------------------------------------------------------------===//
 void KernelEmitter::setupBlock() {
-  mIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x));
+  // Query tiles in reverse order: under a causal mask the last tiles visit
+  // the most key tiles, and starting them first keeps the short ones for
+  // the tail of the grid.
+  Value tilesM = toI64(gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
+  mIdx_ = sub(sub(tilesM, ci(1)), toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)));
   hIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::y));
   bIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::z));
   tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
