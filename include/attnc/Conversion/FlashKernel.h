@@ -42,7 +42,7 @@ struct KernelConfig {
   std::string symbol;     ///< the kernel's name
   int64_t blockM = 0;     ///< 0: flashBlockM(headDim); else 64 or 128 (tuning)
   int64_t blockN = 0;     ///< 0: flashBlockN(headDim); else 32 or 64 (tuning)
-  int64_t ctasPerSm = 0;  ///< 0: 1 (up to 255 registers); else the CTAs an SM should fit (tuning)
+  int64_t ctasPerSm = 0;  ///< 0: flashCtasPerSm (1 with a --tile override); else the CTAs an SM should fit (tuning)
   bool hopper = true;     ///< for sm_90a, else sm_80 (ptxas allocates registers differently)
 };
 
@@ -71,6 +71,8 @@ FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyInterval
 /// The template's tile sizes for a head dim, register pressure and target.
 int64_t flashBlockM(int64_t headDim, const FlashPressure &pressure, bool hopper);
 int64_t flashBlockN(int64_t headDim, int64_t blockM, const FlashPressure &pressure, bool hopper);
+/// The CTAs an SM should hold (ptxas's register budget: 65536 / (128 x it)).
+int64_t flashCtasPerSm(int64_t headDim, const FlashPressure &pressure);
 
 /// Builds the kernel for `variant` into `module`. `inputs` names the module's
 /// attn.input symbols the variant reads (in the order their pointers are

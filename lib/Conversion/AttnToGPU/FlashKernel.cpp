@@ -37,6 +37,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <optional>
 
 using namespace mlir;
 
@@ -56,9 +57,12 @@ namespace attnc {
 //                  rule and no unsolved condition (128 x 64 at d=64, 128 x 32
 //                  at d=128), else 64 x 64;
 //   d=256: 64 x 32;
-// and 64 x 64 at any d <= 128 for a narrow band (every clause within a few
+// and 64 x 32 with four CTAs an SM (128 registers, 52 KB of shared memory
+// at d=128) at any d <= 128 for a narrow band (every clause within a few
 // hundred keys of q, as ModernBERT's local layers): a query tile then visits
-// a handful of key tiles, and 64 rows waste fewer masked-out pairs.
+// a handful of key tiles, 64 rows waste fewer masked-out pairs, and the
+// other CTAs hide each one's prologue and epilogue. Elsewhere one CTA an SM
+// is enough: ptxas may use up to 255 registers rather than spill.
 using analysis::KeyClause;
 
 int64_t flashBlockM(int64_t headDim, const FlashPressure &p, bool hopper) {
@@ -73,12 +77,14 @@ int64_t flashBlockM(int64_t headDim, const FlashPressure &p, bool hopper) {
   return p.keyBounds <= 2 ? 128 : 64;
 }
 int64_t flashBlockN(int64_t headDim, int64_t blockM, const FlashPressure &p, bool hopper) {
-  if (headDim > 128)
+  if (headDim > 128 || p.narrowBand)
     return 32;
   if (headDim > 64 && blockM == 128 && (!hopper || p.rest))
     return 32;
   return 64;
 }
+
+int64_t flashCtasPerSm(int64_t headDim, const FlashPressure &p) { return headDim <= 128 && p.narrowBand ? 4 : 1; }
 
 /// True if the term reads q and nothing else (no key, head, length or input).
 static bool readsOnlyQuery(const analysis::Term &t) {
@@ -138,6 +144,7 @@ public:
     FlashPressure pressure = flashPressure(variant, ki);
     BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, pressure, cfg.hopper);
     BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_, pressure, cfg.hopper);
+    ctasPerSm_ = cfg.ctasPerSm ? cfg.ctasPerSm : cfg.blockM ? 1 : flashCtasPerSm(D_, pressure);
     LD_ = D_ + kPad;
     MT_ = BM_ / (16 * kWarps);
     std::function<bool(const Term &)> readsToken = [&](const Term &t) {
@@ -174,6 +181,7 @@ private:
 
   Value bIdx_, hIdx_, mIdx_, tid_, warp_, lane_;
   Value rowBase_, q0_, q1_;
+  int64_t ctasPerSm_ = 1; ///< the occupancy ptxas allocates registers for
   Value quad_, inQuad_, laneRow16_, laneHalf_, lane8_, laneOct_;
   SmallVector<Value> qPos_; ///< absolute query position of each row a lane holds
   Value Qs_, Ks_, Vs_;
@@ -224,7 +232,7 @@ private:
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
   std::pair<Value, Value> visitRange();
-  std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false);
+  std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false, std::optional<ValueRange64> rows = {});
 
   // Tile summaries: for masks whose unsolved conditions read inputs at token
   // positions (documents), each CTA classifies the key tiles of its visit
@@ -310,10 +318,7 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   auto func = gpu::GPUFuncOp::create(b_, loc_, cfg_.symbol, fnType);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
   func.setKnownBlockSizeAttr(b_.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
-  // By default one CTA per SM is enough: ptxas may use up to 255 registers
-  // rather than spill to reach a higher occupancy (the accumulators live in
-  // registers).
-  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(cfg_.ctasPerSm ? cfg_.ctasPerSm : 1));
+  func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(ctasPerSm_));
   return func;
 }
 
@@ -450,16 +455,18 @@ std::pair<Value, Value> KernelEmitter::visitRange() {
   return {first, last};
 }
 
-/// For key tile n: (visit, needMask). A tile is skipped when no clause can
-/// touch it; it is computed without the mask when one clause with no rest
-/// covers it for every row and it holds no keys past klen.
-std::pair<Value, Value> KernelEmitter::classifyTile(Value n, bool tokenRanges) {
+/// For key tile n: (visit, needMask) over the query tile's positions, or
+/// over `rows` (one warp's). A tile is skipped when no clause can touch it;
+/// it is computed without the mask when one clause with no rest covers it
+/// for every row and it holds no keys past klen.
+std::pair<Value, Value> KernelEmitter::classifyTile(Value n, bool tokenRanges, std::optional<ValueRange64> rows) {
+  ValueRange64 q = rows ? *rows : ValueRange64{q0_, q1_};
   Value colFirst = mul(n, ci(BN_));
   Value colEnd = minI(add(colFirst, ci(BN_)), klen_);
   Value k0 = add(colFirst, kOff_), k1 = add(sub(colEnd, ci(1)), kOff_);
   Value visit = cbool(false), full = cbool(false);
   for (const KeyClause &c : ki_.clauses) {
-    IntervalEnv env = intervalEnv({q0_, q1_}, {k0, k1}, tokenRanges);
+    IntervalEnv env = intervalEnv(q, {k0, k1}, tokenRanges);
     IntervalCodegen gen(b_, loc_, env);
     Value rowsMaybe = cbool(true), rowsSure = cbool(true);
     for (const analysis::TermPtr &r : c.rows) {
@@ -1016,6 +1023,11 @@ void KernelEmitter::emitBody() {
     qPos_.push_back(add(add(rowBase_, row), qOff_));
   }
 
+  // This warp's query positions (empty past qlen).
+  Value warpFirst = add(rowBase_, mul(warp_, ci(16 * MT_)));
+  ValueRange64 warpRows{add(warpFirst, qOff_),
+                        add(sub(minI(add(warpFirst, ci(16 * MT_)), qlen_), ci(1)), qOff_)};
+
   // 1. The Q tile, then the first visited K/V tile, into shared memory.
   loadTile(Qs_, Value(), BM_, q_, qBase, rowBase_, qlen_, qsl_);
   NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
@@ -1088,6 +1100,9 @@ void KernelEmitter::emitBody() {
       Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(mul(n, ci(BN_)), ci(BN_)));
       needMask = orB(needMask, tail);
     }
+    // Each warp classifies the tile again over its own rows (the closed
+    // forms only): a warp whose rows the tile covers drops the mask.
+    needMask = andB(needMask, classifyTile(n, false, warpRows).second);
     SmallVector<Value> next = {nn, other};
     computeTile(n, needMask, buf, state, next);
     barrier(); // this buffer is refilled two tiles from now
@@ -1124,11 +1139,11 @@ void KernelEmitter::emitBody() {
     memref::StoreOp::create(b_, loc_, lse, lse_, ValueRange{toIndex(add(lseBase, row))});
   }
   NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
-  const int64_t chunksPerRow = D_ / 8, warpRows = 16 * MT_;
+  const int64_t chunksPerRow = D_ / 8, rowsPerWarp = 16 * MT_;
   auto chunk = VectorType::get({8}, elem_);
-  for (int64_t i = 0; i < warpRows * chunksPerRow / 32; ++i) {
+  for (int64_t i = 0; i < rowsPerWarp * chunksPerRow / 32; ++i) {
     Value c = add(lane_, ci(32 * i));
-    Value row = add(mul(warp_, ci(warpRows)), arith::DivUIOp::create(b_, loc_, c, ci(chunksPerRow)));
+    Value row = add(mul(warp_, ci(rowsPerWarp)), arith::DivUIOp::create(b_, loc_, c, ci(chunksPerRow)));
     Value col = mul(arith::RemUIOp::create(b_, loc_, c, ci(chunksPerRow)), ci(8));
     Value globalRow = add(rowBase_, row);
     auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::slt, globalRow, qlen_), false);
