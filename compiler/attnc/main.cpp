@@ -61,8 +61,9 @@ R"(                      attn   the attn dialect (MLIR), one attn.variant per va
   --time-stages           print the time each compilation stage takes
   --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x64,
                           128x32 (tuning; default by head dim and mask)
-  --ctas-per-sm=N         occupancy the register allocation aims for, 1-4
-                          (tuning; default 1: up to 255 registers a thread)
+  --ctas-per-sm=N         CTAs an SM should hold, 1-4: caps ptxas's registers
+                          at 65536 / (128 N) (tuning; default 4 for narrow bands
+                          such as |q - k| <= 64, else 1: up to 255 registers)
 )"
 #endif
 R"(  -D NAME=VALUE     override `param NAME` (int, float or bool, as declared)
