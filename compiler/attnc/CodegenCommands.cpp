@@ -185,14 +185,18 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
     return internal("lowering the kernels to LLVM failed");
   lap("lowering to LLVM");
   if (stage == "llvm") {
-    gpu::GPUModuleOp gpuModule;
-    module->walk([&](gpu::GPUModuleOp g) { gpuModule = g; });
-    llvm::LLVMContext llvmContext;
-    std::unique_ptr<llvm::Module> ir = translateModuleToLLVMIR(gpuModule, llvmContext, "attnc_kernels");
-    if (!ir)
-      return internal("translating the kernels to LLVM IR failed");
+    // One LLVM module per kernel, printed one after another.
     llvm::raw_os_ostream os(out);
-    ir->print(os, nullptr);
+    WalkResult walk = module->walk([&](gpu::GPUModuleOp gpuModule) {
+      llvm::LLVMContext llvmContext;
+      std::unique_ptr<llvm::Module> ir = translateModuleToLLVMIR(gpuModule, llvmContext, gpuModule.getName());
+      if (!ir)
+        return WalkResult::interrupt();
+      ir->print(os, nullptr);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return internal("translating the kernels to LLVM IR failed");
     return 0;
   }
 

@@ -3,7 +3,8 @@
 // The tiling step of the pipeline (`attnc --emit=tiled`): for every
 // attn.variant of a module, the tile analysis, then one fused kernel per
 // requested (head dim, dtype), built from the one template (FlashKernel.h)
-// into a `gpu.module @attnc_kernels` appended to the module.
+// into its own `gpu.module @attnc_<kernel>` appended to the module (so the
+// lowering and the backend compile kernels in parallel).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -37,8 +38,8 @@ struct GeneratedKernel {
 /// The kernel's symbol: `<variant>_d<head dim>_<bf16|fp16>`.
 std::string kernelSymbol(const std::string &variant, int64_t headDim, bool bf16);
 
-/// Adds `gpu.module @attnc_kernels` (and the gpu.container_module attribute)
-/// to `module`; returns what was generated, variants in module order.
+/// Adds one `gpu.module @attnc_<kernel>` per kernel (and the
+/// gpu.container_module attribute) to `module`; returns what was generated, variants in module order.
 std::vector<GeneratedKernel> generateKernels(mlir::ModuleOp module, const GenerateOptions &options);
 
 /// The same as a pass, `attn-generate-kernels`, for attnc-opt and lit tests.

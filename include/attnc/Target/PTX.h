@@ -6,7 +6,8 @@
 //   2. nvgpu/gpu/scf/vector/arith/index/memref -> LLVM + NVVM dialects, the
 //      bare-pointer calling convention for memref arguments (a kernel takes
 //      plain pointers and i64 strides);
-//   3. the NVPTX backend, in process, serialises the gpu.module to PTX.
+//   3. the NVPTX backend, in process, serialises each gpu.module (one per
+//      kernel, in parallel) to PTX, and the PTX modules are joined into one.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -15,6 +16,7 @@
 #include "mlir/Support/LogicalResult.h"
 
 #include <string>
+#include <vector>
 
 namespace mlir {
 class DialectRegistry;
@@ -31,10 +33,15 @@ struct PtxOptions {
 /// Dialects, translations and target interfaces the pipeline needs.
 void registerPtxPipelineDialects(mlir::DialectRegistry &registry);
 
-/// Stages 1 and 2: the gpu.module is left in the LLVM and NVVM dialects.
+/// Stages 1 and 2: the gpu.modules are left in the LLVM and NVVM dialects.
 mlir::LogicalResult lowerKernelsToLLVM(mlir::ModuleOp module, const PtxOptions &options);
 
-/// Stage 3: the PTX text of the module's (lowered) gpu.module.
+/// Stage 3: one PTX text for all of the module's (lowered) gpu.modules.
 mlir::FailureOr<std::string> serializeToPtx(mlir::ModuleOp module);
+
+/// PTX modules joined into one: the first keeps its header (.version,
+/// .target, .address_size); module-scope declarations repeated verbatim
+/// (each module's `.extern .shared` dynamic shared memory array) stay once.
+std::string joinPtxModules(const std::vector<std::string> &modules);
 
 } // namespace attnc

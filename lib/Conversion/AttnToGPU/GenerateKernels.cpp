@@ -27,8 +27,6 @@ std::vector<GeneratedKernel> generateKernels(ModuleOp module, const GenerateOpti
                    memref::MemRefDialect, vector::VectorDialect>();
   OpBuilder b(ctx);
   module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), b.getUnitAttr());
-  b.setInsertionPointToEnd(module.getBody());
-  auto gpuModule = gpu::GPUModuleOp::create(b, module.getLoc(), "attnc_kernels");
 
   std::vector<GeneratedKernel> out;
   SmallVector<attn::VariantOp> variants;
@@ -46,6 +44,10 @@ std::vector<GeneratedKernel> generateKernels(ModuleOp module, const GenerateOpti
         k.config.blockN = options.blockN;
         k.config.ctasPerSm = options.ctasPerSm;
         k.config.hopper = options.hopper;
+        // One gpu.module per kernel: the lowering and the NVPTX backend then
+        // run on the kernels in parallel (the PTX modules are joined after).
+        b.setInsertionPointToEnd(module.getBody());
+        auto gpuModule = gpu::GPUModuleOp::create(b, module.getLoc(), "attnc_" + k.config.symbol);
         k.info = buildFlashKernel(b, gpuModule, v, analysis.keyIntervals(), k.config);
         out.push_back(std::move(k));
       }

@@ -24,9 +24,15 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Threading.h"
+
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <set>
+#include <sstream>
 
 using namespace mlir;
 
@@ -97,6 +103,26 @@ LogicalResult lowerKernelsToLLVM(ModuleOp module, const PtxOptions &o) {
   return success();
 }
 
+std::string joinPtxModules(const std::vector<std::string> &modules) {
+  std::string out;
+  std::set<std::string> declared;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    std::istringstream in(modules[i]);
+    bool inHeader = i > 0; // later modules: drop everything to .address_size
+    for (std::string line; std::getline(in, line);) {
+      if (inHeader) {
+        inHeader = line.rfind(".address_size", 0) != 0;
+        continue;
+      }
+      if (line.rfind(".extern ", 0) == 0 && !declared.insert(line).second)
+        continue;
+      out += line;
+      out += '\n';
+    }
+  }
+  return out;
+}
+
 FailureOr<std::string> serializeToPtx(ModuleOp module) {
   static bool initialised = [] {
     LLVMInitializeNVPTXTarget();
@@ -112,22 +138,35 @@ FailureOr<std::string> serializeToPtx(ModuleOp module) {
     return true;
   }();
   (void)initialised;
-  if (failed(runPipeline(module, "gpu-module-to-binary{format=isa}")))
-    return failure();
-  std::string ptx;
-  module.walk([&](gpu::BinaryOp binary) {
-    for (Attribute a : binary.getObjects())
-      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
-        ptx = object.getObject().str();
-  });
-  if (ptx.empty()) {
-    module.emitError() << "internal error: the NVPTX backend produced no PTX";
+  SmallVector<gpu::GPUModuleOp> gpuModules;
+  module.walk([&](gpu::GPUModuleOp m) { gpuModules.push_back(m); });
+  if (gpuModules.empty()) {
+    module.emitError() << "internal error: no gpu.module to serialise";
     return failure();
   }
-  // The backend's text ends with a NUL byte: keep PTX a text file.
-  while (!ptx.empty() && ptx.back() == '\0')
-    ptx.pop_back();
-  return ptx;
+  // What gpu-module-to-binary does for one module, for every module at once
+  // (each translation has its own LLVMContext; the MLIR side only reads).
+  SymbolTable symbols(module);
+  std::vector<std::string> texts(gpuModules.size());
+  LogicalResult ok = failableParallelForEachN(module.getContext(), 0, gpuModules.size(), [&](size_t i) {
+    gpu::GPUModuleOp m = gpuModules[i];
+    auto target = dyn_cast_or_null<gpu::TargetAttrInterface>(m.getTargetsAttr() ? m.getTargetsAttr()[0] : Attribute());
+    if (!target)
+      return LogicalResult(m.emitError() << "internal error: the gpu.module has no NVVM target");
+    gpu::TargetOptions options({}, {}, {}, {}, gpu::CompilationTarget::Assembly, [&]() { return &symbols; });
+    std::optional<SmallVector<char, 0>> object = target.serializeToObject(m, options);
+    if (!object)
+      return LogicalResult(m.emitError() << "internal error: the NVPTX backend produced no PTX");
+    std::string &ptx = texts[i];
+    ptx.assign(object->begin(), object->end());
+    // The backend's text ends with a NUL byte: keep PTX a text file.
+    while (!ptx.empty() && ptx.back() == '\0')
+      ptx.pop_back();
+    return success();
+  });
+  if (failed(ok))
+    return failure();
+  return joinPtxModules(texts);
 }
 
 } // namespace attnc
