@@ -1110,10 +1110,13 @@ void KernelEmitter::emitBody() {
   }
   b_.setInsertionPointAfter(loop);
 
-  // 4. Epilogue: O = acc / l into the Q tile's shared memory (free: the
-  // loop's last barrier follows every warp's last read of Q), each warp its
+  // 4. Epilogue: O = acc / l into the Q tile's shared memory, each warp its
   // own rows, then those rows to global memory 16 bytes a lane, coalesced;
-  // LSE = (m + log2 l) ln 2 from each quad's first lane.
+  // LSE = (m + log2 l) ln 2 from each quad's first lane. The Q tile is free
+  // once every copy into it has landed (a query tile that visits no key
+  // tile never waited for its Q) and every warp has done reading it.
+  NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
+  barrier();
   SmallVector<Value> fin(loop.getResults().begin() + 2, loop.getResults().end());
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     int64_t mt = r / 2, half = r % 2;
