@@ -12,13 +12,15 @@
 // Layout of one CTA (4 warps, 128 threads): block_m query rows (64 or 128),
 // block_m / 4 per warp; keys stream in tiles of block_n (32 or 64) through
 // double-buffered shared memory; each warp keeps its output accumulator and
-// its running max and sum in registers. flashBlockM/N choose the tiles from
-// the head dim and the variant's register pressure. See docs/codegen.md.
+// its running max and sum in registers. TilePolicy.h chooses the tiles from
+// the head dim, the variant's register pressure and the target. See
+// docs/codegen.md.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "attnc/Analysis/KeyIntervals.h"
+#include "attnc/Conversion/TilePolicy.h"
 
 #include "mlir/IR/Builders.h"
 
@@ -58,21 +60,6 @@ struct KernelInfo {
   int64_t blockM = 0, blockN = 0, threads = 0, sharedBytes = 0;
   std::vector<KernelArg> args;
 };
-
-/// What besides the accumulators competes for registers.
-struct FlashPressure {
-  bool scoreRule = false; ///< a score region is evaluated per element
-  bool rest = false;      ///< the mask region itself is evaluated per element
-  int64_t keyBounds = 0;  ///< per-row key bounds and row conditions
-  bool narrowBand = false; ///< every clause within a few hundred keys of q
-};
-FlashPressure flashPressure(attn::VariantOp variant, const analysis::KeyIntervals &intervals);
-
-/// The template's tile sizes for a head dim, register pressure and target.
-int64_t flashBlockM(int64_t headDim, const FlashPressure &pressure, bool hopper);
-int64_t flashBlockN(int64_t headDim, int64_t blockM, const FlashPressure &pressure, bool hopper);
-/// The CTAs an SM should hold (ptxas's register budget: 65536 / (128 x it)).
-int64_t flashCtasPerSm(int64_t headDim, const FlashPressure &pressure);
 
 /// Builds the kernel for `variant` into `module`. `inputs` names the module's
 /// attn.input symbols the variant reads (in the order their pointers are

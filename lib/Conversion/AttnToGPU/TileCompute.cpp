@@ -1,0 +1,294 @@
+//===- TileCompute.cpp - One key tile on tensor cores -------------------===//
+//
+// S = Q K^T with ldmatrix + mma.sync m16n8k16, the score rule, the mask on
+// partial tiles, the online softmax (lazily rescaled, exp2 on the SFU) and
+// O += P V with P kept in registers. Register layouts follow PTX's m16n8k16
+// fragments: lane t holds rows t/4 and t/4 + 8 of each 16-row m-tile and
+// columns 2*(t%4) + {0, 1} of each 8-wide column block.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelEmitter.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+
+namespace attnc::flash {
+
+//===----------------------------------------------------------------------===//
+// Tensor-core fragments.
+//===----------------------------------------------------------------------===//
+/// The mma operands in an ldmatrix result vector<regs x 2 x elem>.
+SmallVector<Value> KernelEmitter::operandsOf(Value fragment, int64_t regs) {
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < regs; ++i) {
+    Value pair = vector::ExtractOp::create(b_, loc_, fragment, ArrayRef<int64_t>{i});
+    if (cfg_.bf16) {
+      Value asInt = vector::BitCastOp::create(b_, loc_, VectorType::get({1}, i32_), pair);
+      pair = vector::ExtractOp::create(b_, loc_, asInt, ArrayRef<int64_t>{0});
+    }
+    out.push_back(pair);
+  }
+  return out;
+}
+
+/// Two fp32 values as one packed operand (2 x elem).
+Value KernelEmitter::packPair(Value x, Value y) {
+  Value v = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_), ValueRange{x, y});
+  Value t = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), v);
+  if (!cfg_.bf16)
+    return t;
+  Value asInt = vector::BitCastOp::create(b_, loc_, VectorType::get({1}, i32_), t);
+  return vector::ExtractOp::create(b_, loc_, asInt, ArrayRef<int64_t>{0});
+}
+
+/// D = A B + C on one m16n8k16 tile; returns the four fp32 results.
+SmallVector<Value> KernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps, ArrayRef<Value> c) {
+  auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), {f32_, f32_, f32_, f32_});
+  NVVM::MMATypes t = cfg_.bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  auto op = NVVM::MmaOp::create(b_, loc_, resType, a, bOps, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+                                std::nullopt, std::array<NVVM::MMATypes, 2>{t, t},
+                                std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < 4; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b_, loc_, op, ArrayRef<int64_t>{i}));
+  return out;
+}
+
+/// For every m-tile: accum's 8-wide column blocks j and j+1 += A x B, where
+/// `bOps` holds the B operands of both blocks (one ldmatrix.x4) and accum is
+/// laid out [m-tile][block][4] with `blocks` blocks per m-tile.
+void KernelEmitter::mmaBlockPair(ArrayRef<SmallVector<Value>> a, ArrayRef<Value> bOps, SmallVector<Value> &accum,
+                                 int64_t blocks, int64_t j) {
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t h = 0; h < 2; ++h) {
+      int64_t base = (mt * blocks + j + h) * 4;
+      SmallVector<Value> c(accum.begin() + base, accum.begin() + base + 4);
+      SmallVector<Value> d = mma(a[mt], {bOps[2 * h], bOps[2 * h + 1]}, c);
+      std::copy(d.begin(), d.end(), accum.begin() + base);
+    }
+}
+
+/// Max or sum over the four lanes of a quad (the lanes sharing a row).
+Value KernelEmitter::quadReduce(Value v, bool isMax) {
+  for (int32_t offset : {1, 2}) {
+    auto shfl = gpu::ShuffleOp::create(b_, loc_, v, offset, 32, gpu::ShuffleMode::XOR);
+    v = isMax ? maxF(v, shfl.getShuffleResult()) : addF(v, shfl.getShuffleResult());
+  }
+  return v;
+}
+
+
+//===----------------------------------------------------------------------===//
+// One key tile.
+//===----------------------------------------------------------------------===//
+/// One key tile: S = Q K^T, scale, score, mask (if needMask), online
+/// softmax, O += P V. `state` is (m[2 MT], l[2 MT], acc[MT][D/8][4]); m in
+/// log2 units. Appends the new state to `next`.
+void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
+                                 SmallVector<Value> &next) {
+  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, kChunksD = D_ / 16, kChunksN = BN_ / 16;
+  const int64_t rowsPerThread = 2 * MT_;
+  double scale = variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
+  bool hasScore = !variant_.getScore().empty();
+  Value colFirst = mul(n, ci(BN_));
+  auto frag4 = VectorType::get({4, 2}, elem_);
+
+  // S = Q K^T. s[(mt * nTilesN + j) * 4 + e].
+  SmallVector<Value> s(MT_ * nTilesN * 4, cf(0));
+  for (int64_t kk = 0; kk < kChunksD; ++kk) {
+    SmallVector<SmallVector<Value>> a;
+    for (int64_t mt = 0; mt < MT_; ++mt) {
+      // A: rows warp*16*MT + mt*16 + lane%16, columns kk*16 + (lane/16)*8.
+      Value aRow = add(add(mul(warp_, ci(16 * MT_)), ci(mt * 16)), laneRow16_);
+      Value aCol = add(ci(kk * 16), mul(laneHalf_, ci(8)));
+      a.push_back(operandsOf(
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Qs_, ValueRange{toIndex(aRow), toIndex(aCol)}, false, 4), 4));
+    }
+    for (int64_t j = 0; j < nTilesN; j += 2) {
+      // B for column blocks j, j+1: key rows (j + lane/16)*8 + lane%8,
+      // columns kk*16 + ((lane/8)%2)*8; one load serves every m-tile.
+      Value bRow = add(mul(add(ci(j), laneHalf_), ci(8)), lane8_);
+      Value bCol = add(ci(kk * 16), mul(laneOct_, ci(8)));
+      SmallVector<Value> bo = operandsOf(
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{buf, toIndex(bRow), toIndex(bCol)}, false, 4),
+          4);
+      mmaBlockPair(a, bo, s, nTilesN, j);
+    }
+  }
+
+  // Scale (and log2 e, so the softmax runs on exp2), score rule, mask.
+  auto keyOf = [&](int64_t j, int64_t e) {
+    return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), kOff_);
+  };
+  auto queryOf = [&](int64_t mt, int64_t e) { return qPos_[2 * mt + (e < 2 ? 0 : 1)]; };
+  // Without a score rule and with a positive scale, S stays unscaled: the
+  // row maximum commutes with the scale, which then joins the exponent's
+  // subtraction in one fma.
+  const bool foldScale = !hasScore && scale > 0;
+  const double log2Scale = foldScale ? scale * kLog2e : 1.0;
+  if (!foldScale)
+    for (int64_t mt = 0; mt < MT_; ++mt)
+      for (int64_t j = 0; j < nTilesN; ++j)
+        for (int64_t e = 0; e < 4; ++e) {
+          Value &x = s[(mt * nTilesN + j) * 4 + e];
+          x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryOf(mt, e), keyOf(j, e)), cf(kLog2e))
+                       : mulF(x, cf(scale * kLog2e));
+        }
+  auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
+    SmallVector<Value> masked;
+    if (!ki_.hasRest()) {
+      // The mask is solved into key intervals: per row, each clause's
+      // [lo, hi] relative to this tile's first column (clamped, in i32),
+      // then per element two compares against the column index.
+      Value tileStart = add(colFirst, kOff_);
+      Value cols = arith::TruncIOp::create(b_, loc_, i32_, sub(minI(klen_, add(colFirst, ci(BN_))), colFirst));
+      Value col0 = arith::TruncIOp::create(b_, loc_, i32_, mul(inQuad_, ci(2)));
+      for (int64_t r = 0; r < 2 * MT_; ++r) {
+        SmallVector<std::array<Value, 2>> bounds;
+        for (const KeyClause &c : ki_.clauses) {
+          IntervalEnv env = intervalEnv({qPos_[r], qPos_[r]}, {ci(0), ci(0)});
+          IntervalCodegen gen(b_, loc_, env);
+          Value lo = c.lo ? gen.emit(*c.lo).lo : ci(-analysis::kInf);
+          Value hi = c.hi ? gen.emit(*c.hi).lo : ci(analysis::kInf);
+          for (const analysis::TermPtr &row : c.rows) // a row that fails: an empty interval
+            hi = sel(cmpI(arith::CmpIPredicate::eq, gen.emit(*row).lo, ci(1)), hi, ci(-analysis::kInf));
+          auto rel = [&](Value v) {
+            Value x = maxI(minI(sub(v, tileStart), ci(BN_)), ci(-1));
+            return arith::TruncIOp::create(b_, loc_, i32_, x).getResult();
+          };
+          bounds.push_back({rel(lo), rel(hi)});
+        }
+        int64_t mt = r / 2, half = r % 2;
+        for (int64_t j = 0; j < nTilesN; ++j)
+          for (int64_t e = 2 * half; e < 2 * half + 2; ++e) {
+            Value col = arith::AddIOp::create(b_, loc_, col0, ci32(j * 8 + (e & 1)));
+            Value allowed = cmpI(arith::CmpIPredicate::slt, col, cols);
+            Value any = cbool(false);
+            for (auto &[lo, hi] : bounds)
+              any = orB(any, andB(cmpI(arith::CmpIPredicate::sle, lo, col), cmpI(arith::CmpIPredicate::sle, col, hi)));
+            Value &x = s[(mt * nTilesN + j) * 4 + e];
+            masked.push_back(sel(andB(allowed, any), x, negInf()));
+          }
+      }
+      // `masked` is in (row, j, e) order; restore the (mt, j, e) layout.
+      SmallVector<Value> ordered(s.size());
+      size_t i = 0;
+      for (int64_t r = 0; r < 2 * MT_; ++r)
+        for (int64_t j = 0; j < nTilesN; ++j)
+          for (int64_t e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e)
+            ordered[((r / 2) * nTilesN + j) * 4 + e] = masked[i++];
+      masked = std::move(ordered);
+    } else {
+      for (int64_t mt = 0; mt < MT_; ++mt)
+        for (int64_t j = 0; j < nTilesN; ++j)
+          for (int64_t e = 0; e < 4; ++e) {
+            Value k = keyOf(j, e);
+            Value inRange = cmpI(arith::CmpIPredicate::slt, sub(k, kOff_), klen_);
+            Value allowed = andB(inRange, maskOf(queryOf(mt, e), k));
+            masked.push_back(sel(allowed, s[(mt * nTilesN + j) * 4 + e], negInf()));
+          }
+    }
+    scf::YieldOp::create(b_, loc_, masked);
+    b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, s);
+  }
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = ifMask.getResult(i);
+
+  // Online softmax, rows r = 2 mt + half (elements e in {2 half, 2 half + 1}),
+  // rescaled lazily: m moves (and acc and l are rescaled) only when some row
+  // of the warp sees a maximum above m + kRescaleSlack, so P = 2^(x - m) stays
+  // at most 2^kRescaleSlack; O = acc / l and LSE = m + log2 l are exact for
+  // any m not below the true maximum minus the slack.
+  SmallVector<Value> rowMax(rowsPerThread);
+  Value anyRow = cbool(false);
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    int64_t mt = r / 2, half = r % 2;
+    Value mx = negInf();
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 2 * half; e < 2 * half + 2; ++e)
+        mx = maxF(mx, s[(mt * nTilesN + j) * 4 + e]);
+    mx = quadReduce(mx, true);
+    rowMax[r] = foldScale ? mulF(mx, cf(log2Scale)) : mx;
+    Value grows = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OGT, rowMax[r],
+                                        addF(state[r], cf(kRescaleSlack)));
+    anyRow = orB(anyRow, grows);
+  }
+  Value anyLane = NVVM::VoteSyncOp::create(b_, loc_, i1_, ci32(-1), anyRow, NVVM::VoteSyncKind::any);
+  SmallVector<Value> carried(state.begin(), state.end()); // m, l, acc
+  auto ifRescale = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(carried)), anyLane, true);
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifRescale.getThenRegion().front());
+    SmallVector<Value> out(carried);
+    for (int64_t r = 0; r < rowsPerThread; ++r) {
+      Value mNew = maxF(state[r], rowMax[r]);
+      Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, mNew, negInf());
+      Value alpha = exp2F(subF(state[r], sel(isInf, cf(0), mNew)));
+      out[r] = mNew;
+      out[rowsPerThread + r] = mulF(state[rowsPerThread + r], alpha);
+      for (int64_t i = 0; i < MT_ * nTilesD * 4; ++i) {
+        int64_t mt = i / (nTilesD * 4), e = i % 4;
+        if (2 * mt + (e < 2 ? 0 : 1) == r)
+          out[2 * rowsPerThread + i] = mulF(state[2 * rowsPerThread + i], alpha);
+      }
+    }
+    scf::YieldOp::create(b_, loc_, out);
+    b_.setInsertionPointToStart(&ifRescale.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, carried);
+  }
+  SmallVector<Value> negM(rowsPerThread), rowSum(rowsPerThread, cf(0));
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    Value m = ifRescale.getResult(r);
+    Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, m, negInf());
+    negM[r] = sel(isInf, cf(0), arith::NegFOp::create(b_, loc_, m));
+  }
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        int64_t r = 2 * mt + (e < 2 ? 0 : 1);
+        Value &x = s[(mt * nTilesN + j) * 4 + e];
+        x = exp2F(LLVM::FMAOp::create(b_, loc_, x, cf(log2Scale), negM[r]));
+        rowSum[r] = addF(rowSum[r], x);
+      }
+  SmallVector<Value> acc(ifRescale.getResults().begin() + 2 * rowsPerThread, ifRescale.getResults().end());
+
+  // O += P V: P's C fragments of column blocks 2c, 2c+1 are the A fragment of
+  // k-step c; V^T comes from ldmatrix.trans, one load per two column blocks
+  // of O serving every m-tile.
+  for (int64_t c = 0; c < kChunksN; ++c) {
+    SmallVector<SmallVector<Value>> a;
+    for (int64_t mt = 0; mt < MT_; ++mt) {
+      auto P = [&](int64_t j, int64_t e) { return s[(mt * nTilesN + j) * 4 + e]; };
+      a.push_back({packPair(P(2 * c, 0), P(2 * c, 1)), packPair(P(2 * c, 2), P(2 * c, 3)),
+                   packPair(P(2 * c + 1, 0), P(2 * c + 1, 1)), packPair(P(2 * c + 1, 2), P(2 * c + 1, 3))});
+    }
+    for (int64_t t = 0; t < nTilesD; t += 2) {
+      // Key rows 16c + lane%8 + ((lane/8)%2)*8, columns (t + lane/16)*8.
+      Value vRow = add(ci(16 * c), add(lane8_, mul(laneOct_, ci(8))));
+      Value vCol = mul(add(ci(t), laneHalf_), ci(8));
+      SmallVector<Value> bo = operandsOf(
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{buf, toIndex(vRow), toIndex(vCol)}, true, 4),
+          4);
+      mmaBlockPair(a, bo, acc, nTilesD, t);
+    }
+  }
+  for (int64_t r = 0; r < rowsPerThread; ++r)
+    next.push_back(ifRescale.getResult(r));
+  for (int64_t r = 0; r < rowsPerThread; ++r)
+    next.push_back(addF(ifRescale.getResult(rowsPerThread + r), rowSum[r]));
+  next.append(acc.begin(), acc.end());
+}
+
+} // namespace attnc::flash
