@@ -42,6 +42,12 @@ void registerCompiler(CompileFn fn, std::string version) {
   r.version = std::move(version);
 }
 
+std::string registeredCompilerVersion() {
+  Registry &r = registry();
+  std::lock_guard<std::mutex> g(r.mu);
+  return r.version;
+}
+
 std::map<std::string, std::string> keyedOptions(const CompileOptions &opts) {
   std::map<std::string, std::string> m;
   for (const auto &[k, v] : opts.defines)

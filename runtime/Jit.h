@@ -23,6 +23,9 @@ using CompileFn = std::function<std::string(const std::string &source, const Com
 /// build id) is part of every cache key. An empty fn uninstalls it.
 void registerCompiler(CompileFn fn, std::string version);
 
+/// The registered compiler's version string (empty if none).
+std::string registeredCompilerVersion();
+
 /// The message of Error(NoCompiler).
 extern const char *const kNoCompilerMessage;
 

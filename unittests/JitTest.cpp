@@ -7,6 +7,8 @@
 // Error(Compile) with located diagnostics.
 //
 //===----------------------------------------------------------------------===//
+#include "Jit.h"
+#include "attnc/Conversion/FlashKernel.h"
 #include "attnc/Runtime.h"
 
 #include <gtest/gtest.h>
@@ -61,6 +63,15 @@ TEST(Jit, CompilesThroughTheCache) {
   o.defines["window"] = "512";
   attnc::compile(kSource, o);
   EXPECT_GT(dir.entries(), after); // another key
+}
+
+TEST(Jit, CacheKeysCarryTheKernelRevision) {
+  // A compiler whose generated kernels changed must not be served the
+  // kernels an older one cached: its version string, part of every cache
+  // key, names the template's revision.
+  std::string version = attnc::rt::registeredCompilerVersion();
+  EXPECT_NE(version.find(ATTNC_VERSION), std::string::npos) << version;
+  EXPECT_NE(version.find("+kernels" + std::to_string(attnc::kKernelRevision)), std::string::npos) << version;
 }
 
 TEST(Jit, SourceErrorsAreCompileErrors) {

@@ -12,6 +12,7 @@
 #include "CodegenCommands.h"
 
 #include "../../runtime/Jit.h"
+#include "attnc/Conversion/FlashKernel.h"
 #include "attnc/Manifest.h"
 #include "attnc/dsl/Sema.h"
 
@@ -55,7 +56,10 @@ std::string compileSourceToPtx(const std::string &source, const CompileOptions &
 
 /// Registers the compiler when libattnrt is loaded.
 struct Registrar {
-  Registrar() { rt::registerCompiler(compileSourceToPtx, std::string(ATTNC_VERSION) + "+mlir" + MLIR_VERSION_STRING); }
+  Registrar() {
+    rt::registerCompiler(compileSourceToPtx, std::string(ATTNC_VERSION) + "+mlir" + MLIR_VERSION_STRING + "+kernels" +
+                                                 std::to_string(kKernelRevision));
+  }
 } registrar;
 
 } // namespace

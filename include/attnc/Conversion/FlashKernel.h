@@ -54,6 +54,12 @@ struct KernelArg {
   enum Kind { Ptr, I64, F32 } kind = Ptr;
 };
 
+/// The revision of the generated code: bump it whenever the kernels this
+/// template produces change, so that JIT caches filled by an older compiler
+/// (keyed by the compiler's version string) miss instead of serving them.
+/// 2: lazy rescaling, 128x64 tiles, per-warp masks, shared-memory epilogue.
+inline constexpr int kKernelRevision = 2;
+
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
   std::string symbol;
