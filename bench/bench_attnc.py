@@ -9,6 +9,9 @@ dense and causal at L=16384 (B=1, 16 heads, d=128, bf16); sliding windows
 at L=131072. Random inputs, warm-up, median of many runs
 (triton.testing.do_bench). Effective TFLOP/s = 4 * D * allowed pairs * B * H / time.
 Prints one table; ratios are ours / anchor (time ratio anchor/ours).
+--alt LABEL=PTX (repeatable) also times other builds of the same patterns
+(e.g. another --tile) on every case in the same run; bench/plot_bench.py
+draws the JSON.
 """
 import argparse, json, math, os, sys, time
 
