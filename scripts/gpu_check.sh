@@ -58,7 +58,7 @@ if has bench; then
     [ -e "$f" ] && alts+=(--alt "$(basename "$f" .ptx | sed 's/^patterns_//')=$f")
   done
   python3 "$root/bench/bench_attnc.py" --ptx "$root/build-ptx/bench/patterns.ptx" --json "$out/bench.json" \
-    ${BENCH_CASES:+--cases "$BENCH_CASES"} "${alts[@]}" > "$out/bench.log" 2>&1 || status=1
+    ${BENCH_CASES:+--cases "$BENCH_CASES"} ${alts[@]+"${alts[@]}"} > "$out/bench.log" 2>&1 || status=1
   sed -n '/^case /,$p' "$out/bench.log"
 fi
 exit $status
