@@ -140,6 +140,15 @@ private:
                               Value rowLimit, Value rowStride);
   Value nextVisited(Value n, Value last);
   void computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state, SmallVector<Value> &next);
+  // The parts of one key tile (TileCompute.cpp).
+  Value keyAt(Value colFirst, int64_t j, int64_t e);
+  Value queryAt(int64_t mt, int64_t e);
+  SmallVector<Value> scoresQK(Value buf);
+  SmallVector<Value> maskByIntervals(ArrayRef<Value> s, Value colFirst);
+  SmallVector<Value> maskByRegion(ArrayRef<Value> s, Value colFirst);
+  SmallVector<Value> softmaxStep(SmallVector<Value> &s, ArrayRef<Value> state, double log2Scale,
+                                 SmallVector<Value> &rowSum);
+  void accumulatePV(ArrayRef<Value> p, Value buf, SmallVector<Value> &acc);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);

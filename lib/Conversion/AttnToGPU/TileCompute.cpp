@@ -89,19 +89,18 @@ Value KernelEmitter::quadReduce(Value v, bool isMax) {
 //===----------------------------------------------------------------------===//
 // One key tile.
 //===----------------------------------------------------------------------===//
-/// One key tile: S = Q K^T, scale, score, mask (if needMask), online
-/// softmax, O += P V. `state` is (m[2 MT], l[2 MT], acc[MT][D/8][4]); m in
-/// log2 units. Appends the new state to `next`.
-void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
-                                 SmallVector<Value> &next) {
-  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, kChunksD = D_ / 16, kChunksN = BN_ / 16;
-  const int64_t rowsPerThread = 2 * MT_;
-  double scale = variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
-  bool hasScore = !variant_.getScore().empty();
-  Value colFirst = mul(n, ci(BN_));
-  auto frag4 = VectorType::get({4, 2}, elem_);
+/// The key of element e of column block j (absolute position).
+Value KernelEmitter::keyAt(Value colFirst, int64_t j, int64_t e) {
+  return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), kOff_);
+}
 
-  // S = Q K^T. s[(mt * nTilesN + j) * 4 + e].
+/// The query of element e of m-tile mt (absolute position).
+Value KernelEmitter::queryAt(int64_t mt, int64_t e) { return qPos_[2 * mt + (e < 2 ? 0 : 1)]; }
+
+/// S = Q K^T for key tile `buf`: s[(mt * BN/8 + j) * 4 + e], fp32.
+SmallVector<Value> KernelEmitter::scoresQK(Value buf) {
+  const int64_t nTilesN = BN_ / 8, kChunksD = D_ / 16;
+  auto frag4 = VectorType::get({4, 2}, elem_);
   SmallVector<Value> s(MT_ * nTilesN * 4, cf(0));
   for (int64_t kk = 0; kk < kChunksD; ++kk) {
     SmallVector<SmallVector<Value>> a;
@@ -123,94 +122,79 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
       mmaBlockPair(a, bo, s, nTilesN, j);
     }
   }
+  return s;
+}
 
-  // Scale (and log2 e, so the softmax runs on exp2), score rule, mask.
-  auto keyOf = [&](int64_t j, int64_t e) {
-    return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), kOff_);
-  };
-  auto queryOf = [&](int64_t mt, int64_t e) { return qPos_[2 * mt + (e < 2 ? 0 : 1)]; };
-  // Without a score rule and with a positive scale, S stays unscaled: the
-  // row maximum commutes with the scale, which then joins the exponent's
-  // subtraction in one fma.
-  const bool foldScale = !hasScore && scale > 0;
-  const double log2Scale = foldScale ? scale * kLog2e : 1.0;
-  if (!foldScale)
-    for (int64_t mt = 0; mt < MT_; ++mt)
-      for (int64_t j = 0; j < nTilesN; ++j)
-        for (int64_t e = 0; e < 4; ++e) {
-          Value &x = s[(mt * nTilesN + j) * 4 + e];
-          x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryOf(mt, e), keyOf(j, e)), cf(kLog2e))
-                       : mulF(x, cf(scale * kLog2e));
-        }
-  auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
-  {
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
-    SmallVector<Value> masked;
-    if (!ki_.hasRest()) {
-      // The mask is solved into key intervals: per row, each clause's
-      // [lo, hi] relative to this tile's first column (clamped, in i32),
-      // then per element two compares against the column index.
-      Value tileStart = add(colFirst, kOff_);
-      Value cols = arith::TruncIOp::create(b_, loc_, i32_, sub(minI(klen_, add(colFirst, ci(BN_))), colFirst));
-      Value col0 = arith::TruncIOp::create(b_, loc_, i32_, mul(inQuad_, ci(2)));
-      for (int64_t r = 0; r < 2 * MT_; ++r) {
-        SmallVector<std::array<Value, 2>> bounds;
-        for (const KeyClause &c : ki_.clauses) {
-          IntervalEnv env = intervalEnv({qPos_[r], qPos_[r]}, {ci(0), ci(0)});
-          IntervalCodegen gen(b_, loc_, env);
-          Value lo = c.lo ? gen.emit(*c.lo).lo : ci(-analysis::kInf);
-          Value hi = c.hi ? gen.emit(*c.hi).lo : ci(analysis::kInf);
-          for (const analysis::TermPtr &row : c.rows) // a row that fails: an empty interval
-            hi = sel(cmpI(arith::CmpIPredicate::eq, gen.emit(*row).lo, ci(1)), hi, ci(-analysis::kInf));
-          auto rel = [&](Value v) {
-            Value x = maxI(minI(sub(v, tileStart), ci(BN_)), ci(-1));
-            return arith::TruncIOp::create(b_, loc_, i32_, x).getResult();
-          };
-          bounds.push_back({rel(lo), rel(hi)});
-        }
-        int64_t mt = r / 2, half = r % 2;
-        for (int64_t j = 0; j < nTilesN; ++j)
-          for (int64_t e = 2 * half; e < 2 * half + 2; ++e) {
-            Value col = arith::AddIOp::create(b_, loc_, col0, ci32(j * 8 + (e & 1)));
-            Value allowed = cmpI(arith::CmpIPredicate::slt, col, cols);
-            Value any = cbool(false);
-            for (auto &[lo, hi] : bounds)
-              any = orB(any, andB(cmpI(arith::CmpIPredicate::sle, lo, col), cmpI(arith::CmpIPredicate::sle, col, hi)));
-            Value &x = s[(mt * nTilesN + j) * 4 + e];
-            masked.push_back(sel(andB(allowed, any), x, negInf()));
-          }
-      }
-      // `masked` is in (row, j, e) order; restore the (mt, j, e) layout.
-      SmallVector<Value> ordered(s.size());
-      size_t i = 0;
-      for (int64_t r = 0; r < 2 * MT_; ++r)
-        for (int64_t j = 0; j < nTilesN; ++j)
-          for (int64_t e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e)
-            ordered[((r / 2) * nTilesN + j) * 4 + e] = masked[i++];
-      masked = std::move(ordered);
-    } else {
-      for (int64_t mt = 0; mt < MT_; ++mt)
-        for (int64_t j = 0; j < nTilesN; ++j)
-          for (int64_t e = 0; e < 4; ++e) {
-            Value k = keyOf(j, e);
-            Value inRange = cmpI(arith::CmpIPredicate::slt, sub(k, kOff_), klen_);
-            Value allowed = andB(inRange, maskOf(queryOf(mt, e), k));
-            masked.push_back(sel(allowed, s[(mt * nTilesN + j) * 4 + e], negInf()));
-          }
+/// Partial tiles of a mask solved into key intervals: per row, each
+/// clause's [lo, hi] relative to the tile's first column (clamped, in i32),
+/// then per element two compares against the column index.
+SmallVector<Value> KernelEmitter::maskByIntervals(ArrayRef<Value> s, Value colFirst) {
+  const int64_t nTilesN = BN_ / 8;
+  SmallVector<Value> masked;
+  Value tileStart = add(colFirst, kOff_);
+  Value cols = arith::TruncIOp::create(b_, loc_, i32_, sub(minI(klen_, add(colFirst, ci(BN_))), colFirst));
+  Value col0 = arith::TruncIOp::create(b_, loc_, i32_, mul(inQuad_, ci(2)));
+  for (int64_t r = 0; r < 2 * MT_; ++r) {
+    SmallVector<std::array<Value, 2>> bounds;
+    for (const KeyClause &c : ki_.clauses) {
+      IntervalEnv env = intervalEnv({qPos_[r], qPos_[r]}, {ci(0), ci(0)});
+      IntervalCodegen gen(b_, loc_, env);
+      Value lo = c.lo ? gen.emit(*c.lo).lo : ci(-analysis::kInf);
+      Value hi = c.hi ? gen.emit(*c.hi).lo : ci(analysis::kInf);
+      for (const analysis::TermPtr &row : c.rows) // a row that fails: an empty interval
+        hi = sel(cmpI(arith::CmpIPredicate::eq, gen.emit(*row).lo, ci(1)), hi, ci(-analysis::kInf));
+      auto rel = [&](Value v) {
+        Value x = maxI(minI(sub(v, tileStart), ci(BN_)), ci(-1));
+        return arith::TruncIOp::create(b_, loc_, i32_, x).getResult();
+      };
+      bounds.push_back({rel(lo), rel(hi)});
     }
-    scf::YieldOp::create(b_, loc_, masked);
-    b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
-    scf::YieldOp::create(b_, loc_, s);
+    int64_t mt = r / 2, half = r % 2;
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 2 * half; e < 2 * half + 2; ++e) {
+        Value col = arith::AddIOp::create(b_, loc_, col0, ci32(j * 8 + (e & 1)));
+        Value allowed = cmpI(arith::CmpIPredicate::slt, col, cols);
+        Value any = cbool(false);
+        for (auto &[lo, hi] : bounds)
+          any = orB(any, andB(cmpI(arith::CmpIPredicate::sle, lo, col), cmpI(arith::CmpIPredicate::sle, col, hi)));
+        masked.push_back(sel(andB(allowed, any), s[(mt * nTilesN + j) * 4 + e], negInf()));
+      }
   }
-  for (size_t i = 0; i < s.size(); ++i)
-    s[i] = ifMask.getResult(i);
+  // `masked` is in (row, j, e) order; restore the (mt, j, e) layout.
+  SmallVector<Value> ordered(s.size());
+  size_t i = 0;
+  for (int64_t r = 0; r < 2 * MT_; ++r)
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e)
+        ordered[((r / 2) * nTilesN + j) * 4 + e] = masked[i++];
+  return ordered;
+}
 
-  // Online softmax, rows r = 2 mt + half (elements e in {2 half, 2 half + 1}),
-  // rescaled lazily: m moves (and acc and l are rescaled) only when some row
-  // of the warp sees a maximum above m + kRescaleSlack, so P = 2^(x - m) stays
-  // at most 2^kRescaleSlack; O = acc / l and LSE = m + log2 l are exact for
-  // any m not below the true maximum minus the slack.
+/// Partial tiles of a mask with unsolved conditions: the mask region per element.
+SmallVector<Value> KernelEmitter::maskByRegion(ArrayRef<Value> s, Value colFirst) {
+  const int64_t nTilesN = BN_ / 8;
+  SmallVector<Value> masked;
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value k = keyAt(colFirst, j, e);
+        Value inRange = cmpI(arith::CmpIPredicate::slt, sub(k, kOff_), klen_);
+        Value allowed = andB(inRange, maskOf(queryAt(mt, e), k));
+        masked.push_back(sel(allowed, s[(mt * nTilesN + j) * 4 + e], negInf()));
+      }
+  return masked;
+}
+
+/// One step of the online softmax, rows r = 2 mt + half (elements e in
+/// {2 half, 2 half + 1}), rescaled lazily: m moves (and acc and l are
+/// rescaled) only when some row of the warp sees a maximum above m +
+/// kRescaleSlack, so P = 2^(x - m) stays at most 2^kRescaleSlack; O = acc / l
+/// and LSE = m + log2 l are exact for any m not below the true maximum minus
+/// the slack. `s` (scores, times log2Scale in log2 units) becomes P;
+/// returns (m, l, acc) after rescaling, and the rows' sums of P in `rowSum`.
+SmallVector<Value> KernelEmitter::softmaxStep(SmallVector<Value> &s, ArrayRef<Value> state, double log2Scale,
+                                              SmallVector<Value> &rowSum) {
+  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   SmallVector<Value> rowMax(rowsPerThread);
   Value anyRow = cbool(false);
   for (int64_t r = 0; r < rowsPerThread; ++r) {
@@ -220,7 +204,7 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
       for (int64_t e = 2 * half; e < 2 * half + 2; ++e)
         mx = maxF(mx, s[(mt * nTilesN + j) * 4 + e]);
     mx = quadReduce(mx, true);
-    rowMax[r] = foldScale ? mulF(mx, cf(log2Scale)) : mx;
+    rowMax[r] = log2Scale != 1.0 ? mulF(mx, cf(log2Scale)) : mx;
     Value grows = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OGT, rowMax[r],
                                         addF(state[r], cf(kRescaleSlack)));
     anyRow = orB(anyRow, grows);
@@ -248,7 +232,8 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
     b_.setInsertionPointToStart(&ifRescale.getElseRegion().front());
     scf::YieldOp::create(b_, loc_, carried);
   }
-  SmallVector<Value> negM(rowsPerThread), rowSum(rowsPerThread, cf(0));
+  SmallVector<Value> negM(rowsPerThread);
+  rowSum.assign(rowsPerThread, cf(0));
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     Value m = ifRescale.getResult(r);
     Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, m, negInf());
@@ -262,15 +247,19 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
         x = exp2F(LLVM::FMAOp::create(b_, loc_, x, cf(log2Scale), negM[r]));
         rowSum[r] = addF(rowSum[r], x);
       }
-  SmallVector<Value> acc(ifRescale.getResults().begin() + 2 * rowsPerThread, ifRescale.getResults().end());
+  return SmallVector<Value>(ifRescale.getResults());
+}
 
-  // O += P V: P's C fragments of column blocks 2c, 2c+1 are the A fragment of
-  // k-step c; V^T comes from ldmatrix.trans, one load per two column blocks
-  // of O serving every m-tile.
+/// acc += P V: P's C fragments of column blocks 2c, 2c+1 are the A fragment
+/// of k-step c; V^T comes from ldmatrix.trans, one load per two column blocks
+/// of O serving every m-tile.
+void KernelEmitter::accumulatePV(ArrayRef<Value> p, Value buf, SmallVector<Value> &acc) {
+  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, kChunksN = BN_ / 16;
+  auto frag4 = VectorType::get({4, 2}, elem_);
   for (int64_t c = 0; c < kChunksN; ++c) {
     SmallVector<SmallVector<Value>> a;
     for (int64_t mt = 0; mt < MT_; ++mt) {
-      auto P = [&](int64_t j, int64_t e) { return s[(mt * nTilesN + j) * 4 + e]; };
+      auto P = [&](int64_t j, int64_t e) { return p[(mt * nTilesN + j) * 4 + e]; };
       a.push_back({packPair(P(2 * c, 0), P(2 * c, 1)), packPair(P(2 * c, 2), P(2 * c, 3)),
                    packPair(P(2 * c + 1, 0), P(2 * c + 1, 1)), packPair(P(2 * c + 1, 2), P(2 * c + 1, 3))});
     }
@@ -284,10 +273,52 @@ void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Val
       mmaBlockPair(a, bo, acc, nTilesD, t);
     }
   }
+}
+
+/// One key tile: S = Q K^T, score rule, mask (if needMask), online softmax,
+/// O += P V. `state` is (m[2 MT], l[2 MT], acc[MT][D/8][4]); m in log2
+/// units. Appends the new state to `next`.
+void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
+                                 SmallVector<Value> &next) {
+  const int64_t nTilesN = BN_ / 8, rowsPerThread = 2 * MT_;
+  double scale = variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
+  bool hasScore = !variant_.getScore().empty();
+  Value colFirst = mul(n, ci(BN_));
+  SmallVector<Value> s = scoresQK(buf);
+
+  // Without a score rule S stays unscaled (the language makes the scale
+  // positive): the row maximum commutes with the scale, which then joins the
+  // exponent's subtraction in one fma. With one, scale, rule, then log2 e.
+  const bool foldScale = !hasScore && scale > 0;
+  const double log2Scale = foldScale ? scale * kLog2e : 1.0;
+  if (!foldScale)
+    for (int64_t mt = 0; mt < MT_; ++mt)
+      for (int64_t j = 0; j < nTilesN; ++j)
+        for (int64_t e = 0; e < 4; ++e) {
+          Value &x = s[(mt * nTilesN + j) * 4 + e];
+          x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e)), cf(kLog2e))
+                       : mulF(x, cf(scale * kLog2e));
+        }
+
+  auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
+    scf::YieldOp::create(b_, loc_, ki_.hasRest() ? maskByRegion(s, colFirst) : maskByIntervals(s, colFirst));
+    b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, s);
+  }
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = ifMask.getResult(i);
+
+  SmallVector<Value> rowSum;
+  SmallVector<Value> rescaled = softmaxStep(s, state, log2Scale, rowSum); // m, l, acc
+  SmallVector<Value> acc(rescaled.begin() + 2 * rowsPerThread, rescaled.end());
+  accumulatePV(s, buf, acc);
   for (int64_t r = 0; r < rowsPerThread; ++r)
-    next.push_back(ifRescale.getResult(r));
+    next.push_back(rescaled[r]);
   for (int64_t r = 0; r < rowsPerThread; ++r)
-    next.push_back(addF(ifRescale.getResult(rowsPerThread + r), rowSum[r]));
+    next.push_back(addF(rescaled[rowsPerThread + r], rowSum[r]));
   next.append(acc.begin(), acc.end());
 }
 
