@@ -270,14 +270,20 @@ void KernelEmitter::emitBody() {
   }
   b_.setInsertionPointAfter(loop);
 
-  // 4. Epilogue: O = acc / l into the Q tile's shared memory, each warp its
-  // own rows, then those rows to global memory 16 bytes a lane, coalesced;
-  // LSE = (m + log2 l) ln 2 from each quad's first lane. The Q tile is free
-  // once every copy into it has landed (a query tile that visits no key
-  // tile never waited for its Q) and every warp has done reading it.
+  // 4. Epilogue.
+  emitEpilogue(SmallVector<Value>(loop.getResults().begin() + 2, loop.getResults().end()), oBase, lseBase, rows);
+}
+
+/// O = acc / l into the Q tile's shared memory, each warp its own rows, then
+/// those rows to global memory 16 bytes a lane, coalesced; LSE = (m + log2 l)
+/// ln 2 from each quad's first lane. The Q tile is free once every copy into
+/// it has landed (a query tile that visits no key tile never waited for its
+/// Q) and every warp has done reading it. `fin` is the loop's final (m, l,
+/// acc); `rows` the tile rows of this lane's accumulator rows.
+void KernelEmitter::emitEpilogue(ArrayRef<Value> fin, Value oBase, Value lseBase, ArrayRef<Value> rows) {
+  const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
   barrier();
-  SmallVector<Value> fin(loop.getResults().begin() + 2, loop.getResults().end());
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     int64_t mt = r / 2, half = r % 2;
     Value m = fin[r];
@@ -318,6 +324,7 @@ void KernelEmitter::emitBody() {
     vector::StoreOp::create(b_, loc_, x, o_, ValueRange{toIndex(at)}, false, llvm::MaybeAlign(16));
   }
 }
+
 KernelInfo KernelEmitter::build(gpu::GPUModuleOp module) {
   gpu::GPUFuncOp func = declare(module);
   OpBuilder::InsertionGuard guard(b_);

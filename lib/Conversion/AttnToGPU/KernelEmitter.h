@@ -182,6 +182,7 @@ private:
   Value maskOf(Value q, Value k);
 
   void emitBody();
+  void emitEpilogue(ArrayRef<Value> fin, Value oBase, Value lseBase, ArrayRef<Value> rows);
 };
 
 } // namespace attnc::flash
