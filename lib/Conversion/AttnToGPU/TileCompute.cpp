@@ -204,7 +204,7 @@ SmallVector<Value> KernelEmitter::softmaxStep(SmallVector<Value> &s, ArrayRef<Va
       for (int64_t e = 2 * half; e < 2 * half + 2; ++e)
         mx = maxF(mx, s[(mt * nTilesN + j) * 4 + e]);
     mx = quadReduce(mx, true);
-    rowMax[r] = log2Scale != 1.0 ? mulF(mx, cf(log2Scale)) : mx;
+    rowMax[r] = mulF(mx, cf(log2Scale));
     Value grows = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OGT, rowMax[r],
                                         addF(state[r], cf(kRescaleSlack)));
     anyRow = orB(anyRow, grows);
