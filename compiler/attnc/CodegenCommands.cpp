@@ -3,6 +3,7 @@
 #include "CodegenCommands.h"
 
 #include "attnc/Conversion/GenerateKernels.h"
+#include "attnc/Conversion/Passes.h"
 #include "attnc/Dialect/Attn/IR/AttnOps.h"
 #include "attnc/Manifest.h"
 #include "attnc/Target/PTX.h"
@@ -12,6 +13,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
@@ -68,8 +70,8 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
         continue;
       KernelSpec ks;
       ks.symbol = k.info.symbol;
-      ks.headDim = k.config.headDim;
-      ks.dtype = k.config.bf16 ? DType::BF16 : DType::F16;
+      ks.headDim = k.headDim;
+      ks.dtype = k.bf16 ? DType::BF16 : DType::F16;
       ks.blockM = k.info.blockM;
       ks.blockN = k.info.blockN;
       ks.threads = k.info.threads;
@@ -160,33 +162,58 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
     return internal("MLIRGen produced IR that does not verify");
   lap("attn dialect");
 
-  GenerateOptions gen;
-  gen.headDims = o.headDims;
-  gen.blockM = o.blockM;
-  gen.blockN = o.blockN;
-  gen.ctasPerSm = o.ctasPerSm;
-  gen.hopper = o.target == "sm_90a";
-  gen.bf16.clear();
-  for (const std::string &d : o.dtypes)
-    gen.bf16.push_back(d == "bf16");
-  std::vector<GeneratedKernel> kernels = generateKernels(*module, gen);
-  if (failed(verify(*module)))
-    return internal("the generated kernels do not verify");
-  lap("kernel generation");
+  // The pipeline, stage by stage (Passes.h), each in a PassManager that
+  // honours --mlir-print-ir-after-all and the crash reproducer.
+  AttnPipelineOptions pipeline;
+  pipeline.headDims = ArrayRef<int64_t>(o.headDims);
+  pipeline.dtypes = ArrayRef<std::string>(o.dtypes);
+  pipeline.target = o.target;
+  pipeline.blockM = o.blockM;
+  pipeline.blockN = o.blockN;
+  pipeline.ctasPerSm = o.ctasPerSm;
+  auto runStage = [&](const std::function<void(OpPassManager &)> &build) {
+    PassManager pm(&context);
+    if (o.printIrAfterAll) {
+      context.disableMultithreading(); // IR printing of nested passes in order
+      pm.enableIRPrinting([](Pass *, Operation *) { return false; }, [](Pass *, Operation *) { return true; },
+                          /*printModuleScope=*/false, /*printAfterOnlyOnChange=*/false);
+    }
+    if (!o.crashReproducer.empty())
+      pm.enableCrashReproducerGeneration(o.crashReproducer);
+    build(pm);
+    return pm.run(*module);
+  };
+  llvm::raw_os_ostream os(out);
+  AttnTileVariantsOptions tile;
+  tile.headDims.assign(o.headDims.begin(), o.headDims.end());
+  tile.dtypes.assign(o.dtypes.begin(), o.dtypes.end());
+  tile.target = o.target;
+  tile.blockM = o.blockM;
+  tile.blockN = o.blockN;
+  tile.ctasPerSm = o.ctasPerSm;
+  if (failed(runStage([&](OpPassManager &pm) { pm.addPass(createAttnTileVariants(tile)); })))
+    return internal("attn-tile-variants failed");
+  lap("tile stage");
   if (stage == "tiled") {
-    llvm::raw_os_ostream os(out);
+    module->print(os);
+    return 0;
+  }
+  if (failed(runStage([&](OpPassManager &pm) {
+        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target}));
+      })))
+    return internal("convert-attn-tile-to-gpu failed");
+  std::vector<GeneratedKernel> kernels = collectKernels(*module);
+  lap("kernel generation");
+  if (stage == "gpu") {
     module->print(os);
     return 0;
   }
 
-  PtxOptions ptxOptions;
-  ptxOptions.chip = o.target;
-  if (failed(lowerKernelsToLLVM(*module, ptxOptions)))
+  if (failed(runStage([&](OpPassManager &pm) { buildAttnGpuToNvvmPipeline(pm, pipeline); })))
     return internal("lowering the kernels to LLVM failed");
   lap("lowering to LLVM");
   if (stage == "llvm") {
     // One LLVM module per kernel, printed one after another.
-    llvm::raw_os_ostream os(out);
     WalkResult walk = module->walk([&](gpu::GPUModuleOp gpuModule) {
       llvm::LLVMContext llvmContext;
       std::unique_ptr<llvm::Module> ir = translateModuleToLLVMIR(gpuModule, llvmContext, gpuModule.getName());

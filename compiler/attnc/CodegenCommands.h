@@ -1,8 +1,10 @@
 //===- CodegenCommands.h - `--emit=tiled|llvm|ptx` ---------------*- C++ -*-===//
 //
 // The code generation stages of the driver (MLIR builds only):
-//   tiled  the attn module plus one fused kernel (gpu.func) per variant,
-//          head dim and dtype, before lowering;
+//   tiled  the tile stage: the attn module plus one attn.tile.kernel per
+//          variant, head dim and dtype (attn-tile-variants);
+//   gpu    one gpu.func kernel each, after the MMA backend
+//          (convert-attn-tile-to-gpu);
 //   llvm   the kernels as LLVM IR (NVVM intrinsics);
 //   ptx    the PTX module with its manifest (the default action).
 //
@@ -25,6 +27,8 @@ struct CodegenOptions {
   bool timing = false; ///< print per-stage times to stderr
   int64_t blockM = 0, blockN = 0; ///< --tile=MxN (tuning; 0: the defaults)
   int64_t ctasPerSm = 0;          ///< --ctas-per-sm=N (tuning; 0: the default)
+  bool printIrAfterAll = false;   ///< --mlir-print-ir-after-all (to stderr)
+  std::string crashReproducer;    ///< --mlir-pass-pipeline-crash-reproducer=FILE
 };
 
 /// Parses "64,128" / "bf16,fp16"; returns an error message or "".

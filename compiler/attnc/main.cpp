@@ -48,13 +48,19 @@ R"(                      mask   the exact element mask for --qlen/--klen (<= 409
 )"
 #ifdef ATTNC_WITH_MLIR
 R"(                      attn   the attn dialect (MLIR), one attn.variant per variant
-                      tiled  one fused kernel (gpu.func) per variant, head dim and
-                             dtype, before lowering
+                      tiled  the tile stage: one attn.tile.kernel per variant,
+                             head dim and dtype (target-neutral tile ops)
+                      gpu    the kernels after the MMA backend: one gpu.func
+                             each, in gpu/scf/nvgpu/nvvm ops
                       llvm   the kernels as LLVM IR
                       ptx    the PTX module with its manifest (the default)
                       tiles  the tile classification (empty/partial/full) for
                              --qlen/--klen, as --format=text|json|svg
   --mlir-print-debuginfo  with --emit=attn: print each op's loc("file":line:col)
+  --mlir-print-ir-after-all  print the IR after every pass to standard error
+  --mlir-pass-pipeline-crash-reproducer=FILE
+                          when a pass fails, write the IR before it and the
+                          pipeline to FILE (replay with attnc-opt --run-reproducer)
   --target=sm_80|sm_90a   the GPU to compile for (default sm_90a)
   --head-dims=64,128,256  head dims to specialise kernels for (default all three)
   --dtypes=bf16,fp16      element types (default both)
@@ -134,12 +140,18 @@ int main(int argc, char **argv) {
     } else if (a.rfind("--emit=", 0) == 0) {
       emit = a.substr(7);
 #ifdef ATTNC_WITH_MLIR
-      static const char *stages[] = {"check", "ast", "mask", "attn", "tiles", "tiled", "llvm", "ptx"};
+      static const char *stages[] = {"check", "ast", "mask", "attn", "tiles", "tiled", "gpu", "llvm", "ptx"};
       if (std::find(std::begin(stages), std::end(stages), emit) == std::end(stages))
         return usageError("unknown --emit stage '" + emit +
-                          "' (expected check, ast, mask, attn, tiles, tiled, llvm or ptx)");
+                          "' (expected check, ast, mask, attn, tiles, tiled, gpu, llvm or ptx)");
     } else if (a == "--mlir-print-debuginfo") {
       mlirDebugInfo = true;
+    } else if (a == "--mlir-print-ir-after-all") {
+      codegen.printIrAfterAll = true;
+    } else if (a.rfind("--mlir-pass-pipeline-crash-reproducer=", 0) == 0) {
+      codegen.crashReproducer = a.substr(38);
+      if (codegen.crashReproducer.empty())
+        return usageError("--mlir-pass-pipeline-crash-reproducer needs a file name");
     } else if (a.rfind("--target=", 0) == 0 || a == "--target") {
       std::string t = a == "--target" ? (i + 1 < argc ? argv[++i] : "") : a.substr(9);
       if (t != "sm_80" && t != "sm_90a")
@@ -257,7 +269,7 @@ int main(int argc, char **argv) {
       return rc;
   }
 #ifdef ATTNC_WITH_MLIR
-  else if (emit == "tiled" || emit == "llvm" || emit == "ptx") {
+  else if (emit == "tiled" || emit == "gpu" || emit == "llvm" || emit == "ptx") {
     if (int rc = attnc::emitCode(out, std::cerr, *program, file, emit, codegen))
       return rc;
   } else if (emit == "tiles") {

@@ -1,52 +1,18 @@
-//===- FlashKernel.h - The fused attention kernel template -------*- C++ -*-===//
+//===- FlashKernel.h - What a generated kernel tells the runtime -*- C++ -*-===//
 //
-// One kernel template, specialised by the tile analysis: a FlashAttention-2
-// style forward kernel for sm_80+ (mma.sync m16n8k16 with fp32 accumulation,
-// ldmatrix, cp.async), built as a gpu.func in the gpu/scf/arith/memref/
-// vector/nvgpu/nvvm dialects. What varies per variant is spliced in from the
-// attn.variant: the key-tile loop bounds and tile classes come from the key
-// intervals (closed forms evaluated per query tile), the mask and score
-// regions are cloned into the per-element code of partial tiles, and the
-// sink and scale are folded in.
-//
-// Layout of one CTA (4 warps, 128 threads): block_m query rows (64 or 128),
-// block_m / 4 per warp; keys stream in tiles of block_n (32 or 64) through
-// double-buffered shared memory; each warp keeps its output accumulator and
-// its running max and sum in registers. TilePolicy.h chooses the tiles from
-// the head dim, the variant's register pressure and the target. See
-// docs/codegen.md.
+// The kernel ABI as the code generator records it: each kernel parameter's
+// name and kind, and what the runtime needs to launch the kernel. The
+// mma.sync backend (MmaBackend.h) writes it into the IR (attn.arg,
+// attn.kernel_info); GenerateKernels.h reads it back for the manifest.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
-
-#include "attnc/Analysis/KeyIntervals.h"
-#include "attnc/Conversion/TilePolicy.h"
-
-#include "mlir/IR/Builders.h"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace mlir::gpu {
-class GPUModuleOp;
-} // namespace mlir::gpu
-
 namespace attnc {
-namespace attn {
-class VariantOp;
-} // namespace attn
-
-/// What one specialisation is for.
-struct KernelConfig {
-  int64_t headDim = 128;  ///< 64, 128 or 256
-  bool bf16 = true;       ///< else fp16
-  std::string symbol;     ///< the kernel's name
-  int64_t blockM = 0;     ///< 0: flashBlockM(headDim); else 64 or 128 (tuning)
-  int64_t blockN = 0;     ///< 0: flashBlockN(headDim); else 32 or 64 (tuning)
-  int64_t ctasPerSm = 0;  ///< 0: flashCtasPerSm (1 with a --tile override); else the CTAs an SM should fit (tuning)
-  bool hopper = true;     ///< for sm_90a, else sm_80 (ptxas allocates registers differently)
-};
 
 /// One kernel parameter as the runtime's manifest names it.
 struct KernelArg {
@@ -66,11 +32,5 @@ struct KernelInfo {
   int64_t blockM = 0, blockN = 0, threads = 0, sharedBytes = 0;
   std::vector<KernelArg> args;
 };
-
-/// Builds the kernel for `variant` into `module`. `inputs` names the module's
-/// attn.input symbols the variant reads (in the order their pointers are
-/// passed).
-KernelInfo buildFlashKernel(mlir::OpBuilder &builder, mlir::gpu::GPUModuleOp module, attn::VariantOp variant,
-                            const analysis::KeyIntervals &intervals, const KernelConfig &config);
 
 } // namespace attnc

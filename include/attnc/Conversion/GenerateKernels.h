@@ -1,10 +1,9 @@
 //===- GenerateKernels.h - attn.variant -> gpu.func kernels ------*- C++ -*-===//
 //
-// The tiling step of the pipeline (`attnc --emit=tiled`): for every
-// attn.variant of a module, the tile analysis, then one fused kernel per
-// requested (head dim, dtype), built from the one template (FlashKernel.h)
-// into its own `gpu.module @attnc_<kernel>` appended to the module (so the
-// lowering and the backend compile kernels in parallel).
+// The driver's view of kernel generation: runs the attn-to-gpu pipeline
+// (attn-tile-variants, convert-attn-tile-to-gpu; Passes.h) on a module and
+// reads back what each generated kernel needs at run time from the IR
+// itself (the gpu.funcs' attn.kernel_info and attn.arg attributes).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -12,38 +11,28 @@
 #include "attnc/Conversion/FlashKernel.h"
 
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
 
-#include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace attnc {
 
-struct GenerateOptions {
-  std::vector<int64_t> headDims = {64, 128, 256};
-  std::vector<bool> bf16 = {true, false}; ///< true: bf16, false: fp16
-  int64_t blockM = 0, blockN = 0;         ///< tuning overrides (0: the defaults)
-  int64_t ctasPerSm = 0;                  ///< tuning override (0: the default)
-  bool hopper = true;                     ///< sm_90a (else sm_80): picks the tiles
-};
+struct AttnPipelineOptions;
 
-/// One generated kernel.
+/// One generated kernel, as its gpu.func describes itself.
 struct GeneratedKernel {
   std::string variant;
-  KernelConfig config;
+  int64_t headDim = 0;
+  bool bf16 = true;
   KernelInfo info;
 };
 
 /// The kernel's symbol: `<variant>_d<head dim>_<bf16|fp16>`.
 std::string kernelSymbol(const std::string &variant, int64_t headDim, bool bf16);
 
-/// Adds one `gpu.module @attnc_<kernel>` per kernel (and the
-/// gpu.container_module attribute) to `module`; returns what was generated, variants in module order.
-std::vector<GeneratedKernel> generateKernels(mlir::ModuleOp module, const GenerateOptions &options);
-
-/// The same as a pass, `attn-generate-kernels`, for attnc-opt and lit tests.
-std::unique_ptr<mlir::Pass> createGenerateKernelsPass(GenerateOptions options = {});
-void registerGenerateKernelsPass();
+/// The kernels of `module` (gpu.funcs carrying attn.kernel_info), in module order.
+std::vector<GeneratedKernel> collectKernels(mlir::ModuleOp module);
 
 } // namespace attnc

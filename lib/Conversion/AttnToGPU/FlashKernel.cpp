@@ -1,18 +1,20 @@
-//===- FlashKernel.cpp - Building the fused attention kernel --------------===//
+//===- FlashKernel.cpp - The mma.sync kernel: set-up, program, loop -------===//
 //
 // The kernel, top to bottom (one CTA = query tile m of head h, batch b;
 // query tiles in reverse order); this file holds the signature, the set-up,
-// the loop and the epilogue, KernelEmitter.h says where the rest lives:
-//   1. positions and base offsets; Q tile -> shared memory (cp.async);
+// the walk over the tile program, the key loop and the epilogue,
+// KernelEmitter.h says where the rest lives:
+//   1. positions and base offsets; attn.tile.load_q: the Q tile -> shared
+//      memory (cp.async);
 //   2. the key tiles to visit, from the key intervals' closed forms over this
 //      tile's query positions (TileVisits.cpp);
-//   3. for each key tile in that range that is not empty (empty: skipped;
+//   3. attn.tile.key_loop: for each key tile in that range that is not empty (empty: skipped;
 //      full: no mask; partial: mask per element, per warp): the next visited
 //      tile's K and V stream into the other shared buffer (cp.async) while
 //      this one is computed (TileCompute.cpp): S on tensor cores (ldmatrix +
 //      mma.sync), score rule, mask, online softmax in fp32 on exp2, O += P V
 //      with P kept in registers as the A operand;
-//   4. O / l and LSE = m + log(l) (empty rows: O = 0, LSE = -inf; a sink
+//   4. attn.tile.epilogue: O / l and LSE = m + log(l) (empty rows: O = 0, LSE = -inf; a sink
 //      starts every row with m = S_h, l = 1), O out through shared memory.
 //
 //===----------------------------------------------------------------------===//
@@ -26,6 +28,8 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 
@@ -41,7 +45,7 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   i64_ = b_.getI64Type();
   f32_ = b_.getF32Type();
   index_ = b_.getIndexType();
-  elem_ = cfg_.bf16 ? Type(b_.getBF16Type()) : Type(b_.getF16Type());
+  elem_ = bf16_ ? Type(b_.getBF16Type()) : Type(b_.getF16Type());
 
   SmallVector<Type> types;
   auto arg = [&](const std::string &name, KernelArg::Kind kind, Type t) {
@@ -83,8 +87,12 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   auto fnType = FunctionType::get(ctx, types, {});
   OpBuilder::InsertionGuard guard(b_);
   b_.setInsertionPointToEnd(module.getBody());
-  auto func = gpu::GPUFuncOp::create(b_, loc_, cfg_.symbol, fnType);
+  auto func = gpu::GPUFuncOp::create(b_, loc_, kernel_.getSymName(), fnType);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
+  // The runtime ABI, in the IR: each argument's name (attn-lower-region-ops
+  // finds the inputs by them; the driver reads them back for the manifest).
+  for (auto [i, a] : llvm::enumerate(info_.args))
+    func.setArgAttr(i, "attn.arg", b_.getStringAttr(a.name));
   func.setKnownBlockSizeAttr(b_.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
   func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(ctasPerSm_));
   return func;
@@ -156,17 +164,18 @@ SmallVector<Value> KernelEmitter::loadTile(Value smem, Value buf, int64_t rows, 
 }
 
 //===----------------------------------------------------------------------===//
-// The kernel body.
+// The tile program.
 //===----------------------------------------------------------------------===//
-void KernelEmitter::emitBody() {
-  const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
+/// Base offsets of this CTA's tensors and each lane's place in the fragments.
+void KernelEmitter::emitPrologue() {
+  const int64_t rowsPerThread = 2 * MT_;
   Value groupSize = arith::DivSIOp::create(b_, loc_, headsQ_, headsKv_);
   Value hkv = arith::DivSIOp::create(b_, loc_, hIdx_, groupSize);
-  Value qBase = add(mul(bIdx_, qsb_), mul(hIdx_, qsh_));
-  Value kBase = add(mul(bIdx_, ksb_), mul(hkv, ksh_));
-  Value vBase = add(mul(bIdx_, vsb_), mul(hkv, vsh_));
-  Value oBase = add(mul(bIdx_, osb_), mul(hIdx_, osh_));
-  Value lseBase = add(mul(bIdx_, lsb_), mul(hIdx_, lsh_));
+  qBase_ = add(mul(bIdx_, qsb_), mul(hIdx_, qsh_));
+  kBase_ = add(mul(bIdx_, ksb_), mul(hkv, ksh_));
+  vBase_ = add(mul(bIdx_, vsb_), mul(hkv, vsh_));
+  oBase_ = add(mul(bIdx_, osb_), mul(hIdx_, osh_));
+  lseBase_ = add(mul(bIdx_, lsb_), mul(hIdx_, lsh_));
 
   // Per-thread geometry: lane t holds rows t/4 and t/4 + 8 of each of its
   // warp's 16-row m-tiles, columns 2*(t%4) + {0, 1} of each 8-wide block.
@@ -176,21 +185,84 @@ void KernelEmitter::emitBody() {
   laneHalf_ = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
   lane8_ = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
   laneOct_ = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
-  SmallVector<Value> rows;
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     Value row = add(add(mul(warp_, ci(16 * MT_)), ci((r / 2) * 16 + (r % 2) * 8)), quad_);
-    rows.push_back(row);
+    rows_.push_back(row);
     qPos_.push_back(add(add(rowBase_, row), qOff_));
   }
 
   // This warp's query positions (empty past qlen).
   Value warpFirst = add(rowBase_, mul(warp_, ci(16 * MT_)));
-  ValueRange64 warpRows{add(warpFirst, qOff_),
-                        add(sub(minI(add(warpFirst, ci(16 * MT_)), qlen_), ci(1)), qOff_)};
+  warpRows_ = {add(warpFirst, qOff_), add(sub(minI(add(warpFirst, ci(16 * MT_)), qlen_), ci(1)), qOff_)};
+}
 
-  // 1. The Q tile, then the first visited K/V tile, into shared memory.
-  loadTile(Qs_, Value(), BM_, q_, qBase, rowBase_, qlen_, qsl_);
-  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+SmallVector<Value> &KernelEmitter::regsOf(Value tileValue) {
+  auto it = regs_.find(tileValue);
+  assert(it != regs_.end() && "a tile value lowered before its definition");
+  return it->second;
+}
+
+/// Lowers one op of the tile program (in program order: the backend's
+/// emission order is the program's).
+void KernelEmitter::lowerOp(Operation &op) {
+  llvm::TypeSwitch<Operation *>(&op)
+      .Case([&](attn::TileLoadQOp load) {
+        loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, qlen_, qsl_);
+        NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+        shared_[load.getTile()] = {Qs_, Value()};
+      })
+      .Case([&](attn::TileKeyLoopOp loop) { lowerKeyLoop(loop); })
+      // K and V of the current key tile are already in shared memory: the
+      // key loop streams them in (double buffering).
+      .Case([&](attn::TileLoadKOp load) { shared_[load.getTile()] = {Ks_, scalars_.lookup(load.getN())}; })
+      .Case([&](attn::TileLoadVOp load) { shared_[load.getTile()] = {Vs_, scalars_.lookup(load.getN())}; })
+      .Case([&](attn::TileQKOp qk) { regs_[qk.getS()] = scoresQK(shared_.at(qk.getQ()), shared_.at(qk.getK())); })
+      .Case([&](attn::TileScoreOp score) {
+        SmallVector<Value> s = regsOf(score.getS());
+        applyScore(s, score.getScale().convertToDouble(), colFirst_);
+        regs_[score.getResult()] = s;
+      })
+      .Case([&](attn::TileMaskOp mask) {
+        regs_[mask.getResult()] =
+            maskTile(regsOf(mask.getS()), scalars_.lookup(mask.getNeedMask()), mask.getBy(), colFirst_);
+      })
+      .Case([&](attn::TileRescaleOp r) {
+        SmallVector<Value> state(regsOf(r.getM()));
+        llvm::append_range(state, regsOf(r.getL()));
+        llvm::append_range(state, regsOf(r.getAcc()));
+        SmallVector<Value> out = rescale(regsOf(r.getS()), state, r.getLog2Scale().convertToDouble());
+        const int64_t rows = 2 * MT_;
+        regs_[r.getMNew()] = SmallVector<Value>(out.begin(), out.begin() + rows);
+        regs_[r.getLNew()] = SmallVector<Value>(out.begin() + rows, out.begin() + 2 * rows);
+        regs_[r.getAccNew()] = SmallVector<Value>(out.begin() + 2 * rows, out.end());
+      })
+      .Case([&](attn::TileExpOp e) {
+        SmallVector<Value> p = regsOf(e.getS());
+        regs_[e.getRowSum()] = expTile(p, regsOf(e.getM()), e.getLog2Scale().convertToDouble());
+        regs_[e.getP()] = p;
+      })
+      .Case([&](attn::TilePVOp pv) {
+        SmallVector<Value> acc = regsOf(pv.getAcc());
+        accumulatePV(regsOf(pv.getP()), shared_.at(pv.getV()), acc);
+        regs_[pv.getResult()] = acc;
+      })
+      .Case([&](arith::AddFOp a) { // elementwise on fp32 tiles: register by register
+        SmallVector<Value> out;
+        for (auto [x, y] : llvm::zip_equal(regsOf(a.getLhs()), regsOf(a.getRhs())))
+          out.push_back(addF(x, y));
+        regs_[a.getResult()] = out;
+      })
+      .Case([&](attn::TileEpilogueOp e) { emitEpilogue(regsOf(e.getM()), regsOf(e.getL()), regsOf(e.getAcc())); })
+      .Default([&](Operation *other) {
+        llvm::report_fatal_error(llvm::Twine("the mma-sync backend cannot lower ") +
+                                 other->getName().getStringRef());
+      });
+}
+
+/// attn.tile.key_loop: the visited key tiles, each prefetching the next
+/// one's K and V into the other shared buffer while it is computed.
+void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
+  const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   auto [first, last] = visitRange();
   if (summaries_) {
     computeQRanges();
@@ -198,8 +270,8 @@ void KernelEmitter::emitBody() {
   }
   auto loadKV = [&](Value n, Value buf) {
     Value colFirst = mul(n, ci(BN_));
-    loadTile(Ks_, buf, BN_, k_, kBase, colFirst, klen_, ksl_);
-    loadTile(Vs_, buf, BN_, v_, vBase, colFirst, klen_, vsl_);
+    loadTile(Ks_, buf, BN_, k_, kBase_, colFirst, klen_, ksl_);
+    loadTile(Vs_, buf, BN_, v_, vBase_, colFirst, klen_, vsl_);
   };
   Value n0 = nextVisited(sub(first, ci(1)), last);
   {
@@ -210,9 +282,9 @@ void KernelEmitter::emitBody() {
   }
   NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
 
-  // 2. Running state: m (log2 units), l (this lane's partial sum), acc.
+  // Running state: m (log2 units), l (this lane's partial sum), acc.
   Value m0 = negInf(), l0 = cf(0);
-  if (variant_.getSink()) {
+  if (keyLoop.getSink()) {
     // The sink joins as if it were a key with score S_h and a zero value:
     // m starts at S_h and l at exp(S_h - m) = 1, once per row (quad lane 0).
     m0 = mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(hIdx_)}), cf(kLog2e));
@@ -223,10 +295,10 @@ void KernelEmitter::emitBody() {
     init.push_back(m0);
   for (int64_t r = 0; r < rowsPerThread; ++r)
     init.push_back(l0);
-  for (int64_t i = 0; i < MT_ * nTilesD * 4; ++i)
+  for (int64_t i = 0; i < accLayout().size(); ++i)
     init.push_back(cf(0));
+  (void)nTilesD;
 
-  // 3. The visited key tiles, each prefetching the next one.
   SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
   SmallVector<Location> locs(types.size(), loc_);
   auto loop = scf::WhileOp::create(b_, loc_, types, init);
@@ -239,7 +311,6 @@ void KernelEmitter::emitBody() {
     Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
     b_.setInsertionPointToStart(after);
     Value n = after->getArgument(0), buf = after->getArgument(1);
-    SmallVector<Value> state(after->getArguments().begin() + 2, after->getArguments().end());
     Value nn = nextVisited(n, last);
     Value other = arith::SubIOp::create(b_, loc_, cidx(1), buf);
     {
@@ -262,37 +333,61 @@ void KernelEmitter::emitBody() {
     }
     // Each warp classifies the tile again over its own rows (the closed
     // forms only): a warp whose rows the tile covers drops the mask.
-    needMask = andB(needMask, classifyTile(n, false, warpRows).second);
+    needMask = andB(needMask, classifyTile(n, false, warpRows_).second);
+
+    // The body: n, need_mask and the state are this iteration's; K and V
+    // of tile n are in shared buffer `buf`.
+    Block &body = keyLoop.getBodyBlock();
+    scalars_.map(keyLoop.getTileIndex(), buf); // load_k/load_v: which buffer
+    scalars_.map(keyLoop.getNeedMask(), needMask);
+    auto argRegs = [&](unsigned arg, int64_t from, int64_t count) {
+      regs_[body.getArgument(arg)] =
+          SmallVector<Value>(after->getArguments().begin() + from, after->getArguments().begin() + from + count);
+    };
+    argRegs(2, 2, rowsPerThread);
+    argRegs(3, 2 + rowsPerThread, rowsPerThread);
+    argRegs(4, 2 + 2 * rowsPerThread, accLayout().size());
+    colFirst_ = mul(n, ci(BN_));
+    for (Operation &op : body.without_terminator())
+      lowerOp(op);
+    auto yield = cast<attn::TileYieldOp>(body.getTerminator());
     SmallVector<Value> next = {nn, other};
-    computeTile(n, needMask, buf, state, next);
+    for (Value v : yield->getOperands())
+      llvm::append_range(next, regsOf(v));
     barrier(); // this buffer is refilled two tiles from now
     scf::YieldOp::create(b_, loc_, next);
   }
   b_.setInsertionPointAfter(loop);
-
-  // 4. Epilogue.
-  emitEpilogue(SmallVector<Value>(loop.getResults().begin() + 2, loop.getResults().end()), oBase, lseBase, rows);
+  auto result = [&](int64_t from, int64_t count) {
+    return SmallVector<Value>(loop.getResults().begin() + from, loop.getResults().begin() + from + count);
+  };
+  regs_[keyLoop.getM()] = result(2, rowsPerThread);
+  regs_[keyLoop.getL()] = result(2 + rowsPerThread, rowsPerThread);
+  regs_[keyLoop.getAcc()] = result(2 + 2 * rowsPerThread, accLayout().size());
 }
 
 /// O = acc / l into the Q tile's shared memory, each warp its own rows, then
 /// those rows to global memory 16 bytes a lane, coalesced; LSE = (m + log2 l)
 /// ln 2 from each quad's first lane. The Q tile is free once every copy into
 /// it has landed (a query tile that visits no key tile never waited for its
-/// Q) and every warp has done reading it. `fin` is the loop's final (m, l,
-/// acc); `rows` the tile rows of this lane's accumulator rows.
-void KernelEmitter::emitEpilogue(ArrayRef<Value> fin, Value oBase, Value lseBase, ArrayRef<Value> rows) {
+/// Q) and every warp has done reading it. (m, l, acc) is the key loop's
+/// final state.
+void KernelEmitter::emitEpilogue(ArrayRef<Value> mRegs, ArrayRef<Value> lRegs, ArrayRef<Value> acc) {
   const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
+  const AccLayout layout = accLayout();
+  ArrayRef<Value> rows = rows_;
+  Value oBase = oBase_, lseBase = lseBase_;
   NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
   barrier();
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     int64_t mt = r / 2, half = r % 2;
-    Value m = fin[r];
-    Value l = quadReduce(fin[rowsPerThread + r], false);
+    Value m = mRegs[r];
+    Value l = quadReduce(lRegs[r], false);
     Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, l, cf(0));
     Value inv = arith::SelectOp::create(b_, loc_, empty, cf(0), arith::DivFOp::create(b_, loc_, cf(1), l));
     for (int64_t t = 0; t < nTilesD; ++t) {
-      int64_t base = 2 * rowsPerThread + (mt * nTilesD + t) * 4 + 2 * half;
-      Value x = mulF(fin[base], inv), y = mulF(fin[base + 1], inv);
+      int64_t base = layout.index(mt, t, 2 * half);
+      Value x = mulF(acc[base], inv), y = mulF(acc[base + 1], inv);
       Value pair = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_), ValueRange{x, y});
       Value packed = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), pair);
       Value col = add(ci(t * 8), mul(inQuad_, ci(2)));
@@ -325,7 +420,7 @@ void KernelEmitter::emitEpilogue(ArrayRef<Value> fin, Value oBase, Value lseBase
   }
 }
 
-KernelInfo KernelEmitter::build(gpu::GPUModuleOp module) {
+void KernelEmitter::build(gpu::GPUModuleOp module) {
   gpu::GPUFuncOp func = declare(module);
   OpBuilder::InsertionGuard guard(b_);
   Block &entry = func.getBody().front();
@@ -353,23 +448,20 @@ KernelInfo KernelEmitter::build(gpu::GPUModuleOp module) {
       in.strides.push_back(next());
   }
   setupBlock();
-  emitBody();
+  emitPrologue();
+  for (Operation &op : kernel_.getBody().front())
+    lowerOp(op);
   gpu::ReturnOp::create(b_, loc_);
-  info_.symbol = cfg_.symbol;
-  info_.blockM = BM_;
-  info_.blockN = BN_;
-  info_.threads = kThreads;
-  return info_;
+  // What the runtime needs to launch it (read back into the manifest).
+  NamedAttrList kinfo;
+  kinfo.append("variant", variant_.getSymNameAttr());
+  kinfo.append("head_dim", b_.getI64IntegerAttr(D_));
+  kinfo.append("elem", TypeAttr::get(elem_));
+  kinfo.append("block_m", b_.getI64IntegerAttr(BM_));
+  kinfo.append("block_n", b_.getI64IntegerAttr(BN_));
+  kinfo.append("threads", b_.getI64IntegerAttr(kThreads));
+  kinfo.append("shared_bytes", b_.getI64IntegerAttr(info_.sharedBytes));
+  func->setAttr("attn.kernel_info", kinfo.getDictionary(b_.getContext()));
 }
 
 } // namespace attnc::flash
-
-namespace attnc {
-
-KernelInfo buildFlashKernel(OpBuilder &builder, gpu::GPUModuleOp module, attn::VariantOp variant,
-                            const analysis::KeyIntervals &intervals, const KernelConfig &config) {
-  flash::KernelEmitter emitter(builder, variant, intervals, config);
-  return emitter.build(module);
-}
-
-} // namespace attnc

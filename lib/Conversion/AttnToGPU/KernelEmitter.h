@@ -1,18 +1,23 @@
-//===- KernelEmitter.h - The kernel template's builder -------*- C++ -*-===//
+//===- KernelEmitter.h - The mma.sync backend's kernel builder -*- C++ -*-===//
 //
-// KernelEmitter builds one fused attention kernel (gpu.func) for one
-// attn.variant, head dim and dtype. Its parts live in:
-//   FlashKernel.cpp   the signature, block set-up, the key-tile loop, the epilogue;
-//   TileVisits.cpp    which key tiles a query tile (or warp) visits, with or
-//                     without the mask, and the per-CTA input summaries;
-//   TileCompute.cpp   one key tile: S on tensor cores, mask, online softmax, O += P V;
-//   VariantRegions.cpp the variant's mask and score regions cloned per element.
+// KernelEmitter lowers one attn.tile.kernel to a gpu.func for the mma.sync
+// backend (MmaSyncBackend.cpp): it walks the tile program in order and
+// lowers each tile op on register fragments (AccLayout). Its parts live in:
+//   FlashKernel.cpp    the signature, block set-up, the tile program walk,
+//                      the key loop (K/V double buffering) and the epilogue;
+//   TileVisits.cpp     which key tiles a query tile (or warp) visits, with or
+//                      without the mask, and the per-CTA input summaries;
+//   TileCompute.cpp    one key tile: S on tensor cores, score, mask, rescale,
+//                      exp, O += P V;
+//   VariantRegions.cpp the variant's mask and score regions cloned per element
+//                      (lowered after by attn-lower-region-ops' patterns).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "IntervalCodegen.h"
 #include "attnc/Conversion/FlashKernel.h"
+#include "attnc/Conversion/TilePolicy.h"
 
 #include "attnc/Dialect/Attn/IR/AttnOps.h"
 
@@ -31,13 +36,41 @@ namespace attnc::flash {
 using namespace mlir;
 using analysis::KeyClause;
 
-inline constexpr int64_t kWarps = 4, kThreads = 32 * kWarps;
 inline constexpr double kRescaleSlack = 8.0;         ///< log2 units m may lag the row maximum (P <= 256)
-inline constexpr int64_t kPad = 8;                   ///< elements of padding per shared row (bank conflicts)
 inline constexpr int64_t kHugeLen = int64_t(1) << 40; ///< static length of the flat global memrefs
 inline constexpr double kLog2e = 1.4426950408889634;
 
 using analysis::Term;
+
+/// The mma.sync backend's fixed shape of a CTA.
+struct MmaSyncParams {
+  int64_t warps = 4; ///< each holds block_m / warps query rows
+  int64_t pad = 8;   ///< elements of padding per shared-memory row (no bank conflicts for ldmatrix)
+  int64_t threads() const { return 32 * warps; }
+};
+
+/// The register layout of an fp32 tile (scores, probabilities, accumulator)
+/// in m16n8k16 C fragments: each warp holds `mTiles` 16-row m-tiles of its
+/// rows, `blocks` 8-wide column blocks each, 4 registers per (m-tile,
+/// block); lane t holds rows t/4 (e = 0, 1) and t/4 + 8 (e = 2, 3) and
+/// columns 2 (t % 4) + (e & 1). A lane's rows are numbered r = 2 mt + half,
+/// its row tiles (m, l) hold one register per r.
+/// Example: mTiles 2, blocks 8 (a 128x64 tile over 4 warps): 64 registers;
+/// register (mt 1, j 3, e 2) is index 46, row slot 3, column 24 + 2 (t % 4).
+struct AccLayout {
+  int64_t mTiles = 0, blocks = 0;
+  int64_t size() const { return mTiles * blocks * 4; }
+  int64_t index(int64_t mt, int64_t j, int64_t e) const { return (mt * blocks + j) * 4 + e; }
+  /// The lane's row slot of element e of m-tile mt.
+  static int64_t rowSlot(int64_t mt, int64_t e) { return 2 * mt + (e < 2 ? 0 : 1); }
+  /// The lane's row slots: 2 per m-tile.
+  int64_t rowSlots() const { return 2 * mTiles; }
+};
+
+/// A tile in shared memory: a view, and the buffer index of a double-buffered one.
+struct SharedTile {
+  Value smem, buf;
+};
 
 /// One input tensor the variant reads: its pointer and per-axis strides.
 struct InputArg {
@@ -50,14 +83,17 @@ struct InputArg {
 
 class KernelEmitter {
 public:
-  KernelEmitter(OpBuilder &b, attn::VariantOp variant, const analysis::KeyIntervals &ki, const KernelConfig &cfg)
-      : b_(b), loc_(variant.getLoc()), variant_(variant), ki_(ki), cfg_(cfg) {
-    D_ = cfg.headDim;
-    FlashPressure pressure = flashPressure(variant, ki);
-    BM_ = cfg.blockM ? cfg.blockM : flashBlockM(D_, pressure, cfg.hopper);
-    BN_ = cfg.blockN ? cfg.blockN : flashBlockN(D_, BM_, pressure, cfg.hopper);
-    ctasPerSm_ = cfg.ctasPerSm ? cfg.ctasPerSm : cfg.blockM ? 1 : flashCtasPerSm(D_, pressure);
-    LD_ = D_ + kPad;
+  KernelEmitter(OpBuilder &b, attn::TileKernelOp kernel, const analysis::KeyIntervals &ki, MmaSyncParams params)
+      : b_(b), loc_(kernel.getLoc()), kernel_(kernel), variant_(kernel.getVariantOp()), ki_(ki), params_(params) {
+    D_ = int64_t(kernel.getHeadDim());
+    bf16_ = kernel.getElem().isBF16();
+    BM_ = int64_t(kernel.getBlockM());
+    BN_ = int64_t(kernel.getBlockN());
+    ctasPerSm_ = int64_t(kernel.getCtasPerSm());
+    kWarps = params.warps;
+    kThreads = params.threads();
+    kSummaryTiles = 32 * kThreads;
+    LD_ = D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
     std::function<bool(const Term &)> readsToken = [&](const Term &t) {
       if (t.kind == Term::Kind::Input)
@@ -74,16 +110,31 @@ public:
         summaries_ |= readsToken(*r);
   }
 
-  KernelInfo build(gpu::GPUModuleOp module);
+  /// Builds the gpu.func into `module`.
+  void build(gpu::GPUModuleOp module);
 
 private:
   OpBuilder &b_;
   Location loc_;
+  attn::TileKernelOp kernel_;
   attn::VariantOp variant_;
   const analysis::KeyIntervals &ki_;
-  KernelConfig cfg_;
+  MmaSyncParams params_;
+  int64_t kWarps, kThreads; ///< the CTA's warps and threads (params_)
   int64_t D_, BM_, BN_, LD_, MT_; ///< MT_: 16-row m-tiles per warp
+  bool bf16_ = true;
   KernelInfo info_;
+
+  // The tile program's values as this backend holds them.
+  DenseMap<Value, SmallVector<Value>> regs_; ///< fp32 tiles and row tiles: registers in AccLayout order
+  DenseMap<Value, SharedTile> shared_;       ///< element tiles: in shared memory
+  IRMapping scalars_;                        ///< the key loop's tile index and need_mask
+  Value colFirst_;                           ///< the current key tile's first column
+  Value qBase_, kBase_, vBase_, oBase_, lseBase_;
+  SmallVector<Value> rows_; ///< the tile rows of this lane's row slots
+  ValueRange64 warpRows_;   ///< this warp's query positions
+  AccLayout scoreLayout() const { return {MT_, BN_ / 8}; }
+  AccLayout accLayout() const { return {MT_, D_ / 8}; }
 
   Type i1_, i32_, i64_, f32_, elem_, index_;
   Value q_, k_, v_, o_, lse_, sinks_;
@@ -136,19 +187,24 @@ private:
   // --- the parts of the kernel ---------------------------------------------------
   gpu::GPUFuncOp declare(gpu::GPUModuleOp module);
   void setupBlock();
+  void emitPrologue();
+  void lowerOp(Operation &op);
+  void lowerKeyLoop(attn::TileKeyLoopOp loop);
+  SmallVector<Value> &regsOf(Value tileValue);
   SmallVector<Value> loadTile(Value smem, Value buf, int64_t rows, Value global, Value base, Value rowStart,
                               Value rowLimit, Value rowStride);
   Value nextVisited(Value n, Value last);
-  void computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state, SmallVector<Value> &next);
-  // The parts of one key tile (TileCompute.cpp).
+  // The tile ops of one key tile (TileCompute.cpp).
   Value keyAt(Value colFirst, int64_t j, int64_t e);
   Value queryAt(int64_t mt, int64_t e);
-  SmallVector<Value> scoresQK(Value buf);
+  SmallVector<Value> scoresQK(SharedTile q, SharedTile k);
+  void applyScore(SmallVector<Value> &s, double scale, Value colFirst);
+  SmallVector<Value> maskTile(ArrayRef<Value> s, Value needMask, attn::MaskKind by, Value colFirst);
   SmallVector<Value> maskByIntervals(ArrayRef<Value> s, Value colFirst);
   SmallVector<Value> maskByRegion(ArrayRef<Value> s, Value colFirst);
-  SmallVector<Value> softmaxStep(SmallVector<Value> &s, ArrayRef<Value> state, double log2Scale,
-                                 SmallVector<Value> &rowSum);
-  void accumulatePV(ArrayRef<Value> p, Value buf, SmallVector<Value> &acc);
+  SmallVector<Value> rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale);
+  SmallVector<Value> expTile(SmallVector<Value> &s, ArrayRef<Value> m, double log2Scale);
+  void accumulatePV(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
@@ -159,7 +215,7 @@ private:
   // positions (documents), each CTA classifies the key tiles of its visit
   // range up front, reading each tile's inputs for their minimum and
   // maximum, into two bitmaps in shared memory (visit, full).
-  static constexpr int64_t kSummaryTiles = 32 * kThreads; ///< tiles per bitmap
+  int64_t kSummaryTiles; ///< tiles per bitmap: 32 per thread
   bool summaries_ = false;
   Value visitBits_, fullBits_, windowFirst_;
   std::map<std::string, ValueRange64> qRanges_;
@@ -176,13 +232,10 @@ private:
   Value quadReduce(Value v, bool isMax);
 
   Value inlineRegion(Region &region, ArrayRef<Value> args);
-  Value lowerMath(Operation &op, IRMapping &map);
-  Value readInput(attn::ReadOp read, ArrayRef<Value> indices);
   Value scoreOf(Value s, Value q, Value k);
   Value maskOf(Value q, Value k);
 
-  void emitBody();
-  void emitEpilogue(ArrayRef<Value> fin, Value oBase, Value lseBase, ArrayRef<Value> rows);
+  void emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l, ArrayRef<Value> acc);
 };
 
 } // namespace attnc::flash

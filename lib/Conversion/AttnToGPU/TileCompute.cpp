@@ -1,10 +1,12 @@
-//===- TileCompute.cpp - One key tile on tensor cores -------------------===//
+//===- TileCompute.cpp - The tile ops of one key tile on tensor cores ---===//
 //
-// S = Q K^T with ldmatrix + mma.sync m16n8k16, the score rule, the mask on
-// partial tiles, the online softmax (lazily rescaled, exp2 on the SFU) and
-// O += P V with P kept in registers. Register layouts follow PTX's m16n8k16
-// fragments: lane t holds rows t/4 and t/4 + 8 of each 16-row m-tile and
-// columns 2*(t%4) + {0, 1} of each 8-wide column block.
+// The mma.sync lowering of attn.tile.qk (ldmatrix + mma.sync m16n8k16),
+// attn.tile.score (scale and score rule), attn.tile.mask (partial tiles),
+// attn.tile.rescale (lazily, by a warp vote), attn.tile.exp (exp2 on the
+// SFU) and attn.tile.pv (P kept in registers as the A operand). Register
+// layouts follow PTX's m16n8k16 fragments (AccLayout in KernelEmitter.h):
+// lane t holds rows t/4 and t/4 + 8 of each 16-row m-tile and columns
+// 2*(t%4) + {0, 1} of each 8-wide column block.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -30,7 +32,7 @@ SmallVector<Value> KernelEmitter::operandsOf(Value fragment, int64_t regs) {
   SmallVector<Value> out;
   for (int64_t i = 0; i < regs; ++i) {
     Value pair = vector::ExtractOp::create(b_, loc_, fragment, ArrayRef<int64_t>{i});
-    if (cfg_.bf16) {
+    if (bf16_) {
       Value asInt = vector::BitCastOp::create(b_, loc_, VectorType::get({1}, i32_), pair);
       pair = vector::ExtractOp::create(b_, loc_, asInt, ArrayRef<int64_t>{0});
     }
@@ -43,7 +45,7 @@ SmallVector<Value> KernelEmitter::operandsOf(Value fragment, int64_t regs) {
 Value KernelEmitter::packPair(Value x, Value y) {
   Value v = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_), ValueRange{x, y});
   Value t = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), v);
-  if (!cfg_.bf16)
+  if (!bf16_)
     return t;
   Value asInt = vector::BitCastOp::create(b_, loc_, VectorType::get({1}, i32_), t);
   return vector::ExtractOp::create(b_, loc_, asInt, ArrayRef<int64_t>{0});
@@ -52,7 +54,7 @@ Value KernelEmitter::packPair(Value x, Value y) {
 /// D = A B + C on one m16n8k16 tile; returns the four fp32 results.
 SmallVector<Value> KernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps, ArrayRef<Value> c) {
   auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), {f32_, f32_, f32_, f32_});
-  NVVM::MMATypes t = cfg_.bf16 ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
+  NVVM::MMATypes t = bf16_ ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16;
   auto op = NVVM::MmaOp::create(b_, loc_, resType, a, bOps, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
                                 std::nullopt, std::array<NVVM::MMATypes, 2>{t, t},
                                 std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
@@ -64,12 +66,13 @@ SmallVector<Value> KernelEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bOps, A
 
 /// For every m-tile: accum's 8-wide column blocks j and j+1 += A x B, where
 /// `bOps` holds the B operands of both blocks (one ldmatrix.x4) and accum is
-/// laid out [m-tile][block][4] with `blocks` blocks per m-tile.
+/// laid out as AccLayout{MT, blocks}.
 void KernelEmitter::mmaBlockPair(ArrayRef<SmallVector<Value>> a, ArrayRef<Value> bOps, SmallVector<Value> &accum,
                                  int64_t blocks, int64_t j) {
+  const AccLayout layout{MT_, blocks};
   for (int64_t mt = 0; mt < MT_; ++mt)
     for (int64_t h = 0; h < 2; ++h) {
-      int64_t base = (mt * blocks + j + h) * 4;
+      int64_t base = layout.index(mt, j + h, 0);
       SmallVector<Value> c(accum.begin() + base, accum.begin() + base + 4);
       SmallVector<Value> d = mma(a[mt], {bOps[2 * h], bOps[2 * h + 1]}, c);
       std::copy(d.begin(), d.end(), accum.begin() + base);
@@ -95,13 +98,14 @@ Value KernelEmitter::keyAt(Value colFirst, int64_t j, int64_t e) {
 }
 
 /// The query of element e of m-tile mt (absolute position).
-Value KernelEmitter::queryAt(int64_t mt, int64_t e) { return qPos_[2 * mt + (e < 2 ? 0 : 1)]; }
+Value KernelEmitter::queryAt(int64_t mt, int64_t e) { return qPos_[AccLayout::rowSlot(mt, e)]; }
 
-/// S = Q K^T for key tile `buf`: s[(mt * BN/8 + j) * 4 + e], fp32.
-SmallVector<Value> KernelEmitter::scoresQK(Value buf) {
+/// attn.tile.qk: S = Q K^T for the key tile in `k`, fp32 in scoreLayout().
+SmallVector<Value> KernelEmitter::scoresQK(SharedTile q, SharedTile k) {
   const int64_t nTilesN = BN_ / 8, kChunksD = D_ / 16;
   auto frag4 = VectorType::get({4, 2}, elem_);
-  SmallVector<Value> s(MT_ * nTilesN * 4, cf(0));
+  Value Qs = q.smem, Ks = k.smem, buf = k.buf;
+  SmallVector<Value> s(scoreLayout().size(), cf(0));
   for (int64_t kk = 0; kk < kChunksD; ++kk) {
     SmallVector<SmallVector<Value>> a;
     for (int64_t mt = 0; mt < MT_; ++mt) {
@@ -109,7 +113,7 @@ SmallVector<Value> KernelEmitter::scoresQK(Value buf) {
       Value aRow = add(add(mul(warp_, ci(16 * MT_)), ci(mt * 16)), laneRow16_);
       Value aCol = add(ci(kk * 16), mul(laneHalf_, ci(8)));
       a.push_back(operandsOf(
-          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Qs_, ValueRange{toIndex(aRow), toIndex(aCol)}, false, 4), 4));
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Qs, ValueRange{toIndex(aRow), toIndex(aCol)}, false, 4), 4));
     }
     for (int64_t j = 0; j < nTilesN; j += 2) {
       // B for column blocks j, j+1: key rows (j + lane/16)*8 + lane%8,
@@ -117,7 +121,7 @@ SmallVector<Value> KernelEmitter::scoresQK(Value buf) {
       Value bRow = add(mul(add(ci(j), laneHalf_), ci(8)), lane8_);
       Value bCol = add(ci(kk * 16), mul(laneOct_, ci(8)));
       SmallVector<Value> bo = operandsOf(
-          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks_, ValueRange{buf, toIndex(bRow), toIndex(bCol)}, false, 4),
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Ks, ValueRange{buf, toIndex(bRow), toIndex(bCol)}, false, 4),
           4);
       mmaBlockPair(a, bo, s, nTilesN, j);
     }
@@ -130,6 +134,7 @@ SmallVector<Value> KernelEmitter::scoresQK(Value buf) {
 /// then per element two compares against the column index.
 SmallVector<Value> KernelEmitter::maskByIntervals(ArrayRef<Value> s, Value colFirst) {
   const int64_t nTilesN = BN_ / 8;
+  const AccLayout layout = scoreLayout();
   SmallVector<Value> masked;
   Value tileStart = add(colFirst, kOff_);
   Value cols = arith::TruncIOp::create(b_, loc_, i32_, sub(minI(klen_, add(colFirst, ci(BN_))), colFirst));
@@ -157,7 +162,7 @@ SmallVector<Value> KernelEmitter::maskByIntervals(ArrayRef<Value> s, Value colFi
         Value any = cbool(false);
         for (auto &[lo, hi] : bounds)
           any = orB(any, andB(cmpI(arith::CmpIPredicate::sle, lo, col), cmpI(arith::CmpIPredicate::sle, col, hi)));
-        masked.push_back(sel(andB(allowed, any), s[(mt * nTilesN + j) * 4 + e], negInf()));
+        masked.push_back(sel(andB(allowed, any), s[layout.index(mt, j, e)], negInf()));
       }
   }
   // `masked` is in (row, j, e) order; restore the (mt, j, e) layout.
@@ -166,13 +171,14 @@ SmallVector<Value> KernelEmitter::maskByIntervals(ArrayRef<Value> s, Value colFi
   for (int64_t r = 0; r < 2 * MT_; ++r)
     for (int64_t j = 0; j < nTilesN; ++j)
       for (int64_t e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e)
-        ordered[((r / 2) * nTilesN + j) * 4 + e] = masked[i++];
+        ordered[layout.index(r / 2, j, e)] = masked[i++];
   return ordered;
 }
 
 /// Partial tiles of a mask with unsolved conditions: the mask region per element.
 SmallVector<Value> KernelEmitter::maskByRegion(ArrayRef<Value> s, Value colFirst) {
   const int64_t nTilesN = BN_ / 8;
+  const AccLayout layout = scoreLayout();
   SmallVector<Value> masked;
   for (int64_t mt = 0; mt < MT_; ++mt)
     for (int64_t j = 0; j < nTilesN; ++j)
@@ -180,21 +186,21 @@ SmallVector<Value> KernelEmitter::maskByRegion(ArrayRef<Value> s, Value colFirst
         Value k = keyAt(colFirst, j, e);
         Value inRange = cmpI(arith::CmpIPredicate::slt, sub(k, kOff_), klen_);
         Value allowed = andB(inRange, maskOf(queryAt(mt, e), k));
-        masked.push_back(sel(allowed, s[(mt * nTilesN + j) * 4 + e], negInf()));
+        masked.push_back(sel(allowed, s[layout.index(mt, j, e)], negInf()));
       }
   return masked;
 }
 
-/// One step of the online softmax, rows r = 2 mt + half (elements e in
-/// {2 half, 2 half + 1}), rescaled lazily: m moves (and acc and l are
-/// rescaled) only when some row of the warp sees a maximum above m +
-/// kRescaleSlack, so P = 2^(x - m) stays at most 2^kRescaleSlack; O = acc / l
-/// and LSE = m + log2 l are exact for any m not below the true maximum minus
-/// the slack. `s` (scores, times log2Scale in log2 units) becomes P;
-/// returns (m, l, acc) after rescaling, and the rows' sums of P in `rowSum`.
-SmallVector<Value> KernelEmitter::softmaxStep(SmallVector<Value> &s, ArrayRef<Value> state, double log2Scale,
-                                              SmallVector<Value> &rowSum) {
-  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
+/// attn.tile.rescale, lazily, rows r = 2 mt + half (elements e in {2 half,
+/// 2 half + 1}): m moves (and acc and l are rescaled) only when some row of
+/// the warp sees a maximum above m + kRescaleSlack, so P = 2^(x - m) stays
+/// at most 2^kRescaleSlack; O = acc / l and LSE = m + log2 l are exact for
+/// any m not below the true maximum minus the slack. `s` holds the scores
+/// (times log2Scale in log2 units), `state` (m, l, acc); returns (m, l,
+/// acc) after rescaling.
+SmallVector<Value> KernelEmitter::rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale) {
+  const int64_t nTilesN = BN_ / 8, rowsPerThread = 2 * MT_;
+  const AccLayout layout = scoreLayout(), acc = accLayout();
   SmallVector<Value> rowMax(rowsPerThread);
   Value anyRow = cbool(false);
   for (int64_t r = 0; r < rowsPerThread; ++r) {
@@ -202,7 +208,7 @@ SmallVector<Value> KernelEmitter::softmaxStep(SmallVector<Value> &s, ArrayRef<Va
     Value mx = negInf();
     for (int64_t j = 0; j < nTilesN; ++j)
       for (int64_t e = 2 * half; e < 2 * half + 2; ++e)
-        mx = maxF(mx, s[(mt * nTilesN + j) * 4 + e]);
+        mx = maxF(mx, s[layout.index(mt, j, e)]);
     mx = quadReduce(mx, true);
     rowMax[r] = mulF(mx, cf(log2Scale));
     Value grows = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OGT, rowMax[r],
@@ -222,44 +228,51 @@ SmallVector<Value> KernelEmitter::softmaxStep(SmallVector<Value> &s, ArrayRef<Va
       Value alpha = exp2F(subF(state[r], sel(isInf, cf(0), mNew)));
       out[r] = mNew;
       out[rowsPerThread + r] = mulF(state[rowsPerThread + r], alpha);
-      for (int64_t i = 0; i < MT_ * nTilesD * 4; ++i) {
-        int64_t mt = i / (nTilesD * 4), e = i % 4;
-        if (2 * mt + (e < 2 ? 0 : 1) == r)
+      for (int64_t i = 0; i < acc.size(); ++i)
+        if (AccLayout::rowSlot(i / (acc.blocks * 4), i % 4) == r)
           out[2 * rowsPerThread + i] = mulF(state[2 * rowsPerThread + i], alpha);
-      }
     }
     scf::YieldOp::create(b_, loc_, out);
     b_.setInsertionPointToStart(&ifRescale.getElseRegion().front());
     scf::YieldOp::create(b_, loc_, carried);
   }
+  return SmallVector<Value>(ifRescale.getResults());
+}
+
+/// attn.tile.exp: `s` becomes P = 2^(s log2Scale - m) (a row at -inf takes
+/// m as 0); returns the lane's partial row sums of P (one per row slot).
+SmallVector<Value> KernelEmitter::expTile(SmallVector<Value> &s, ArrayRef<Value> m, double log2Scale) {
+  const int64_t nTilesN = BN_ / 8, rowsPerThread = 2 * MT_;
+  const AccLayout layout = scoreLayout();
   SmallVector<Value> negM(rowsPerThread);
-  rowSum.assign(rowsPerThread, cf(0));
+  SmallVector<Value> rowSum(rowsPerThread, cf(0));
   for (int64_t r = 0; r < rowsPerThread; ++r) {
-    Value m = ifRescale.getResult(r);
-    Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, m, negInf());
-    negM[r] = sel(isInf, cf(0), arith::NegFOp::create(b_, loc_, m));
+    Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, m[r], negInf());
+    negM[r] = sel(isInf, cf(0), arith::NegFOp::create(b_, loc_, m[r]));
   }
   for (int64_t mt = 0; mt < MT_; ++mt)
     for (int64_t j = 0; j < nTilesN; ++j)
       for (int64_t e = 0; e < 4; ++e) {
-        int64_t r = 2 * mt + (e < 2 ? 0 : 1);
-        Value &x = s[(mt * nTilesN + j) * 4 + e];
+        int64_t r = AccLayout::rowSlot(mt, e);
+        Value &x = s[layout.index(mt, j, e)];
         x = exp2F(LLVM::FMAOp::create(b_, loc_, x, cf(log2Scale), negM[r]));
         rowSum[r] = addF(rowSum[r], x);
       }
-  return SmallVector<Value>(ifRescale.getResults());
+  return rowSum;
 }
 
 /// acc += P V: P's C fragments of column blocks 2c, 2c+1 are the A fragment
 /// of k-step c; V^T comes from ldmatrix.trans, one load per two column blocks
 /// of O serving every m-tile.
-void KernelEmitter::accumulatePV(ArrayRef<Value> p, Value buf, SmallVector<Value> &acc) {
-  const int64_t nTilesN = BN_ / 8, nTilesD = D_ / 8, kChunksN = BN_ / 16;
+void KernelEmitter::accumulatePV(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc) {
+  const int64_t nTilesD = D_ / 8, kChunksN = BN_ / 16;
+  const AccLayout layout = scoreLayout();
   auto frag4 = VectorType::get({4, 2}, elem_);
+  Value Vs = v.smem, buf = v.buf;
   for (int64_t c = 0; c < kChunksN; ++c) {
     SmallVector<SmallVector<Value>> a;
     for (int64_t mt = 0; mt < MT_; ++mt) {
-      auto P = [&](int64_t j, int64_t e) { return p[(mt * nTilesN + j) * 4 + e]; };
+      auto P = [&](int64_t j, int64_t e) { return p[layout.index(mt, j, e)]; };
       a.push_back({packPair(P(2 * c, 0), P(2 * c, 1)), packPair(P(2 * c, 2), P(2 * c, 3)),
                    packPair(P(2 * c + 1, 0), P(2 * c + 1, 1)), packPair(P(2 * c + 1, 2), P(2 * c + 1, 3))});
     }
@@ -268,58 +281,40 @@ void KernelEmitter::accumulatePV(ArrayRef<Value> p, Value buf, SmallVector<Value
       Value vRow = add(ci(16 * c), add(lane8_, mul(laneOct_, ci(8))));
       Value vCol = mul(add(ci(t), laneHalf_), ci(8));
       SmallVector<Value> bo = operandsOf(
-          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs_, ValueRange{buf, toIndex(vRow), toIndex(vCol)}, true, 4),
+          nvgpu::LdMatrixOp::create(b_, loc_, frag4, Vs, ValueRange{buf, toIndex(vRow), toIndex(vCol)}, true, 4),
           4);
       mmaBlockPair(a, bo, acc, nTilesD, t);
     }
   }
 }
 
-/// One key tile: S = Q K^T, score rule, mask (if needMask), online softmax,
-/// O += P V. `state` is (m[2 MT], l[2 MT], acc[MT][D/8][4]); m in log2
-/// units. Appends the new state to `next`.
-void KernelEmitter::computeTile(Value n, Value needMask, Value buf, ArrayRef<Value> state,
-                                 SmallVector<Value> &next) {
-  const int64_t nTilesN = BN_ / 8, rowsPerThread = 2 * MT_;
-  double scale = variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
+/// attn.tile.score: S * scale, the score rule if any, then log2 e, per
+/// element (the scores are then in log2 units).
+void KernelEmitter::applyScore(SmallVector<Value> &s, double scale, Value colFirst) {
+  const int64_t nTilesN = BN_ / 8;
+  const AccLayout layout = scoreLayout();
   bool hasScore = !variant_.getScore().empty();
-  Value colFirst = mul(n, ci(BN_));
-  SmallVector<Value> s = scoresQK(buf);
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < nTilesN; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value &x = s[layout.index(mt, j, e)];
+        x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e)), cf(kLog2e))
+                     : mulF(x, cf(scale * kLog2e));
+      }
+}
 
-  // Without a score rule S stays unscaled (the language makes the scale
-  // positive): the row maximum commutes with the scale, which then joins the
-  // exponent's subtraction in one fma. With one, scale, rule, then log2 e.
-  const bool foldScale = !hasScore && scale > 0;
-  const double log2Scale = foldScale ? scale * kLog2e : 1.0;
-  if (!foldScale)
-    for (int64_t mt = 0; mt < MT_; ++mt)
-      for (int64_t j = 0; j < nTilesN; ++j)
-        for (int64_t e = 0; e < 4; ++e) {
-          Value &x = s[(mt * nTilesN + j) * 4 + e];
-          x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e)), cf(kLog2e))
-                       : mulF(x, cf(scale * kLog2e));
-        }
-
+/// attn.tile.mask: when needMask, the mask on every element, else s as is.
+SmallVector<Value> KernelEmitter::maskTile(ArrayRef<Value> s, Value needMask, attn::MaskKind by, Value colFirst) {
   auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
   {
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
-    scf::YieldOp::create(b_, loc_, ki_.hasRest() ? maskByRegion(s, colFirst) : maskByIntervals(s, colFirst));
+    scf::YieldOp::create(b_, loc_,
+                         by == attn::MaskKind::region ? maskByRegion(s, colFirst) : maskByIntervals(s, colFirst));
     b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
     scf::YieldOp::create(b_, loc_, s);
   }
-  for (size_t i = 0; i < s.size(); ++i)
-    s[i] = ifMask.getResult(i);
-
-  SmallVector<Value> rowSum;
-  SmallVector<Value> rescaled = softmaxStep(s, state, log2Scale, rowSum); // m, l, acc
-  SmallVector<Value> acc(rescaled.begin() + 2 * rowsPerThread, rescaled.end());
-  accumulatePV(s, buf, acc);
-  for (int64_t r = 0; r < rowsPerThread; ++r)
-    next.push_back(rescaled[r]);
-  for (int64_t r = 0; r < rowsPerThread; ++r)
-    next.push_back(addF(rescaled[rowsPerThread + r], rowSum[r]));
-  next.append(acc.begin(), acc.end());
+  return SmallVector<Value>(ifMask.getResults());
 }
 
 } // namespace attnc::flash

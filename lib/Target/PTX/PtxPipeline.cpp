@@ -1,4 +1,10 @@
-//===- PtxPipeline.cpp - Lowering kernels to PTX, in process --------------===//
+//===- PtxPipeline.cpp - The lowered kernels to PTX, in process -----------===//
+//
+// The dialects the pipeline needs, and the NVPTX backend run on every
+// gpu.module at once (the lowering itself is the attn-gpu-to-nvvm pipeline,
+// Pipelines.cpp).
+//
+//===----------------------------------------------------------------------===//
 #include "attnc/Target/PTX.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -48,59 +54,6 @@ void registerPtxPipelineDialects(DialectRegistry &registry) {
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);
   // The ConvertToLLVM interfaces convert-gpu-to-nvvm uses for cf, arith, ...
   registerAllExtensions(registry);
-}
-
-namespace {
-
-/// Runs a textual pipeline on `module`; errors are diagnostics on `module`.
-LogicalResult runPipeline(ModuleOp module, const std::string &pipeline) {
-  static bool registered = [] {
-    registerGPUPasses();
-    registerConversionPasses();
-    registerTransformsPasses();
-    memref::registerMemRefPasses();
-    return true;
-  }();
-  (void)registered;
-  PassManager pm(module.getContext());
-  if (failed(parsePassPipeline(pipeline, pm))) {
-    module.emitError() << "internal error: bad pass pipeline: " << pipeline;
-    return failure();
-  }
-  return pm.run(module);
-}
-
-/// gpu.dynamic_shared_memory lowers to an internal zero-sized global, which
-/// the NVPTX backend then demotes to a one-byte static array; the kernels
-/// need PTX's `.extern .shared` array instead, i.e. external linkage.
-void externaliseDynamicSharedMemory(ModuleOp module) {
-  module.walk([](LLVM::GlobalOp global) {
-    if (global.getSymName().starts_with("__dynamic_shmem"))
-      global.setLinkage(LLVM::Linkage::External);
-  });
-}
-
-} // namespace
-
-LogicalResult lowerKernelsToLLVM(ModuleOp module, const PtxOptions &o) {
-  std::string attach = "nvvm-attach-target{chip=" + o.chip + " features=" + o.features +
-                       " O=" + std::to_string(o.optLevel) + "}";
-  // Stage 2, in order (the order of MLIR's own gpu-lower-to-nvvm pipeline):
-  //  - nvgpu first: its ops (ldmatrix, cp.async) lower to NVVM on memrefs;
-  //  - structured control flow to branches, inline PTX to LLVM inline asm;
-  //  - arith and index to LLVM while memrefs are still whole;
-  //  - gpu -> nvvm, which also lowers the memrefs (workgroup memory to
-  //    address space 3) and passes memref arguments as bare pointers (the
-  //    kernel ABI: plain pointers and i64 strides);
-  //  - drop the casts left between.
-  std::string lower = "gpu.module(convert-nvgpu-to-nvvm,convert-scf-to-cf,convert-nvvm-to-llvm,"
-                      "expand-strided-metadata,convert-arith-to-llvm,convert-index-to-llvm,canonicalize,cse,"
-                      "convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},canonicalize,cse,"
-                      "reconcile-unrealized-casts)";
-  if (failed(runPipeline(module, attach)) || failed(runPipeline(module, lower)))
-    return failure();
-  externaliseDynamicSharedMemory(module);
-  return success();
 }
 
 std::string joinPtxModules(const std::vector<std::string> &modules) {

@@ -1,7 +1,8 @@
 //===- AttnOps.h - Operations of the attn dialect ---------------*- C++ -*-===//
 //
 // Declares attn.input, attn.read, attn.variant, attn.yield, attn.floormod and
-// attn.model (AttnOps.td), and the small enums their accessors return.
+// attn.model (AttnOps.td), the tile stage's attn.tile.* ops (AttnTileOps.td),
+// and the small enums their accessors return.
 //
 //===----------------------------------------------------------------------===//
 #ifndef ATTNC_DIALECT_ATTN_IR_ATTNOPS_H
@@ -34,6 +35,8 @@ enum class VariantRegion { Mask, Score, Select };
 llvm::StringRef stringifyVariantRegion(VariantRegion kind);
 
 } // namespace attnc::attn
+
+#include "attnc/Dialect/Attn/IR/AttnEnums.h.inc"
 
 #define GET_OP_CLASSES
 #include "attnc/Dialect/Attn/IR/AttnOps.h.inc"

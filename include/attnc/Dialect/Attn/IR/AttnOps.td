@@ -227,4 +227,6 @@ def Attn_ModelOp : Attn_Op<"model",
   let hasVerifier = 1;
 }
 
+include "attnc/Dialect/Attn/IR/AttnTileOps.td"
+
 #endif // ATTNC_DIALECT_ATTN_IR_ATTNOPS_TD

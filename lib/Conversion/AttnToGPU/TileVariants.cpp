@@ -1,0 +1,124 @@
+//===- TileVariants.cpp - attn-tile-variants: variants -> the tile stage ---===//
+//
+// One attn.tile.kernel per (variant, head dim, dtype), appended to the
+// module in that order, its tiles chosen by the MMA backend. The program is
+// the same for every variant; the analysis decides which steps it has:
+//   1. a `score` step unless the scale folds into the exponent (no score
+//      rule and a positive scale): the softmax steps then take log2_scale =
+//      scale * log2 e and S stays raw until the exponent's fma;
+//   2. `mask by intervals` when the mask is solved into key intervals,
+//      `by region` when unsolved conditions remain;
+//   3. `sink` on the key loop when the variant has a sink.
+//
+//===----------------------------------------------------------------------===//
+#include "attnc/Analysis/TileAnalysis.h"
+#include "attnc/Conversion/GenerateKernels.h"
+#include "attnc/Conversion/MmaBackend.h"
+#include "attnc/Conversion/Passes.h"
+#include "attnc/Dialect/Attn/IR/AttnOps.h"
+
+#include <cmath>
+
+using namespace mlir;
+
+namespace attnc {
+
+#define GEN_PASS_DEF_ATTNTILEVARIANTS
+#include "attnc/Conversion/Passes.h.inc"
+
+namespace {
+
+constexpr double kLog2e = 1.4426950408889634;
+
+/// The tile program of one kernel into `kernel`'s body.
+void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp variant,
+                      const analysis::KeyIntervals &intervals) {
+  Location loc = kernel.getLoc();
+  int64_t d = int64_t(kernel.getHeadDim()), bm = int64_t(kernel.getBlockM()), bn = int64_t(kernel.getBlockN());
+  Type elem = kernel.getElem(), f32 = b.getF32Type();
+  auto elemTile = [&](int64_t rows) { return RankedTensorType::get({rows, d}, elem); };
+  auto scores = RankedTensorType::get({bm, bn}, f32);
+
+  double scale = variant.getScale() ? variant.getScale()->convertToDouble() : 1.0 / std::sqrt(double(d));
+  const bool foldScale = variant.getScore().empty() && scale > 0;
+  const double log2Scale = foldScale ? scale * kLog2e : 1.0;
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&kernel.getBody().front());
+  Value q = attn::TileLoadQOp::create(b, loc, elemTile(bm));
+  auto loop = attn::TileKeyLoopOp::create(b, loc, bm, d, variant.getSink());
+  {
+    OpBuilder::InsertionGuard g(b);
+    Block &body = loop.getBodyBlock();
+    b.setInsertionPointToStart(&body);
+    Value n = body.getArgument(0), needMask = body.getArgument(1);
+    Value m = body.getArgument(2), l = body.getArgument(3), acc = body.getArgument(4);
+    Value k = attn::TileLoadKOp::create(b, loc, elemTile(bn), n);
+    Value s = attn::TileQKOp::create(b, loc, scores, q, k);
+    if (!foldScale)
+      s = attn::TileScoreOp::create(b, loc, scores, s, n, b.getF64FloatAttr(scale));
+    attn::MaskKind by = intervals.hasRest() ? attn::MaskKind::region : attn::MaskKind::intervals;
+    s = attn::TileMaskOp::create(b, loc, scores, s, n, needMask, by);
+    FloatAttr l2s = b.getF64FloatAttr(log2Scale);
+    auto rescaled = attn::TileRescaleOp::create(b, loc, TypeRange{m.getType(), l.getType(), acc.getType()}, s, m, l,
+                                                acc, l2s);
+    auto p = attn::TileExpOp::create(b, loc, TypeRange{scores, m.getType()}, s, rescaled.getMNew(), l2s);
+    Value v = attn::TileLoadVOp::create(b, loc, elemTile(bn), n);
+    Value accNext = attn::TilePVOp::create(b, loc, acc.getType(), p.getP(), v, rescaled.getAccNew());
+    Value lNext = arith::AddFOp::create(b, loc, rescaled.getLNew(), p.getRowSum());
+    attn::TileYieldOp::create(b, loc, rescaled.getMNew(), lNext, accNext);
+  }
+  attn::TileEpilogueOp::create(b, loc, loop.getM(), loop.getL(), loop.getAcc());
+}
+
+struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
+  using AttnTileVariantsBase::AttnTileVariantsBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    std::string error;
+    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, error);
+    if (!mma) {
+      module.emitError() << error;
+      return signalPassFailure();
+    }
+    SmallVector<int64_t> dims(headDims.begin(), headDims.end());
+    if (dims.empty())
+      dims = {64, 128, 256};
+    SmallVector<bool> elems; // true: bf16
+    for (const std::string &t : dtypes) {
+      if (t != "bf16" && t != "fp16") {
+        module.emitError() << "expected dtypes among bf16, fp16, got '" << t << "'";
+        return signalPassFailure();
+      }
+      elems.push_back(t == "bf16");
+    }
+    if (elems.empty())
+      elems = {true, false};
+    TileOverrides overrides{blockM, blockN, ctasPerSm};
+
+    OpBuilder b(module.getContext());
+    SmallVector<attn::VariantOp> variants(module.getOps<attn::VariantOp>());
+    for (attn::VariantOp v : variants) {
+      if (v.getTopk())
+        continue; // selection: its kernels are the DSA issue's
+      analysis::TileAnalysis analysis(v.getOperation());
+      for (int64_t d : dims)
+        for (bool bf16 : elems) {
+          TileChoice t = mma->chooseTiles(v, analysis.keyIntervals(), d, overrides);
+          b.setInsertionPointToEnd(module.getBody());
+          Type elem = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
+          auto kernel = attn::TileKernelOp::create(
+              b, v.getLoc(), b.getStringAttr(kernelSymbol(v.getSymName().str(), d, bf16)),
+              FlatSymbolRefAttr::get(v.getSymNameAttr()), b.getI64IntegerAttr(d), TypeAttr::get(elem),
+              b.getI64IntegerAttr(t.blockM), b.getI64IntegerAttr(t.blockN), b.getI64IntegerAttr(t.ctasPerSm));
+          kernel.getBody().push_back(new Block());
+          buildTileProgram(b, kernel, v, analysis.keyIntervals());
+        }
+    }
+  }
+};
+
+} // namespace
+
+} // namespace attnc
