@@ -132,6 +132,19 @@ void TileKeyLoopOp::build(OpBuilder &builder, OperationState &state, int64_t blo
                       SmallVector<Location>(5, state.location));
 }
 
+/// The body's arguments print as %n, %need_mask, %m0, %l0, %acc0.
+void TileKeyLoopOp::getAsmBlockArgumentNames(Region &region, OpAsmSetValueNameFn setName) {
+  static const char *names[] = {"n", "need_mask", "m0", "l0", "acc0"};
+  for (auto [arg, name] : llvm::zip(region.front().getArguments(), names))
+    setName(arg, name);
+}
+
+void TileKeyLoopOp::getAsmResultNames(OpAsmSetValueNameFn setName) {
+  setName(getM(), "m");
+  setName(getL(), "l");
+  setName(getAcc(), "acc");
+}
+
 LogicalResult TileKeyLoopOp::verifyRegions() {
   Block &body = getBodyBlock();
   SmallVector<Type> expected = {IntegerType::get(getContext(), 64), IntegerType::get(getContext(), 1)};

@@ -14,6 +14,7 @@
 
 include "attnc/Dialect/Attn/IR/AttnDialect.td"
 include "mlir/IR/EnumAttr.td"
+include "mlir/IR/OpAsmInterface.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -123,7 +124,8 @@ def Attn_TileLoadVOp : Attn_TileLoadKeyRowsOp<"load_v", "V">;
 //===----------------------------------------------------------------------===//
 
 def Attn_TileKeyLoopOp : Attn_TileOp<"key_loop", [
-    HasParent<"TileKernelOp">, SingleBlock]> {
+    HasParent<"TileKernelOp">, SingleBlock,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames", "getAsmResultNames"]>]> {
   let summary = "the online softmax over the key tiles the query tile visits";
   let description = [{
     Runs its body once per key tile `n` the query tile visits, in ascending
