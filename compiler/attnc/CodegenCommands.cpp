@@ -184,14 +184,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
     return pm.run(*module);
   };
   llvm::raw_os_ostream os(out);
-  AttnTileVariantsOptions tile;
-  tile.headDims.assign(o.headDims.begin(), o.headDims.end());
-  tile.dtypes.assign(o.dtypes.begin(), o.dtypes.end());
-  tile.target = o.target;
-  tile.blockM = o.blockM;
-  tile.blockN = o.blockN;
-  tile.ctasPerSm = o.ctasPerSm;
-  if (failed(runStage([&](OpPassManager &pm) { pm.addPass(createAttnTileVariants(tile)); })))
+  if (failed(runStage([&](OpPassManager &pm) { pm.addPass(createAttnTileVariants(tileVariantsOptions(pipeline))); })))
     return internal("attn-tile-variants failed");
   lap("tile stage");
   if (stage == "tiled") {

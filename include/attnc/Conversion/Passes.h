@@ -55,6 +55,8 @@ struct AttnPipelineOptions : mlir::PassPipelineOptions<AttnPipelineOptions> {
                             llvm::cl::init(0)};
 };
 
+/// The options of attn-tile-variants within a pipeline.
+AttnTileVariantsOptions tileVariantsOptions(const AttnPipelineOptions &options);
 /// attn.variant -> gpu.module kernels (the stages tile and gpu).
 void buildAttnToGpuPipeline(mlir::OpPassManager &pm, const AttnPipelineOptions &options);
 /// gpu.module kernels -> LLVM + NVVM dialects, ready for the NVPTX backend.

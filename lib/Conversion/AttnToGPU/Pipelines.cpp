@@ -54,7 +54,7 @@ struct AttnExternDynamicSharedMemoryPass
 
 } // namespace
 
-void buildAttnToGpuPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {
+AttnTileVariantsOptions tileVariantsOptions(const AttnPipelineOptions &o) {
   AttnTileVariantsOptions tile;
   tile.headDims.assign(o.headDims.begin(), o.headDims.end());
   tile.dtypes.assign(o.dtypes.begin(), o.dtypes.end());
@@ -63,7 +63,11 @@ void buildAttnToGpuPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {
   tile.blockM = o.blockM;
   tile.blockN = o.blockN;
   tile.ctasPerSm = o.ctasPerSm;
-  pm.addPass(createAttnTileVariants(tile));
+  return tile;
+}
+
+void buildAttnToGpuPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {
+  pm.addPass(createAttnTileVariants(tileVariantsOptions(o)));
   pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{o.backend, o.target}));
 }
 
