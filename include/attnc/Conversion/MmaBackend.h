@@ -25,9 +25,12 @@
 #include <memory>
 #include <string>
 
-namespace mlir::gpu {
+namespace mlir {
+class Operation;
+namespace gpu {
 class GPUModuleOp;
-} // namespace mlir::gpu
+} // namespace gpu
+} // namespace mlir
 
 namespace attnc {
 namespace attn {
@@ -60,8 +63,8 @@ public:
                                           mlir::gpu::GPUModuleOp module) const = 0;
 };
 
-/// The backend named `name` for `target` (sm_80, sm_90a), or null with the
-/// reason in `error`.
-std::unique_ptr<MmaBackend> createMmaBackend(llvm::StringRef name, llvm::StringRef target, std::string &error);
+/// The backend named `name` for `target` (sm_80, sm_90a), or null after an
+/// error on `diagnose` ("expected backend mma-sync, got 'wgmma'").
+std::unique_ptr<MmaBackend> createMmaBackend(llvm::StringRef name, llvm::StringRef target, mlir::Operation *diagnose);
 
 } // namespace attnc

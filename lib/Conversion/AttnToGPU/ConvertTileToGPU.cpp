@@ -30,12 +30,9 @@ struct ConvertAttnTileToGPUPass : impl::ConvertAttnTileToGPUBase<ConvertAttnTile
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    std::string error;
-    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, error);
-    if (!mma) {
-      module.emitError() << error;
+    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, module);
+    if (!mma)
       return signalPassFailure();
-    }
     SmallVector<attn::TileKernelOp> kernels(module.getOps<attn::TileKernelOp>());
     if (kernels.empty())
       return;

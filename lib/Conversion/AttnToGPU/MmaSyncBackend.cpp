@@ -52,14 +52,14 @@ private:
 
 } // namespace
 
-std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, std::string &error) {
+std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, Operation *diagnose) {
   if (target != "sm_80" && target != "sm_90a") {
-    error = "expected target sm_80 or sm_90a, got '" + target.str() + "'";
+    diagnose->emitError() << "expected target sm_80 or sm_90a, got '" << target << "'";
     return nullptr;
   }
   if (name == "mma-sync")
     return std::make_unique<MmaSyncBackend>(target == "sm_90a");
-  error = "expected backend mma-sync, got '" + name.str() + "'";
+  diagnose->emitError() << "expected backend mma-sync, got '" << name << "'";
   return nullptr;
 }
 

@@ -76,12 +76,9 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    std::string error;
-    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, error);
-    if (!mma) {
-      module.emitError() << error;
+    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, module);
+    if (!mma)
       return signalPassFailure();
-    }
     SmallVector<int64_t> dims(headDims.begin(), headDims.end());
     if (dims.empty())
       dims = {64, 128, 256};
