@@ -6,7 +6,8 @@
 //   FlashKernel.cpp    the signature, block set-up, the tile program walk,
 //                      the key loop (K/V double buffering) and the epilogue;
 //   TileVisits.cpp     which key tiles a query tile (or warp) visits, with or
-//                      without the mask, and the per-CTA input summaries;
+//                      without the mask (the rule itself: TileVisitRule.h),
+//                      and the per-CTA input summaries;
 //   TileCompute.cpp    one key tile: S on tensor cores, score, mask, rescale,
 //                      exp, O += P V;
 //   VariantRegions.cpp the variant's mask and score regions cloned per element
@@ -15,7 +16,9 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "IntArith.h"
 #include "IntervalCodegen.h"
+#include "TileVisitRule.h"
 #include "attnc/Conversion/FlashKernel.h"
 #include "attnc/Conversion/TilePolicy.h"
 
@@ -81,10 +84,10 @@ struct InputArg {
   Type value;   ///< element type the region reads
 };
 
-class KernelEmitter {
+class KernelEmitter : IntArith {
 public:
   KernelEmitter(OpBuilder &b, attn::TileKernelOp kernel, const analysis::KeyIntervals &ki, MmaSyncParams params)
-      : b_(b), loc_(kernel.getLoc()), kernel_(kernel), variant_(kernel.getVariantOp()), ki_(ki), params_(params) {
+      : IntArith(b, kernel.getLoc()), kernel_(kernel), variant_(kernel.getVariantOp()), ki_(ki), params_(params) {
     D_ = int64_t(kernel.getHeadDim());
     bf16_ = kernel.getElem().isBF16();
     BM_ = int64_t(kernel.getBlockM());
@@ -114,8 +117,6 @@ public:
   void build(gpu::GPUModuleOp module);
 
 private:
-  OpBuilder &b_;
-  Location loc_;
   attn::TileKernelOp kernel_;
   attn::VariantOp variant_;
   const analysis::KeyIntervals &ki_;
@@ -136,7 +137,7 @@ private:
   AccLayout scoreLayout() const { return {MT_, BN_ / 8}; }
   AccLayout accLayout() const { return {MT_, D_ / 8}; }
 
-  Type i1_, i32_, i64_, f32_, elem_, index_;
+  Type i32_, f32_, elem_, index_; ///< i1_, i64_: IntArith
   Value q_, k_, v_, o_, lse_, sinks_;
   Value qsb_, qsh_, qsl_, ksb_, ksh_, ksl_, vsb_, vsh_, vsl_, osb_, osh_, osl_, lsb_, lsh_;
   Value batch_, headsQ_, headsKv_, qlen_, klen_, qOff_, kOff_;
@@ -150,21 +151,9 @@ private:
   Value Qs_, Ks_, Vs_;
 
   // --- small helpers -----------------------------------------------------------
-  Value ci(int64_t v) { return arith::ConstantIntOp::create(b_, loc_, i64_, v); }
   Value ci32(int64_t v) { return arith::ConstantIntOp::create(b_, loc_, i32_, v); }
   Value cidx(int64_t v) { return arith::ConstantIndexOp::create(b_, loc_, v); }
   Value cf(double v) { return arith::ConstantFloatOp::create(b_, loc_, cast<FloatType>(f32_), APFloat(float(v))); }
-  Value cbool(bool v) { return arith::ConstantIntOp::create(b_, loc_, i1_, v); }
-  Value add(Value a, Value x) { return arith::AddIOp::create(b_, loc_, a, x); }
-  Value sub(Value a, Value x) { return arith::SubIOp::create(b_, loc_, a, x); }
-  Value mul(Value a, Value x) { return arith::MulIOp::create(b_, loc_, a, x); }
-  Value minI(Value a, Value x) { return arith::MinSIOp::create(b_, loc_, a, x); }
-  Value maxI(Value a, Value x) { return arith::MaxSIOp::create(b_, loc_, a, x); }
-  Value cmpI(arith::CmpIPredicate p, Value a, Value x) { return arith::CmpIOp::create(b_, loc_, p, a, x); }
-  Value sel(Value c, Value a, Value x) { return arith::SelectOp::create(b_, loc_, c, a, x); }
-  Value andB(Value a, Value x) { return arith::AndIOp::create(b_, loc_, a, x); }
-  Value orB(Value a, Value x) { return arith::OrIOp::create(b_, loc_, a, x); }
-  Value notB(Value a) { return arith::XOrIOp::create(b_, loc_, a, cbool(true)); }
   Value toIndex(Value v) { return arith::IndexCastOp::create(b_, loc_, index_, v); }
   Value toI64(Value v) { return arith::IndexCastOp::create(b_, loc_, i64_, v); }
   Value addF(Value a, Value x) { return arith::AddFOp::create(b_, loc_, a, x); }
@@ -208,6 +197,7 @@ private:
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
+  TileVisitRule visitRule();
   std::pair<Value, Value> visitRange();
   std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false, std::optional<ValueRange64> rows = {});
 

@@ -1,9 +1,10 @@
 //===- TileVisits.cpp - Which key tiles to visit, masked or not ---------===//
 //
 // The key tiles a query tile (or one warp's rows) visits and whether each
-// needs the mask, from the key intervals' closed forms (IntervalCodegen);
-// for masks that read inputs at token positions (documents), per-CTA
-// bitmaps of the tiles' input ranges in shared memory.
+// needs the mask: the kernel's environment for TileVisitRule (lengths,
+// offsets, input reads); for masks that read inputs at token positions
+// (documents), per-CTA bitmaps of the tiles' input ranges in shared memory;
+// the walk to the next visited tile.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -66,64 +67,20 @@ IntervalEnv KernelEmitter::intervalEnv(ValueRange64 q, ValueRange64 k, bool toke
   return env;
 }
 
-/// The hull of the key tiles this query tile may touch: [first, last].
-std::pair<Value, Value> KernelEmitter::visitRange() {
-  Value nTiles = arith::CeilDivSIOp::create(b_, loc_, klen_, ci(BN_));
-  Value first = nTiles, last = ci(-1);
-  for (const KeyClause &c : ki_.clauses) {
-    IntervalEnv env = intervalEnv({q0_, q1_}, {ci(-analysis::kInf), ci(analysis::kInf)});
-    IntervalCodegen gen(b_, loc_, env);
-    Value rowsMaybe = cbool(true);
-    for (const analysis::TermPtr &r : c.rows)
-      rowsMaybe = andB(rowsMaybe, cmpI(arith::CmpIPredicate::eq, gen.emit(*r).hi, ci(1)));
-    Value lo = c.lo ? gen.emit(*c.lo).lo : ci(-analysis::kInf);
-    Value hi = c.hi ? gen.emit(*c.hi).hi : ci(analysis::kInf);
-    Value colLo = maxI(sub(lo, kOff_), ci(0));
-    Value colHi = minI(sub(hi, kOff_), sub(klen_, ci(1)));
-    Value some = andB(rowsMaybe, cmpI(arith::CmpIPredicate::sle, colLo, colHi));
-    Value tFirst = arith::FloorDivSIOp::create(b_, loc_, colLo, ci(BN_));
-    Value tLast = arith::FloorDivSIOp::create(b_, loc_, colHi, ci(BN_));
-    first = sel(some, minI(first, tFirst), first);
-    last = sel(some, maxI(last, tLast), last);
-  }
-  return {first, last};
+/// The kernel's visit rule (TileVisitRule.h) over this kernel's lengths,
+/// offsets and inputs.
+TileVisitRule KernelEmitter::visitRule() {
+  return TileVisitRule(b_, loc_, ki_, BN_, klen_, kOff_,
+                       [this](ValueRange64 q, ValueRange64 k, bool tokenRanges) { return intervalEnv(q, k, tokenRanges); });
 }
 
+/// The hull of the key tiles this query tile may touch: [first, last].
+std::pair<Value, Value> KernelEmitter::visitRange() { return visitRule().visitRange({q0_, q1_}); }
+
 /// For key tile n: (visit, needMask) over the query tile's positions, or
-/// over `rows` (one warp's). A tile is skipped when no clause can touch it;
-/// it is computed without the mask when one clause with no rest covers it
-/// for every row and it holds no keys past klen.
+/// over `rows` (one warp's).
 std::pair<Value, Value> KernelEmitter::classifyTile(Value n, bool tokenRanges, std::optional<ValueRange64> rows) {
-  ValueRange64 q = rows ? *rows : ValueRange64{q0_, q1_};
-  Value colFirst = mul(n, ci(BN_));
-  Value colEnd = minI(add(colFirst, ci(BN_)), klen_);
-  Value k0 = add(colFirst, kOff_), k1 = add(sub(colEnd, ci(1)), kOff_);
-  Value visit = cbool(false), full = cbool(false);
-  for (const KeyClause &c : ki_.clauses) {
-    IntervalEnv env = intervalEnv(q, {k0, k1}, tokenRanges);
-    IntervalCodegen gen(b_, loc_, env);
-    Value rowsMaybe = cbool(true), rowsSure = cbool(true);
-    for (const analysis::TermPtr &r : c.rows) {
-      ValueRange64 t = gen.emit(*r);
-      rowsMaybe = andB(rowsMaybe, cmpI(arith::CmpIPredicate::eq, t.hi, ci(1)));
-      rowsSure = andB(rowsSure, cmpI(arith::CmpIPredicate::eq, t.lo, ci(1)));
-    }
-    ValueRange64 lo = c.lo ? gen.emit(*c.lo) : ValueRange64{ci(-analysis::kInf), ci(-analysis::kInf)};
-    ValueRange64 hi = c.hi ? gen.emit(*c.hi) : ValueRange64{ci(analysis::kInf), ci(analysis::kInf)};
-    Value touches = andB(rowsMaybe, cmpI(arith::CmpIPredicate::sle, maxI(k0, lo.lo), minI(k1, hi.hi)));
-    // Unsolved conditions: evaluated over the tile like the analysis does;
-    // inputs at token positions are read for their range (tokenRanges) or
-    // unknown (they never exclude then).
-    Value restMaybe = cbool(true), restSure = cbool(c.rest.empty());
-    for (const analysis::TermPtr &r : c.rest)
-      restMaybe = andB(restMaybe, cmpI(arith::CmpIPredicate::eq, gen.emit(*r).hi, ci(1)));
-    visit = orB(visit, andB(touches, restMaybe));
-    Value covers = andB(cmpI(arith::CmpIPredicate::sle, lo.hi, k0), cmpI(arith::CmpIPredicate::sge, hi.lo, k1));
-    full = orB(full, andB(andB(rowsSure, restSure), covers));
-  }
-  Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(colFirst, ci(BN_)));
-  Value needMask = orB(notB(full), tail);
-  return {visit, needMask};
+  return visitRule().classify(n, rows ? *rows : ValueRange64{q0_, q1_}, tokenRanges);
 }
 
 //===----------------------------------------------------------------------===//
