@@ -7,19 +7,33 @@
 //   - sound, always: an empty tile holds no allowed pair, a full tile no
 //     disallowed pair, and every non-empty tile lies in the visited ranges;
 //   - exact for masks solved completely into key intervals: a tile called
-//     partial really mixes allowed and disallowed pairs.
+//     partial really mixes allowed and disallowed pairs;
+//   - the kernels' own rule (TileVisitRule, emitted as arith ops on constant
+//     lengths, offsets and input values, then folded by the canonicalizer)
+//     for sampled query tiles: it visits every tile the classifier calls
+//     non-empty and every tile holding an allowed pair, its hull covers
+//     them, and it skips the mask only on tiles the classifier calls full
+//     (so the host report's "the kernel visits X%" is a lower bound of what
+//     the kernel visits, equal for masks whose bounds are monotone).
 // The pipeline under test is the real one: parse, check, MLIRGen, the
 // attn.variant's mask region, key intervals, the classifier.
 //
 //===----------------------------------------------------------------------===//
+#include "../lib/Conversion/AttnToGPU/TileVisitRule.h"
+
 #include "attnc/Analysis/TileAnalysis.h"
 #include "attnc/Analysis/TileClassifier.h"
 #include "attnc/Dialect/Attn/IR/AttnOps.h"
 #include "attnc/dsl/Eval.h"
 #include "attnc/dsl/MLIRGen.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 #include <gtest/gtest.h>
 
@@ -118,7 +132,115 @@ private:
 struct Stats {
   int cases = 0, exactCases = 0;
   int64_t tiles = 0, partialChecked = 0;
+  int64_t kernelTiles = 0;       ///< tiles the kernel rule was checked on
+  int64_t kernelExtraVisits = 0; ///< of which the kernel visits but the classifier calls empty
+  int64_t kernelExtraMasks = 0;  ///< of which the kernel masks but the classifier calls full
 };
+
+/// What the kernel rule says about key tile n of one query tile: with the
+/// inputs at token positions unknown (the closed forms alone) and with
+/// their ranges over the tile (the per-CTA summaries).
+struct KernelVerdict {
+  bool visit = false, needMask = true;         // closed forms alone
+  bool visitRanged = false, needMaskRanged = true; // with token ranges
+};
+
+struct KernelVerdicts {
+  int64_t first = 0, last = -1; ///< visitRange's hull
+  std::map<int64_t, KernelVerdict> tiles;
+};
+
+/// Runs TileVisitRule for query tile m and key tiles `ns` on constants and
+/// folds it: the lengths, offsets, b and h of `g`, input values from
+/// `inputs` (scalar reads as the kernel loads them; token reads as their
+/// range over the rows or the key tile, like the kernel's summaries).
+std::optional<KernelVerdicts> kernelRule(mlir::MLIRContext &ctx, const dsl::CheckedProgram &p,
+                                         const analysis::KeyIntervals &ki, const analysis::TileGeometry &g,
+                                         const analysis::InputValues &inputs, int64_t m,
+                                         const std::vector<int64_t> &ns) {
+  ctx.loadDialect<mlir::arith::ArithDialect, mlir::func::FuncDialect>();
+  mlir::OpBuilder b(&ctx);
+  auto loc = b.getUnknownLoc();
+  auto module = mlir::ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module.getBody());
+  auto fn = mlir::func::FuncOp::create(b, loc, "rule", b.getFunctionType({}, {}));
+  b.setInsertionPointToStart(fn.addEntryBlock());
+  auto i64 = b.getI64Type();
+  auto c = [&](int64_t v) { return mlir::arith::ConstantIntOp::create(b, loc, i64, v).getResult(); };
+  analysis::Range qr = g.queryRange(m);
+  ValueRange64 q{c(qr.lo), c(qr.hi)};
+  int64_t tile = 0; // the key tile being classified
+  auto envFor = [&](ValueRange64 qv, ValueRange64 kv, bool tokenRanges) {
+    IntervalEnv env;
+    env.q = qv;
+    env.k = kv;
+    env.h = c(g.head);
+    env.b = c(g.batch);
+    env.qlen = c(g.qlen);
+    env.klen = c(g.klen);
+    env.scalarInput = [&](const analysis::Term &read) -> mlir::Value {
+      const dsl::InputDecl &in = p.ast.inputs[size_t(p.findInput(read.input))];
+      if (in.elem == dsl::ElemType::F32)
+        return mlir::Value(); // the kernel: float inputs do not bound keys
+      return c(inputs.range(read, g.batch, g.head, {0, 0}).lo);
+    };
+    if (tokenRanges)
+      env.tokenInput = [&](const analysis::Term &read) -> ValueRange64 {
+        for (analysis::Var v : read.inputIndex)
+          if (v == analysis::Var::Q || v == analysis::Var::K) {
+            // The kernel reads q's ranges over the CTA's rows, k's over the tile.
+            analysis::Range pos = v == analysis::Var::Q ? qr : g.keyRange(tile);
+            analysis::Range r = inputs.range(read, g.batch, g.head, pos);
+            return {c(r.lo), c(r.hi)};
+          }
+        return {c(-analysis::kInf), c(analysis::kInf)};
+      };
+    return env;
+  };
+  TileVisitRule rule(b, loc, ki, g.blockN, c(g.klen), c(g.kOffset), envFor);
+  llvm::SmallVector<mlir::Value> results;
+  auto [first, last] = rule.visitRange(q);
+  results.append({first, last});
+  for (int64_t n : ns) {
+    auto [visit, needMask] = rule.classify(c(n), q, false);
+    results.append({visit, needMask});
+  }
+  for (int64_t n : ns) {
+    tile = n;
+    auto [visit, needMask] = rule.classify(c(n), q, true);
+    results.append({visit, needMask});
+  }
+  mlir::func::ReturnOp::create(b, loc, results);
+  fn.setFunctionType(b.getFunctionType({}, mlir::ValueRange(results).getTypes()));
+  mlir::PassManager pm(&ctx);
+  pm.addPass(mlir::createCanonicalizerPass());
+  std::optional<KernelVerdicts> out;
+  if (mlir::succeeded(pm.run(module))) {
+    auto ret = llvm::cast<mlir::func::ReturnOp>(fn.getBody().front().getTerminator());
+    std::vector<int64_t> v;
+    for (mlir::Value r : ret.getOperands()) {
+      auto k = r.getDefiningOp<mlir::arith::ConstantIntOp>();
+      if (!k)
+        break;
+      v.push_back(k.value());
+    }
+    if (v.size() == ret.getNumOperands()) {
+      KernelVerdicts kv;
+      kv.first = v[0];
+      kv.last = v[1];
+      for (size_t i = 0; i < ns.size(); ++i) {
+        KernelVerdict &t = kv.tiles[ns[i]];
+        t.visit = v[2 + 2 * i] != 0;
+        t.needMask = v[3 + 2 * i] != 0;
+        t.visitRanged = v[2 + 2 * (ns.size() + i)] != 0;
+        t.needMaskRanged = v[3 + 2 * (ns.size() + i)] != 0;
+      }
+      out = kv;
+    }
+  }
+  module->erase();
+  return out;
+}
 
 /// Checks every tile of one (program, variant, geometry) against brute force.
 /// Returns false on the first mismatch (with a gtest failure describing it).
@@ -153,8 +275,24 @@ bool checkCase(const dsl::CheckedProgram &p, int variant, analysis::TileGeometry
   env.klen = g.klen;
   env.b = g.batch;
   env.h = g.head;
+  // The kernel rule on a few query tiles, for up to 96 of their key tiles.
+  std::map<int64_t, KernelVerdicts> kernel;
+  for (int i = 0; i < 3; ++i) {
+    int64_t m = int64_t(rng() % uint64_t(g.queryTiles()));
+    std::vector<int64_t> ns;
+    for (int64_t n = 0; n < g.keyTiles(); ++n)
+      if (g.keyTiles() <= 96 || rng() % uint64_t(g.keyTiles()) < 96)
+        ns.push_back(n);
+    std::optional<KernelVerdicts> kv = kernelRule(context, p, analysis.keyIntervals(), g, inputs, m, ns);
+    if (!kv) {
+      ADD_FAILURE() << label << ": the kernel rule for query tile " << m << " did not fold to constants";
+      return false;
+    }
+    kernel[m] = std::move(*kv);
+  }
   for (int64_t m = 0; m < g.queryTiles(); ++m) {
     auto ranges = classifier.visitRanges(m);
+    const KernelVerdicts *kernelRow = kernel.count(m) ? &kernel.at(m) : nullptr;
     for (int64_t n = 0; n < g.keyTiles(); ++n) {
       analysis::Range qr = g.queryRange(m), kr = g.keyRange(n);
       bool anyAllowed = false, anyDenied = false;
@@ -197,6 +335,38 @@ bool checkCase(const dsl::CheckedProgram &p, int variant, analysis::TileGeometry
         ADD_FAILURE() << "unsound: a non-empty tile lies outside the visited ranges\n" << where();
         return false;
       }
+      if (kernelRow && kernelRow->tiles.count(n)) {
+        const KernelVerdict &kv = kernelRow->tiles.at(n);
+        ++stats.kernelTiles;
+        bool nonEmpty = c != TileClass::Empty;
+        for (bool ranged : {false, true}) {
+          bool visit = ranged ? kv.visitRanged : kv.visit, needMask = ranged ? kv.needMaskRanged : kv.needMask;
+          const char *mode = ranged ? " (with token ranges)" : " (closed forms alone)";
+          if ((nonEmpty || anyAllowed) && !visit) {
+            ADD_FAILURE() << "the kernel rule skips a tile the classifier calls " << analysis::tileClassName(c)
+                          << (anyAllowed ? ", holding an allowed pair" : "") << mode << "\n" << where();
+            return false;
+          }
+          if ((nonEmpty || anyAllowed) && (n < kernelRow->first || n > kernelRow->last)) {
+            ADD_FAILURE() << "the kernel's visit range [" << kernelRow->first << ", " << kernelRow->last
+                          << "] misses a " << analysis::tileClassName(c) << " tile\n" << where();
+            return false;
+          }
+          if (!needMask && (c != TileClass::Full || anyDenied)) {
+            ADD_FAILURE() << "the kernel rule computes without the mask a tile the classifier calls "
+                          << analysis::tileClassName(c) << mode << "\n" << where();
+            return false;
+          }
+          if (!needMask && (n + 1) * g.blockN > g.klen) {
+            ADD_FAILURE() << "the kernel rule computes without the mask a tile that runs past klen" << mode << "\n"
+                          << where();
+            return false;
+          }
+        }
+        const bool tail = (n + 1) * g.blockN > g.klen; // masked for its columns past klen
+        stats.kernelExtraVisits += kv.visitRanged && !nonEmpty;
+        stats.kernelExtraMasks += kv.needMaskRanged && c == TileClass::Full && !tail;
+      }
       if (exact && c == TileClass::Partial) {
         ++stats.partialChecked;
         if (!(anyAllowed && anyDenied)) {
@@ -208,6 +378,14 @@ bool checkCase(const dsl::CheckedProgram &p, int variant, analysis::TileGeometry
     }
   }
   return true;
+}
+
+void printStats(const Stats &s) {
+  std::printf("  %d cases (%d solved exactly), %lld tiles, %lld partial tiles checked for exactness\n"
+              "  kernel rule on %lld tiles: %lld visited that the classifier calls empty, %lld masked that it calls "
+              "full (tails past klen aside)\n",
+              s.cases, s.exactCases, (long long)s.tiles, (long long)s.partialChecked, (long long)s.kernelTiles,
+              (long long)s.kernelExtraVisits, (long long)s.kernelExtraMasks);
 }
 
 std::optional<dsl::CheckedProgram> compile(const std::string &src, const std::vector<dsl::ParamOverride> &o,
@@ -284,8 +462,7 @@ TEST(TileClassification, EveryExampleAgainstBruteForce) {
     }
   }
   EXPECT_GE(files, 11);
-  std::printf("  %d cases (%d solved exactly), %lld tiles, %lld partial tiles checked for exactness\n", stats.cases,
-              stats.exactCases, (long long)stats.tiles, (long long)stats.partialChecked);
+  printStats(stats);
 }
 
 /// Generates a random mask from the shapes real patterns use.
@@ -354,8 +531,7 @@ TEST(TileClassification, GeneratedMasksAgainstBruteForce) {
     analysis::TileGeometry g = randomGeometry(rng, 400'000);
     ASSERT_TRUE(checkCase(*p, 0, g, rng, "mask " + m, stats));
   }
-  std::printf("  %d cases (%d solved exactly), %lld tiles, %lld partial tiles checked for exactness\n", stats.cases,
-              stats.exactCases, (long long)stats.tiles, (long long)stats.partialChecked);
+  printStats(stats);
 }
 
 TEST(TileClassification, ModernBertLocalAt128K) {
