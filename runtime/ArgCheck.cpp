@@ -5,10 +5,15 @@
 // with the expected and the actual value. It runs before every launch and
 // needs no GPU. The rules are listed in docs/runtime.md ("Argument checking");
 // the order here is the order errors are reported in: q, k, v, o, lse, sinks,
-// indexer, indices, inputs, offsets, grid limits, parameter ranges.
+// indexer, indices, inputs, offsets, grid limits (per stage), then in
+// argument order the i32 parameter ranges and the TMA rules of tensormap
+// arguments. tensorMapParams(): the encode parameters of a TMA descriptor,
+// checked against cuTensorMapEncodeTiled's rules.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime.h"
+#include "runtime/CudaDriver.h"
+#include "runtime/TensorMap.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -188,6 +193,82 @@ TensorRef TensorRef::contiguous(uint64_t data, DType dtype, std::vector<int64_t>
   return t;
 }
 
+TensorMapParams tensorMapParams(const ArgSpec &arg, const TensorRef &t) {
+  if (arg.kind != ArgKind::TensorMap)
+    throw Error(ErrorCode::Usage, "tensorMapParams: expected a tensormap argument, got '" + arg.name +
+                                      "' of kind " + argKindName(arg.kind));
+  // Errors name the tensor the caller gave (q, k, v or o), and the argument.
+  const std::string who = arg.tensor.empty() ? arg.name : arg.tensor;
+  auto fail = [&](const std::string &msg) { bad(who, "tensormap '" + arg.name + "': " + msg); };
+  constexpr size_t rank = rt::kTensorMapRank;
+  const char *const dimName[rank] = {"batch", "heads", "rows", "head_dim"};
+  if (t.sizes.size() != rank || t.strides.size() != rank)
+    fail("expected rank 4 [batch, heads, rows, head_dim] with 4 strides, got sizes " +
+         shapeStr(t.sizes) + " and strides " + shapeStr(t.strides));
+  TensorMapParams p;
+  switch (t.dtype) {
+  case DType::BF16: p.dataType = rt::cu::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16; break;
+  case DType::F16: p.dataType = rt::cu::CU_TENSOR_MAP_DATA_TYPE_FLOAT16; break;
+  case DType::F32: p.dataType = rt::cu::CU_TENSOR_MAP_DATA_TYPE_FLOAT32; break;
+  case DType::I32: p.dataType = rt::cu::CU_TENSOR_MAP_DATA_TYPE_INT32; break;
+  case DType::I64: p.dataType = rt::cu::CU_TENSOR_MAP_DATA_TYPE_INT64; break;
+  case DType::Bool:
+  case DType::U8:
+  case DType::F8E4M3:
+  case DType::F8E5M2: p.dataType = rt::cu::CU_TENSOR_MAP_DATA_TYPE_UINT8; break; // bytes
+  }
+  const int64_t es = int64_t(dtypeSize(t.dtype));
+  // cuTensorMapEncodeTiled's rules (cuda.h), checked here so that a bad
+  // tensor is an argument error naming it rather than CUDA_ERROR_INVALID_VALUE
+  // at launch. The driver accepts a null base and ignores the innermost
+  // stride (it assumes 1); both would be wrong here, so they are rejected.
+  if (t.data == 0 || t.data % 16 != 0)
+    fail("expected a non-null, 16-byte aligned base address, got " + hex(t.data));
+  if (t.strides[rank - 1] != 1)
+    fail("expected head_dim to be contiguous (stride 1), got strides " + shapeStr(t.strides));
+  for (size_t i = 0; i < rank; ++i)
+    if (t.sizes[i] < 1 || t.sizes[i] > (int64_t(1) << 32))
+      fail(std::string("expected the size of ") + dimName[i] + " in [1, 2^32], got " +
+           std::to_string(t.sizes[i]));
+  for (size_t i = 0; i + 1 < rank; ++i) {
+    const std::string what = std::string("the stride of ") + dimName[i];
+    if (t.strides[i] < 0)
+      fail("expected " + what + " to be >= 0, got " + std::to_string(t.strides[i]));
+    // A stride of up to 2^63 elements of 8 bytes: its byte count may need more
+    // than 64 bits.
+    const unsigned __int128 bytes = (unsigned __int128)(t.strides[i]) * uint64_t(es);
+    std::string got = std::to_string(t.strides[i]) + " (";
+    if (bytes >> 64)
+      got += std::to_string(t.strides[i]) + " x " + std::to_string(es);
+    else
+      got += std::to_string(uint64_t(bytes));
+    got += " bytes)";
+    if (bytes >= ((unsigned __int128)1 << 40))
+      fail("expected " + what + " to be below 2^40 bytes, got " + got);
+    if (bytes % 16 != 0)
+      fail("expected " + what + " to be a multiple of 16 bytes, got " + got);
+  }
+  if (std::string why = rt::tensorMapBoxProblem(arg.box, arg.swizzle, t.dtype); !why.empty())
+    fail(why);
+  // The driver's order is innermost first: (head_dim, rows, heads, batch),
+  // strides of (rows, heads, batch) in bytes, the box reversed and padded
+  // with 1 for the outer axes it omits.
+  p.rank = uint32_t(rank);
+  p.globalAddress = t.data;
+  for (size_t i = 0; i < rank; ++i) {
+    p.globalDim[i] = uint64_t(t.sizes[rank - 1 - i]);
+    p.boxDim[i] = i < arg.box.size() ? uint32_t(arg.box[arg.box.size() - 1 - i]) : 1;
+    p.elementStrides[i] = 1;
+  }
+  for (size_t i = 0; i + 1 < rank; ++i)
+    p.globalStrides[i] = uint64_t(t.strides[rank - 2 - i] * es);
+  p.interleave = rt::cu::CU_TENSOR_MAP_INTERLEAVE_NONE;
+  p.swizzle = rt::cuSwizzle(arg.swizzle);
+  p.l2Promotion = rt::cu::CU_TENSOR_MAP_L2_PROMOTION_L2_128B;
+  p.oobFill = rt::cu::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE;
+  return p;
+}
+
 std::vector<void *> LaunchPlan::params() {
   std::vector<void *> p;
   for (auto &v : values)
@@ -197,13 +278,23 @@ std::vector<void *> LaunchPlan::params() {
 
 std::string LaunchPlan::describe(const VariantSpec &v) const {
   std::ostringstream os;
-  const KernelSpec &k = v.kernels.at(kernelIndex);
-  os << k.symbol << " grid=[" << grid[0] << ", " << grid[1] << ", " << grid[2] << "] block=["
-     << block[0] << ", " << block[1] << ", " << block[2] << "] shared=" << sharedBytes;
+  auto geometry = [&](size_t kernel, const uint32_t *g, const uint32_t *b, uint32_t shared) {
+    os << v.kernels.at(kernel).symbol << " grid=[" << g[0] << ", " << g[1] << ", " << g[2]
+       << "] block=[" << b[0] << ", " << b[1] << ", " << b[2] << "] shared=" << shared;
+  };
+  geometry(kernelIndex, grid, block, sharedBytes);
+  if (stages.size() > 1)
+    for (const StagePlan &s : stages) {
+      os << "\n  stage " << v.kernels.at(s.kernelIndex).stage << ": ";
+      geometry(s.kernelIndex, s.grid, s.block, s.sharedBytes);
+    }
   for (size_t i = 0; i < values.size(); ++i) {
     os << "\n  " << names[i] << "=";
     switch (kinds[i]) {
     case ArgKind::Ptr: os << hex(values[i]); break;
+    case ArgKind::TensorMap: // the slot indexes tensorMaps
+      os << "tensormap(" << rt::tensorMapSummary(tensorMaps.at(size_t(values[i]))) << ")";
+      break;
     case ArgKind::I64: os << int64_t(values[i]); break;
     case ArgKind::I32: os << int32_t(uint32_t(values[i])); break;
     case ArgKind::F32: {
@@ -251,7 +342,6 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
   const KernelSpec *kernel = v.findKernel(D, dt);
   if (!kernel) // cannot happen for a validated manifest
     bad("q", "no kernel for head_dim " + std::to_string(D) + " and dtype " + dtypeName(dt));
-  plan.kernelIndex = size_t(kernel - v.kernels.data());
 
   // k: batch and head dim known; heads_kv and klen free.
   std::string qdt = std::string("the dtype of q");
@@ -385,34 +475,52 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     checkTensor(arg, t, dims, Align::Element, false, t.dtype);
   }
 
-  // Grid.
+  // Grid, per stage (a kernel's own grid rule, else the variant's), in
+  // launch order; the primary kernel's geometry is also the plan's.
   const int64_t G = Hq / Hkv;
-  int64_t gx = 0, gy = 0, gz = B;
-  switch (v.grid) {
-  case GridRule::QTilesHeadsBatch:
-    gx = (Lq + kernel->blockM - 1) / kernel->blockM;
-    gy = Hq;
-    break;
-  case GridRule::QTilesKvHeadsBatch:
-    gx = (Lq * G + kernel->blockM - 1) / kernel->blockM;
-    gy = Hkv;
-    break;
+  const std::vector<const KernelSpec *> stages = v.findStages(D, dt);
+  for (const KernelSpec *k : stages) {
+    const GridRule rule = v.gridOf(*k);
+    const std::string ofStage =
+        stages.size() > 1 ? " (stage '" + k->stage + "', kernel '" + k->symbol + "')" : "";
+    int64_t gx = 0, gy = 0, gz = B;
+    switch (rule) {
+    case GridRule::QTilesHeadsBatch:
+      gx = (Lq + k->blockM - 1) / k->blockM;
+      gy = Hq;
+      break;
+    case GridRule::QTilesKvHeadsBatch:
+      gx = (Lq * G + k->blockM - 1) / k->blockM;
+      gy = Hkv;
+      break;
+    }
+    if (gx > kMaxGridX)
+      bad("q", "qlen = " + std::to_string(Lq) + " needs " + std::to_string(gx) +
+                   " query tiles, more than the launch grid's x limit (" + std::to_string(kMaxGridX) +
+                   ")" + ofStage);
+    if (gy > kMaxGridYZ)
+      bad(rule == GridRule::QTilesKvHeadsBatch ? "k" : "q",
+          std::string(rule == GridRule::QTilesKvHeadsBatch ? "heads_kv" : "heads_q") + " = " +
+              std::to_string(gy) + " exceeds the launch grid's y limit (" +
+              std::to_string(kMaxGridYZ) + ")" + ofStage);
+    if (gz > kMaxGridYZ)
+      bad("q", "batch = " + std::to_string(gz) + " exceeds the launch grid's z limit (" +
+                   std::to_string(kMaxGridYZ) + ")" + ofStage);
+    StagePlan s;
+    s.kernelIndex = size_t(k - v.kernels.data());
+    s.grid[0] = uint32_t(gx);
+    s.grid[1] = uint32_t(gy);
+    s.grid[2] = uint32_t(gz);
+    s.block[0] = uint32_t(k->threads);
+    s.sharedBytes = uint32_t(k->sharedBytes);
+    plan.stages.push_back(s);
+    if (k == kernel) {
+      plan.kernelIndex = s.kernelIndex;
+      std::copy(s.grid, s.grid + 3, plan.grid);
+      std::copy(s.block, s.block + 3, plan.block);
+      plan.sharedBytes = s.sharedBytes;
+    }
   }
-  if (gx > kMaxGridX)
-    bad("q", "qlen = " + std::to_string(Lq) + " needs " + std::to_string(gx) +
-                 " query tiles, more than the launch grid's x limit (" + std::to_string(kMaxGridX) + ")");
-  if (gy > kMaxGridYZ)
-    bad(v.grid == GridRule::QTilesKvHeadsBatch ? "k" : "q",
-        std::string(v.grid == GridRule::QTilesKvHeadsBatch ? "heads_kv" : "heads_q") + " = " +
-            std::to_string(gy) + " exceeds the launch grid's y limit (" + std::to_string(kMaxGridYZ) + ")");
-  if (gz > kMaxGridYZ)
-    bad("q", "batch = " + std::to_string(gz) + " exceeds the launch grid's z limit (" +
-                 std::to_string(kMaxGridYZ) + ")");
-  plan.grid[0] = uint32_t(gx);
-  plan.grid[1] = uint32_t(gy);
-  plan.grid[2] = uint32_t(gz);
-  plan.block[0] = uint32_t(kernel->threads);
-  plan.sharedBytes = uint32_t(kernel->sharedBytes);
   plan.batch = B;
   plan.headsQ = Hq;
   plan.headsKv = Hkv;
@@ -450,6 +558,14 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       if (!t)
         bad(n, "the kernel takes '" + n + "', but it was not given");
       slot = t->data;
+      isInt = false;
+    } else if (arg.kind == ArgKind::TensorMap) {
+      const TensorRef *t = arg.tensor.size() == 1 ? tensorOf(arg.tensor) : nullptr; // q, k, v, o
+      if (!t)
+        bad(n, "expected the tensor of tensormap '" + n + "' to be q, k, v or o, got '" +
+                   arg.tensor + "'");
+      slot = plan.tensorMaps.size();
+      plan.tensorMaps.push_back(tensorMapParams(arg, *t));
       isInt = false;
     } else if (arg.kind == ArgKind::F32) {
       float s = v.scale ? float(*v.scale) : float(1.0 / std::sqrt(double(D)));

@@ -38,6 +38,21 @@ static_assert(sizeof(cu::CUdeviceptr) == sizeof(CUdeviceptr), "");
 static_assert(sizeof(cu::CUdevice) == sizeof(CUdevice), "");
 static_assert(sizeof(cu::CUresult) == sizeof(CUresult), "");
 static_assert(sizeof(cu::CUjit_option) == sizeof(CUjit_option), "");
+static_assert(sizeof(cu::CUtensorMap) == sizeof(CUtensorMap), "");
+static_assert(alignof(cu::CUtensorMap) >= alignof(CUtensorMap), "at least cuda.h's alignment");
+static_assert(cu::CU_TENSOR_MAP_DATA_TYPE_UINT8 == CU_TENSOR_MAP_DATA_TYPE_UINT8, "");
+static_assert(cu::CU_TENSOR_MAP_DATA_TYPE_INT32 == CU_TENSOR_MAP_DATA_TYPE_INT32, "");
+static_assert(cu::CU_TENSOR_MAP_DATA_TYPE_INT64 == CU_TENSOR_MAP_DATA_TYPE_INT64, "");
+static_assert(cu::CU_TENSOR_MAP_DATA_TYPE_FLOAT16 == CU_TENSOR_MAP_DATA_TYPE_FLOAT16, "");
+static_assert(cu::CU_TENSOR_MAP_DATA_TYPE_FLOAT32 == CU_TENSOR_MAP_DATA_TYPE_FLOAT32, "");
+static_assert(cu::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, "");
+static_assert(cu::CU_TENSOR_MAP_INTERLEAVE_NONE == CU_TENSOR_MAP_INTERLEAVE_NONE, "");
+static_assert(cu::CU_TENSOR_MAP_SWIZZLE_NONE == CU_TENSOR_MAP_SWIZZLE_NONE, "");
+static_assert(cu::CU_TENSOR_MAP_SWIZZLE_32B == CU_TENSOR_MAP_SWIZZLE_32B, "");
+static_assert(cu::CU_TENSOR_MAP_SWIZZLE_64B == CU_TENSOR_MAP_SWIZZLE_64B, "");
+static_assert(cu::CU_TENSOR_MAP_SWIZZLE_128B == CU_TENSOR_MAP_SWIZZLE_128B, "");
+static_assert(cu::CU_TENSOR_MAP_L2_PROMOTION_L2_128B == CU_TENSOR_MAP_L2_PROMOTION_L2_128B, "");
+static_assert(cu::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE == CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE, "");
 
 // Each function pointer must have the signature of the cuda.h function (with
 // the runtime's stand-in types replaced by cuda.h's).
@@ -49,6 +64,7 @@ template <> struct Map<cu::CUmodule *> { using type = CUmodule *; };
 template <> struct Map<cu::CUfunction> { using type = CUfunction; };
 template <> struct Map<cu::CUfunction *> { using type = CUfunction *; };
 template <> struct Map<cu::CUstream> { using type = CUstream; };
+template <> struct Map<cu::CUtensorMap *> { using type = CUtensorMap *; };
 template <typename F> struct Sig;
 template <typename R, typename... A> struct Sig<R (*)(A...)> {
   using type = CUresult (*)(typename Map<A>::type...);
@@ -81,3 +97,13 @@ ATTNC_SAME(cuMemcpyHtoD, cuMemcpyHtoD_v2);
 ATTNC_SAME(cuMemcpyDtoH, cuMemcpyDtoH_v2);
 ATTNC_SAME(cuMemsetD8, cuMemsetD8_v2);
 #undef ATTNC_SAME
+
+// cuTensorMapEncodeTiled's enum parameters are ints here: compare the
+// signature with them mapped.
+using EncodeTiled = CUresult (*)(CUtensorMap *, int, cuuint32_t, void *, const cuuint64_t *,
+                                 const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, int,
+                                 int, int, int);
+static_assert(std::is_same<Sig<decltype(cu::Driver::cuTensorMapEncodeTiled)>::type, EncodeTiled>::value,
+              "cuTensorMapEncodeTiled");
+static_assert(sizeof(CUtensorMapDataType) == sizeof(int) && sizeof(CUtensorMapSwizzle) == sizeof(int),
+              "the enum parameters of cuTensorMapEncodeTiled are passed as int");

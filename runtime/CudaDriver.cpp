@@ -103,6 +103,7 @@ std::unique_ptr<Driver> open(const std::string &lib) {
   ATTNC_RESOLVE(cuMemcpyDtoH, "cuMemcpyDtoH_v2")
   ATTNC_RESOLVE(cuMemsetD8, "cuMemsetD8_v2")
 #undef ATTNC_RESOLVE
+  resolve(h, "cuTensorMapEncodeTiled", d->cuTensorMapEncodeTiled); // optional: checked at use
   if (missing)
     throw Error(ErrorCode::NoDriver, "no CUDA driver found: '" + lib +
                                          "' was loaded but has no entry point '" + missing +

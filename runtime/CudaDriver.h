@@ -3,10 +3,11 @@
 // Internal to libattnrt. The runtime has no link-time CUDA dependency: the
 // driver (libcuda.so.1, or the file named by ATTNC_CUDA_DRIVER) is opened with
 // dlopen on first use and the few cu* entry points it needs are resolved by
-// name. The types and constants below are declared here, in their own
+// name (cuTensorMapEncodeTiled optionally: drivers before CUDA 12.0 lack
+// it). The types and constants below are declared here, in their own
 // namespace, so the runtime builds on machines without CUDA headers
-// (unittests/RuntimeCudaAbiTest.cpp checks them against cuda.h where it
-// exists). Every call goes through check(), which turns a failure into an
+// (runtime/CudaAbiCheck.cpp checks them against cuda.h where it exists).
+// Every call goes through check(), which turns a failure into an
 // attnc::Error carrying the CUDA error name, its description and what was
 // being done.
 //
@@ -15,6 +16,7 @@
 
 #include "attnc/Manifest.h"
 
+#include <cstdint>
 #include <string>
 
 namespace attnc::rt::cu {
@@ -33,6 +35,16 @@ using CUstream = CUstream_st *;
 using CUjit_option = int;
 using CUfunction_attribute = int;
 using CUdevice_attribute = int;
+using cuuint32_t = uint32_t;
+using cuuint64_t = uint64_t;
+
+/// A TMA descriptor (cuda.h's CUtensorMap: 16 opaque 64-bit words). The
+/// driver needs it 64-byte aligned; cuda.h declares 64 (CUDA 12) or 128
+/// (CUDA 13) bytes, so this takes the larger.
+struct alignas(128) CUtensorMap {
+  cuuint64_t opaque[16];
+};
+static_assert(sizeof(CUtensorMap) == 128, "a CUtensorMap is 128 bytes");
 
 constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_DEINITIALIZED = 4;
@@ -52,6 +64,22 @@ constexpr CUjit_option CU_JIT_INFO_LOG_BUFFER = 3;
 constexpr CUjit_option CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES = 4;
 constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER = 5;
 constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
+
+// CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle,
+// CUtensorMapL2promotion, CUtensorMapFloatOOBfill (the values used).
+constexpr int CU_TENSOR_MAP_DATA_TYPE_UINT8 = 0;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_INT32 = 3;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_INT64 = 5;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_FLOAT32 = 7;
+constexpr int CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
+constexpr int CU_TENSOR_MAP_INTERLEAVE_NONE = 0;
+constexpr int CU_TENSOR_MAP_SWIZZLE_NONE = 0;
+constexpr int CU_TENSOR_MAP_SWIZZLE_32B = 1;
+constexpr int CU_TENSOR_MAP_SWIZZLE_64B = 2;
+constexpr int CU_TENSOR_MAP_SWIZZLE_128B = 3;
+constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_128B = 2;
+constexpr int CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0;
 
 /// The resolved entry points (the _v2 names where cuda.h maps to them).
 struct Driver {
@@ -85,6 +113,10 @@ struct Driver {
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+  /// Optional (CUDA 12.0+): nullptr when the driver lacks it.
+  CUresult (*cuTensorMapEncodeTiled)(CUtensorMap *, int, cuuint32_t, void *, const cuuint64_t *,
+                                     const cuuint64_t *, const cuuint32_t *, const cuuint32_t *,
+                                     int, int, int, int) = nullptr;
 };
 
 /// The driver, loaded and initialised (cuInit) on first use, thread-safely.

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Manifest.h"
 #include "runtime/Json.h"
+#include "runtime/TensorMap.h"
 
 #include <algorithm>
 #include <cmath>
@@ -70,8 +71,29 @@ const char *argKindName(ArgKind k) {
   case ArgKind::I32: return "i32";
   case ArgKind::I64: return "i64";
   case ArgKind::F32: return "f32";
+  case ArgKind::TensorMap: return "tensormap";
   }
   return "?";
+}
+
+const char *swizzleName(Swizzle s) {
+  switch (s) {
+  case Swizzle::None: return "none";
+  case Swizzle::B32: return "32b";
+  case Swizzle::B64: return "64b";
+  case Swizzle::B128: return "128b";
+  }
+  return "?";
+}
+
+int64_t swizzleBytes(Swizzle s) {
+  switch (s) {
+  case Swizzle::None: return 0;
+  case Swizzle::B32: return 32;
+  case Swizzle::B64: return 64;
+  case Swizzle::B128: return 128;
+  }
+  return 0;
 }
 
 const char *gridRuleName(GridRule g) {
@@ -92,10 +114,19 @@ const char *axisName(Axis a) {
 }
 
 const KernelSpec *VariantSpec::findKernel(int64_t d, DType t) const {
+  std::vector<const KernelSpec *> stages = findStages(d, t);
+  for (const KernelSpec *k : stages)
+    if (k->stage == kAttentionStage)
+      return k;
+  return stages.empty() ? nullptr : stages.back();
+}
+
+std::vector<const KernelSpec *> VariantSpec::findStages(int64_t d, DType t) const {
+  std::vector<const KernelSpec *> out;
   for (const auto &k : kernels)
     if (k.headDim == d && k.dtype == t)
-      return &k;
-  return nullptr;
+      out.push_back(&k);
+  return out;
 }
 
 int VariantSpec::findArg(const std::string &n) const {
@@ -248,7 +279,13 @@ std::vector<std::pair<const char *, DType>> dtypeTable(std::initializer_list<DTy
 }
 
 const std::vector<std::pair<const char *, ArgKind>> kArgKinds = {
-    {"ptr", ArgKind::Ptr}, {"i32", ArgKind::I32}, {"i64", ArgKind::I64}, {"f32", ArgKind::F32}};
+    {"ptr", ArgKind::Ptr}, {"i32", ArgKind::I32}, {"i64", ArgKind::I64}, {"f32", ArgKind::F32},
+    {"tensormap", ArgKind::TensorMap}};
+const std::vector<std::pair<const char *, Swizzle>> kSwizzles = {
+    {"none", Swizzle::None}, {"32b", Swizzle::B32}, {"64b", Swizzle::B64}, {"128b", Swizzle::B128}};
+/// The tensors a tensormap argument can describe.
+const std::vector<std::pair<const char *, std::string>> kTensorMapTensors = {
+    {"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
 const std::vector<std::pair<const char *, GridRule>> kGridRules = {
     {"qtiles_heads_batch", GridRule::QTilesHeadsBatch},
     {"qtiles_kvheads_batch", GridRule::QTilesKvHeadsBatch}};
@@ -261,7 +298,7 @@ constexpr int64_t kMaxI32 = 2147483647;
 
 /// What an argument name means, by the vocabulary of docs/runtime.md.
 struct ArgMeaning {
-  enum Class { Pointer, Integer, Float, Unknown } cls = Unknown;
+  enum Class { Pointer, Integer, Float, TensorMap, Unknown } cls = Unknown;
   std::string tensor; ///< the pointer argument a stride/size argument belongs to ("" if none)
   std::string why;    ///< for Unknown: an explanation
 };
@@ -293,6 +330,13 @@ ArgMeaning classifyArg(const std::string &n, const VariantSpec &v) {
   }
   if (n == "scale") {
     m.cls = ArgMeaning::Float;
+    return m;
+  }
+  if (n.rfind("tmap:", 0) == 0) {
+    if (isIdentifier(n.substr(5), false))
+      m.cls = ArgMeaning::TensorMap;
+    else
+      m.why = "a tensormap argument is named tmap:NAME with NAME an identifier";
     return m;
   }
   size_t s = n.rfind("_stride_");
@@ -348,7 +392,7 @@ ArgMeaning classifyArg(const std::string &n, const VariantSpec &v) {
   }
   m.why = "not in the argument vocabulary (see docs/runtime.md: q, k, v, o, lse, sinks, "
           "indices, indexer.qI/w/kI, X_stride_A, batch, heads_q, heads_kv, qlen, klen, "
-          "head_dim, q_offset, k_offset, topk, scale, input:NAME[:stride|size:AXIS])";
+          "head_dim, q_offset, k_offset, topk, scale, input:NAME[:stride|size:AXIS], tmap:NAME)";
   return m;
 }
 
@@ -377,6 +421,11 @@ void checkArgs(const VariantSpec &v, const std::string &path) {
       if (a.kind != ArgKind::F32)
         fail(p + ".kind",
              "'" + a.name + "' is a float argument: expected f32, got '" + argKindName(a.kind) + "'");
+      break;
+    case ArgMeaning::TensorMap:
+      if (a.kind != ArgKind::TensorMap)
+        fail(p + ".kind", "'" + a.name + "' is a tensormap argument: expected tensormap, got '" +
+                              argKindName(a.kind) + "'");
       break;
     }
     if (!m.tensor.empty() && v.findArg(m.tensor) < 0)
@@ -434,10 +483,11 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
   }
 
   const auto &ks = o.array("kernels", true);
-  std::set<std::pair<int64_t, DType>> pairs;
+  std::map<std::pair<int64_t, DType>, std::vector<std::string>> pairs; // the stages, in order
   for (size_t i = 0; i < ks.size(); ++i) {
     std::string p = idx(o.sub("kernels"), i);
-    Obj ko(ks[i], p, {"head_dim", "dtype", "symbol", "block_m", "block_n", "threads", "shared_bytes"});
+    Obj ko(ks[i], p, {"head_dim", "dtype", "symbol", "block_m", "block_n", "threads", "shared_bytes"},
+           {"stage", "grid"});
     KernelSpec k;
     k.headDim = ko.integer("head_dim", 1, 1 << 20);
     if (std::find(v.headDims.begin(), v.headDims.end(), k.headDim) == v.headDims.end())
@@ -445,9 +495,19 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
     k.dtype = enumValue(ko.at("dtype"), ko.sub("dtype"), dtypeTable({DType::BF16, DType::F16}));
     if (std::find(v.dtypes.begin(), v.dtypes.end(), k.dtype) == v.dtypes.end())
       fail(ko.sub("dtype"), std::string("'") + dtypeName(k.dtype) + "' is not among the variant's dtypes");
-    if (!pairs.insert({k.headDim, k.dtype}).second)
+    if (ko.get("stage")) {
+      k.stage = ko.str("stage");
+      if (!isIdentifier(k.stage, false))
+        fail(ko.sub("stage"), "expected an identifier (e.g. indexer, topk, attention), got " +
+                                  quoted(k.stage));
+    }
+    if (ko.get("grid"))
+      k.grid = enumValue(ko.at("grid"), ko.sub("grid"), kGridRules);
+    std::vector<std::string> &stages = pairs[{k.headDim, k.dtype}];
+    if (std::find(stages.begin(), stages.end(), k.stage) != stages.end())
       fail(p, "a second kernel for head_dim " + std::to_string(k.headDim) + " and dtype " +
-                  dtypeName(k.dtype));
+                  dtypeName(k.dtype) + (ko.get("stage") ? " in stage " + quoted(k.stage) : ""));
+    stages.push_back(k.stage);
     k.symbol = ko.str("symbol");
     if (!isIdentifier(k.symbol, true))
       fail(ko.sub("symbol"), "expected a PTX identifier, got " + quoted(k.symbol));
@@ -462,6 +522,16 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
       if (!pairs.count({d, t}))
         fail(o.sub("kernels"), "no kernel for head_dim " + std::to_string(d) + " and dtype " +
                                    dtypeName(t) + " (every pair of head_dims x dtypes needs one)");
+  // Every (head_dim, dtype) runs the same stages in the same order.
+  const auto &first = *pairs.begin();
+  for (const auto &[key, stages] : pairs)
+    if (stages != first.second)
+      fail(o.sub("kernels"),
+           "head_dim " + std::to_string(key.first) + " and dtype " + dtypeName(key.second) +
+               " have stages [" + joinNames(stages) + "], but head_dim " +
+               std::to_string(first.first.first) + " and dtype " + dtypeName(first.first.second) +
+               " have [" + joinNames(first.second) +
+               "] (every pair of head_dims x dtypes needs the same stages, in launch order)");
 
   v.grid = enumValue(o.at("grid"), o.sub("grid"), kGridRules);
   v.sink = o.boolean("sink");
@@ -514,10 +584,29 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
   const auto &args = o.array("args", true);
   for (size_t i = 0; i < args.size(); ++i) {
     std::string p = idx(o.sub("args"), i);
-    Obj ao(args[i], p, {"name", "kind"});
+    Obj ao(args[i], p, {"name", "kind"}, {"tensor", "box", "swizzle"});
     ArgSpec a;
     a.name = ao.str("name");
     a.kind = enumValue(ao.at("kind"), ao.sub("kind"), kArgKinds);
+    if (a.kind == ArgKind::TensorMap) {
+      for (const char *f : {"tensor", "box", "swizzle"})
+        if (!ao.get(f))
+          fail(p, std::string("missing required field '") + f + "' (kind is 'tensormap')");
+      a.tensor = enumValue(ao.at("tensor"), ao.sub("tensor"), kTensorMapTensors);
+      const auto &box = ao.array("box", true);
+      for (size_t j = 0; j < box.size(); ++j)
+        a.box.push_back(Obj::intValue(box[j], idx(ao.sub("box"), j), 1, rt::kTensorMapMaxBox));
+      a.swizzle = enumValue(ao.at("swizzle"), ao.sub("swizzle"), kSwizzles);
+      // The box must suit every dtype the variant's kernels take.
+      for (DType t : v.dtypes)
+        if (std::string why = rt::tensorMapBoxProblem(a.box, a.swizzle, t); !why.empty())
+          fail(ao.sub("box"), why);
+    } else {
+      for (const char *f : {"tensor", "box", "swizzle"})
+        if (ao.get(f))
+          fail(ao.sub(f), std::string("only a tensormap argument has '") + f + "', but kind is '" +
+                              argKindName(a.kind) + "'");
+    }
     v.args.push_back(std::move(a));
   }
   checkArgs(v, o.path());
@@ -602,6 +691,9 @@ Value variantValue(const VariantSpec &v) {
     dt.array.push_back(Value::makeString(dtypeName(t)));
   o.add("dtypes", dt);
   Value ks = Value::makeArray();
+  // A single-stage variant's kernels are written as before stages existed.
+  const bool staged = std::any_of(v.kernels.begin(), v.kernels.end(),
+                                  [](const KernelSpec &k) { return k.stage != kAttentionStage; });
   for (const auto &k : v.kernels) {
     Value ko = Value::makeObject();
     ko.add("head_dim", Value::makeInt(k.headDim));
@@ -611,6 +703,10 @@ Value variantValue(const VariantSpec &v) {
     ko.add("block_n", Value::makeInt(k.blockN));
     ko.add("threads", Value::makeInt(k.threads));
     ko.add("shared_bytes", Value::makeInt(k.sharedBytes));
+    if (staged)
+      ko.add("stage", Value::makeString(k.stage));
+    if (k.grid)
+      ko.add("grid", Value::makeString(gridRuleName(*k.grid)));
     ks.array.push_back(ko);
   }
   o.add("kernels", ks);
@@ -650,6 +746,14 @@ Value variantValue(const VariantSpec &v) {
     Value ao = Value::makeObject();
     ao.add("name", Value::makeString(a.name));
     ao.add("kind", Value::makeString(argKindName(a.kind)));
+    if (a.kind == ArgKind::TensorMap) {
+      ao.add("tensor", Value::makeString(a.tensor));
+      Value box = Value::makeArray();
+      for (int64_t b : a.box)
+        box.array.push_back(Value::makeInt(b));
+      ao.add("box", box);
+      ao.add("swizzle", Value::makeString(swizzleName(a.swizzle)));
+    }
     as.array.push_back(ao);
   }
   o.add("args", as);
@@ -834,11 +938,16 @@ int ptxTypeSize(const std::string &tok) {
   return it == sizes.end() ? 0 : it->second;
 }
 
-/// The parameter byte sizes of every `.entry` of the PTX, by name. Finds
+/// One `.entry` parameter: its size and its `.align` (0 if not declared).
+struct PtxParam {
+  int64_t bytes = 0, align = 0;
+};
+
+/// The parameters of every `.entry` of the PTX, by name. Finds
 /// ".entry" with a fast substring search and parses only the declarations
 /// (an occurrence after "//" on its line is a comment and skipped).
-std::map<std::string, std::vector<int64_t>> ptxEntries(const std::string &ptx) {
-  std::map<std::string, std::vector<int64_t>> entries;
+std::map<std::string, std::vector<PtxParam>> ptxEntries(const std::string &ptx) {
+  std::map<std::string, std::vector<PtxParam>> entries;
   auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
   size_t pos = 0;
   auto findEntry = [&](size_t from) -> size_t {
@@ -866,20 +975,21 @@ std::map<std::string, std::vector<int64_t>> ptxEntries(const std::string &ptx) {
     std::string name = ptx.substr(nameStart, p - nameStart);
     while (p < ptx.size() && isSpace(ptx[p]))
       ++p;
-    std::vector<int64_t> params;
+    std::vector<PtxParam> params;
     if (p < ptx.size() && ptx[p] == '(') {
       size_t close = ptx.find(')', p);
       std::string list = stripPtxComments(
           ptx.substr(p + 1, close == std::string::npos ? std::string::npos : close - p - 1));
       // Declarations are separated by ','; in each, the first type token
-      // gives the element size and the last token the name (with [N] for
-      // an array).
+      // gives the element size, the token after ".align" the alignment and
+      // the last token the name (with [N] for an array).
       size_t i = 0;
       while (i <= list.size()) {
         size_t comma = list.find(',', i);
         if (comma == std::string::npos)
           comma = list.size();
         int elem = 0;
+        int64_t align = 0;
         std::string last;
         for (size_t t = i; t < comma;) {
           while (t < comma && isSpace(list[t]))
@@ -888,6 +998,8 @@ std::map<std::string, std::vector<int64_t>> ptxEntries(const std::string &ptx) {
           while (te < comma && !isSpace(list[te]))
             ++te;
           if (te > t) {
+            if (last == ".align")
+              align = std::atoll(list.c_str() + t);
             last = list.substr(t, te - t);
             if (!elem)
               elem = ptxTypeSize(last);
@@ -899,7 +1011,7 @@ std::map<std::string, std::vector<int64_t>> ptxEntries(const std::string &ptx) {
           size_t br = last.find('[');
           if (br != std::string::npos)
             count = std::atoll(last.c_str() + br + 1);
-          params.push_back(int64_t(elem) * count);
+          params.push_back({int64_t(elem) * count, align});
         }
         i = comma + 1;
       }
@@ -934,13 +1046,23 @@ void checkManifestAgainstPtx(const Manifest &m, const std::string &ptx) {
                                    std::to_string(params.size()) + " parameters, but variant '" +
                                    v.name + "' lists " + std::to_string(v.args.size()) + " args");
       for (size_t i = 0; i < params.size(); ++i) {
-        int64_t want = (v.args[i].kind == ArgKind::Ptr || v.args[i].kind == ArgKind::I64) ? 8 : 4;
-        if (params[i] != want)
-          fail("variants[" + std::to_string(vi) + "].args[" + std::to_string(i) + "]",
-               "'" + v.args[i].name + "' is " + argKindName(v.args[i].kind) + " (" +
-                   std::to_string(want) + " bytes), but parameter " + std::to_string(i) +
-                   " of the PTX entry '" + k.symbol + "' has " + std::to_string(params[i]) +
-                   " bytes");
+        const ArgKind kind = v.args[i].kind;
+        int64_t want = kind == ArgKind::TensorMap                       ? 128
+                       : (kind == ArgKind::Ptr || kind == ArgKind::I64) ? 8
+                                                                        : 4;
+        std::string what = "'" + v.args[i].name + "' is " + argKindName(kind) + " (" +
+                           std::to_string(want) + " bytes), but parameter " + std::to_string(i) +
+                           " of the PTX entry '" + k.symbol + "'";
+        std::string argPath = "variants[" + std::to_string(vi) + "].args[" + std::to_string(i) + "]";
+        if (params[i].bytes != want)
+          fail(argPath, what + " has " + std::to_string(params[i].bytes) + " bytes");
+        // nvcc declares `.align 64` (CUDA 12) or `.align 128` (CUDA 13); the
+        // TMA instructions need the descriptor 64-byte aligned.
+        if (kind == ArgKind::TensorMap && (params[i].align < 64 || params[i].align % 64 != 0))
+          fail(argPath, what + " is declared with " +
+                            (params[i].align ? ".align " + std::to_string(params[i].align)
+                                             : std::string("no .align")) +
+                            ": expected .align 64 or a multiple (a CUtensorMap is 64-byte aligned)");
       }
     }
   }

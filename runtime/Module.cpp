@@ -7,12 +7,14 @@
 // is checked against the manifest's target, every kernel symbol is resolved,
 // the dynamic shared-memory limit is raised where a kernel needs more than
 // 48 KiB, and the block size is checked against what the compiled kernel
-// allows. Launching: checkArguments(), then cuLaunchKernel on the caller's
-// stream.
+// allows. Launching: checkArguments(), the TMA descriptors of tensormap
+// arguments (from the module's cache, encoded on a miss), then one
+// cuLaunchKernel per stage on the caller's stream.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime.h"
 #include "runtime/CudaDriver.h"
+#include "runtime/TensorMap.h"
 
 #include <cerrno>
 #include <cstring>
@@ -107,6 +109,8 @@ struct ModuleImpl {
   };
   std::mutex mu;
   std::vector<std::unique_ptr<Loaded>> loaded;
+  /// The TMA descriptors of tensormap arguments, by encode parameters.
+  rt::TensorMapCache tensorMaps;
 
   ~ModuleImpl() {
     const Driver *d = nullptr;
@@ -345,21 +349,39 @@ LaunchPlan Kernel::check(const LaunchArgs &a) const { return checkArguments(spec
 void Kernel::launch(const LaunchArgs &a, void *stream) const {
   LaunchPlan plan = checkArguments(spec(), a);
   const ModuleImpl::Loaded &l = module_->forCurrentContext();
-  CUfunction f = l.funcs[variant_][plan.kernelIndex];
-  const KernelSpec &k = spec().kernels[plan.kernelIndex];
+  auto what = [&](const KernelSpec &k) {
+    return "kernel '" + k.symbol + "' (variant '" + spec().name + "', head_dim " +
+           std::to_string(k.headDim) + ", " + dtypeName(k.dtype) + ") of module '" +
+           module_->name + "'";
+  };
+  // Tensormap arguments are passed by value: their slots point at 64-byte
+  // aligned descriptors instead.
   std::vector<void *> params = plan.params();
+  std::vector<rt::cu::CUtensorMap> maps(plan.tensorMaps.size());
+  for (size_t i = 0; i < plan.values.size(); ++i) {
+    if (plan.kinds[i] != ArgKind::TensorMap)
+      continue;
+    size_t m = size_t(plan.values[i]);
+    std::string whose = "'" + plan.names[i] + "' of " + what(spec().kernels[plan.kernelIndex]);
+    maps[m] = module_->tensorMaps.get(
+        plan.tensorMaps[m], [&](const TensorMapParams &p) { return rt::encodeTensorMap(p, whose); });
+    params[i] = &maps[m];
+  }
   const Driver &d = driver();
-  CUresult r = d.cuLaunchKernel(f, plan.grid[0], plan.grid[1], plan.grid[2], plan.block[0],
-                                plan.block[1], plan.block[2], plan.sharedBytes,
-                                reinterpret_cast<CUstream>(stream), params.data(), nullptr);
-  if (r != CUDA_SUCCESS)
-    rt::cu::check(r, "cuLaunchKernel",
-          "launching kernel '" + k.symbol + "' (variant '" + spec().name + "', head_dim " +
-              std::to_string(k.headDim) + ", " + dtypeName(k.dtype) + ") of module '" +
-              module_->name + "' with grid [" + std::to_string(plan.grid[0]) + ", " +
-              std::to_string(plan.grid[1]) + ", " + std::to_string(plan.grid[2]) + "], block [" +
-              std::to_string(plan.block[0]) + ", 1, 1] and " + std::to_string(plan.sharedBytes) +
-              " bytes of dynamic shared memory");
+  for (const StagePlan &s : plan.stages) {
+    const KernelSpec &k = spec().kernels[s.kernelIndex];
+    CUresult r = d.cuLaunchKernel(l.funcs[variant_][s.kernelIndex], s.grid[0], s.grid[1],
+                                  s.grid[2], s.block[0], s.block[1], s.block[2], s.sharedBytes,
+                                  reinterpret_cast<CUstream>(stream), params.data(), nullptr);
+    if (r != CUDA_SUCCESS)
+      rt::cu::check(r, "cuLaunchKernel",
+                    "launching " + what(k) +
+                        (plan.stages.size() > 1 ? " (stage '" + k.stage + "')" : "") +
+                        " with grid [" + std::to_string(s.grid[0]) + ", " +
+                        std::to_string(s.grid[1]) + ", " + std::to_string(s.grid[2]) +
+                        "], block [" + std::to_string(s.block[0]) + ", 1, 1] and " +
+                        std::to_string(s.sharedBytes) + " bytes of dynamic shared memory");
+  }
 }
 
 //===----------------------------------------------------------------------===//

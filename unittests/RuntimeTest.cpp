@@ -325,7 +325,7 @@ TEST(RuntimeManifest, MalformedFieldsGiveTheirMessage) {
     std::string text, message;
   } cases[] = {
       {replaced(m, R"({"name": "qlen", "kind": "i32"})", R"({"name": "qlen", "kind": "x"})"),
-       "manifest: variants[0].args[5].kind: expected one of ptr, i32, i64, f32, got 'x'"},
+       "manifest: variants[0].args[5].kind: expected one of ptr, i32, i64, f32, tensormap, got 'x'"},
       {replaced(m, R"("target": "sm_90a",)", ""), "manifest: missing required field 'target'"},
       {replaced(m, R"("sink": false,)", R"("sink": false, "foo": 1,)"),
        "manifest: variants[0].foo: unknown field (expected one of: name, head_dims, dtypes, "

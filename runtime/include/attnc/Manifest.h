@@ -2,8 +2,9 @@
 //
 // Part of libattnrt's public C++ API. A module that attnc emits describes
 // itself: which kernels it holds, their parameter order, tile sizes, shared
-// memory, grid rule, the tensors each variant reads and, for a model, the
-// layer table. The description is a JSON object ("the manifest") embedded in
+// memory, grid rule, the tensors each variant reads, the TMA descriptors its
+// kernels take, the stages a variant launches and, for a model, the layer
+// table. The description is a JSON object ("the manifest") embedded in
 // the PTX as a comment block, or in a sidecar file `<module>.json` next to a
 // cubin. docs/runtime.md is the normative definition of the schema; this
 // header is its C++ form, and parseManifest() is its strict reader (every
@@ -74,8 +75,24 @@ size_t dtypeSize(DType t);
 std::optional<DType> dtypeFromName(const std::string &s);
 
 /// The kind of one kernel parameter.
-enum class ArgKind { Ptr, I32, I64, F32 };
-const char *argKindName(ArgKind k); ///< "ptr", "i32", "i64", "f32"
+enum class ArgKind {
+  Ptr,
+  I32,
+  I64,
+  F32,
+  /// A 128-byte CUtensorMap (TMA descriptor) passed by value: in PTX
+  /// `.param .align 64 .b8 NAME[128]`, in CUDA `const __grid_constant__
+  /// CUtensorMap`. The runtime encodes it at launch from ArgSpec::tensor,
+  /// box and swizzle.
+  TensorMap,
+};
+const char *argKindName(ArgKind k); ///< "ptr", "i32", "i64", "f32", "tensormap"
+
+/// The shared-memory swizzle of a TMA descriptor (CU_TENSOR_MAP_SWIZZLE_*).
+enum class Swizzle { None, B32, B64, B128 };
+const char *swizzleName(Swizzle s); ///< "none", "32b", "64b", "128b"
+/// The swizzle span in bytes: 0 for None, else 32, 64 or 128.
+int64_t swizzleBytes(Swizzle s);
 
 /// How the launch grid follows from the shapes (blocks of `threads` threads).
 enum class GridRule {
@@ -87,12 +104,15 @@ enum class GridRule {
 };
 const char *gridRuleName(GridRule g); ///< "qtiles_heads_batch", "qtiles_kvheads_batch"
 
+/// The stage of a single-kernel variant, and the stage findKernel() prefers.
+inline constexpr const char *kAttentionStage = "attention";
+
 /// Axes of a runtime input tensor (the language's `input NAME : ELEM[AXES]`).
 enum class Axis { Batch, Head, Token };
 const char *axisName(Axis a); ///< "batch", "head", "token"
 
 /// One compiled kernel: the specialisation of a variant for one head dim and
-/// one dtype.
+/// one dtype, and (for a variant of several kernels) one stage.
 struct KernelSpec {
   std::string symbol;      ///< the PTX .entry name
   int64_t headDim = 0;     ///< D
@@ -101,12 +121,26 @@ struct KernelSpec {
   int64_t blockN = 0;      ///< key rows per tile
   int64_t threads = 0;     ///< threads per block (blockDim.x; y = z = 1)
   int64_t sharedBytes = 0; ///< dynamic shared memory per block
+  /// Which step of the variant this kernel is ("indexer", "topk",
+  /// "attention", ...; the manifest's optional kernels[].stage, default
+  /// "attention"). The kernels of one (head dim, dtype) are launched in the
+  /// order they are listed, one per stage; every (head dim, dtype) has the
+  /// same stages in the same order.
+  std::string stage = kAttentionStage;
+  std::optional<GridRule> grid; ///< kernels[].grid; absent: the variant's grid
 };
 
 /// One kernel parameter, in order.
 struct ArgSpec {
   std::string name; ///< from the fixed vocabulary of docs/runtime.md
   ArgKind kind = ArgKind::Ptr;
+  // For kind TensorMap only (empty / None otherwise). The name is
+  // tmap:NAME; the descriptor covers the whole tensor as rank 4 [batch,
+  // heads, rows, head_dim], and the kernel loads or stores one box of it at
+  // a time.
+  std::string tensor;       ///< the tensor described: "q", "k", "v" or "o"
+  std::vector<int64_t> box; ///< the tile in elements, outermost first, e.g. {64, 128} (rows, head_dim)
+  Swizzle swizzle = Swizzle::None;
 };
 
 /// A runtime input tensor a variant reads.
@@ -134,16 +168,25 @@ struct VariantSpec {
   std::string name;
   std::vector<int64_t> headDims; ///< supported head dims, ascending
   std::vector<DType> dtypes;     ///< supported dtypes of q/k/v/o
-  std::vector<KernelSpec> kernels; ///< exactly one per (head dim, dtype)
-  std::vector<ArgSpec> args;     ///< the kernels' common parameter list
+  /// One per (head dim, dtype, stage); every (head dim, dtype) has the same
+  /// stages in the same (launch) order.
+  std::vector<KernelSpec> kernels;
+  std::vector<ArgSpec> args;     ///< the kernels' common parameter list (every stage's)
   GridRule grid = GridRule::QTilesHeadsBatch;
   std::optional<double> scale;   ///< absent: 1/sqrt(head_dim)
   bool sink = false;
   std::vector<InputSpec> inputs; ///< the runtime inputs this variant reads
   std::optional<SelectSpec> select;
 
-  /// The kernel for (headDim, dtype), or nullptr.
+  /// The primary kernel for (headDim, dtype), or nullptr: the one of stage
+  /// "attention" if there is one, else the last stage (the only kernel of a
+  /// single-stage variant).
   const KernelSpec *findKernel(int64_t headDim, DType dtype) const;
+  /// Every kernel for (headDim, dtype), one per stage, in launch order (empty
+  /// if none).
+  std::vector<const KernelSpec *> findStages(int64_t headDim, DType dtype) const;
+  /// The grid rule of kernel `k`: its own, else the variant's.
+  GridRule gridOf(const KernelSpec &k) const { return k.grid.value_or(grid); }
   /// Index of the argument named `name` in args, or -1.
   int findArg(const std::string &name) const;
   const InputSpec *findInput(const std::string &name) const;
@@ -175,7 +218,7 @@ struct Manifest {
 /// of the source file on which the JSON's first line stands, so that syntax
 /// errors can also name the file line. Throws Error(ErrorCode::Manifest) with
 /// messages such as
-///   manifest: variants[0].args[3].kind: expected one of ptr, i32, i64, f32, got 'x'
+///   manifest: variants[0].args[3].kind: expected one of ptr, i32, i64, f32, tensormap, got 'x'
 Manifest parseManifest(const std::string &json, int64_t fileLineOffset = 0);
 
 /// Serialises a manifest (pretty JSON, the field order of docs/runtime.md).
@@ -200,7 +243,8 @@ std::string embedManifestInPtx(const std::string &ptx, const Manifest &m);
 
 /// Checks a manifest against the PTX it describes: every kernel symbol is a
 /// `.entry` of the PTX, and each entry's parameters match the variant's args
-/// in number and size (ptr/i64: 8 bytes, i32/f32: 4). Throws Error(Manifest).
+/// in number and size (ptr/i64: 8 bytes, i32/f32: 4, tensormap: 128 bytes
+/// declared `.align 64`). Throws Error(Manifest).
 void checkManifestAgainstPtx(const Manifest &m, const std::string &ptx);
 
 } // namespace attnc

@@ -26,12 +26,14 @@
 
 #include "attnc/Manifest.h"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace attnc {
@@ -75,26 +77,86 @@ struct LaunchArgs {
   std::optional<int64_t> kOffset;            ///< default 0
 };
 
-/// The result of checking: which kernel, the launch geometry, and the packed
-/// kernel parameters in the manifest's order.
-struct LaunchPlan {
+/// The arguments of cuTensorMapEncodeTiled for one tensormap parameter, as
+/// tensorMapParams() computes them (no GPU needed). Arrays are innermost
+/// dimension first, as the driver takes them; entries past `rank` (past
+/// rank - 1 for the strides) are 0. Equal parameters give equal descriptors,
+/// so this is also the key of the module's descriptor cache.
+struct TensorMapParams {
+  int dataType = 0;           ///< CUtensorMapDataType (FLOAT16 = 6, BFLOAT16 = 9, ...)
+  uint32_t rank = 0;          ///< 4: (head_dim, rows, heads, batch)
+  uint64_t globalAddress = 0; ///< the tensor's data pointer
+  std::array<uint64_t, 5> globalDim{};     ///< sizes: D, L, H, B
+  std::array<uint64_t, 4> globalStrides{}; ///< bytes, of dims 1 .. rank - 1 (rows, heads, batch)
+  std::array<uint32_t, 5> boxDim{};        ///< the ArgSpec's box reversed, 1 for the axes it omits
+  std::array<uint32_t, 5> elementStrides{}; ///< 1 each: every element of the box
+  int interleave = 0;  ///< CU_TENSOR_MAP_INTERLEAVE_NONE
+  int swizzle = 0;     ///< CU_TENSOR_MAP_SWIZZLE_NONE, _32B, _64B, _128B (0 .. 3)
+  int l2Promotion = 2; ///< CU_TENSOR_MAP_L2_PROMOTION_L2_128B
+  int oobFill = 0;     ///< CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE: rows past the end read as zero
+
+  /// Every field, for comparisons.
+  auto tie() const {
+    return std::tie(dataType, rank, globalAddress, globalDim, globalStrides, boxDim,
+                    elementStrides, interleave, swizzle, l2Promotion, oobFill);
+  }
+  bool operator==(const TensorMapParams &o) const { return tie() == o.tie(); }
+  bool operator!=(const TensorMapParams &o) const { return !(*this == o); }
+  bool operator<(const TensorMapParams &o) const { return tie() < o.tie(); }
+};
+
+/// The encode parameters of tensormap argument `arg` (kind TensorMap) for
+/// tensor `t` (its ArgSpec::tensor, [batch, heads, rows, head_dim]), after
+/// checking cuTensorMapEncodeTiled's rules: rank 4; base non-null and
+/// 16-byte aligned; head_dim contiguous; sizes in [1, 2^32]; the other
+/// strides >= 0, multiples of 16 bytes and below 2^40 bytes; box entries in
+/// [1, 256], the box's inner extent a multiple of 16 bytes and, swizzled, at
+/// most the swizzle span. Throws Error(InvalidArgument) naming the tensor
+/// (Error::arg() is ArgSpec::tensor), e.g.
+///   q: tensormap 'tmap:q': expected the stride of rows to be a multiple of 16 bytes, got 1004 (2008 bytes)
+/// Error(Usage) if `arg` is not a tensormap. A pure function, no GPU needed.
+TensorMapParams tensorMapParams(const ArgSpec &arg, const TensorRef &t);
+
+/// One kernel of a launch (a variant has one per stage): its own grid rule
+/// and block_m give its grid, its threads and shared_bytes the rest.
+struct StagePlan {
   size_t kernelIndex = 0; ///< into VariantSpec::kernels
   uint32_t grid[3] = {1, 1, 1};
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0;
+};
+
+/// The result of checking: which kernels, the launch geometry, and the packed
+/// kernel parameters in the manifest's order (every stage takes the same).
+struct LaunchPlan {
+  // The primary kernel (VariantSpec::findKernel: the "attention" stage, else
+  // the last, for a single-stage variant the only one); stages[] repeats it.
+  size_t kernelIndex = 0; ///< into VariantSpec::kernels
+  uint32_t grid[3] = {1, 1, 1};
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t sharedBytes = 0;
+  /// Every kernel to launch, in order (one for a single-stage variant).
+  std::vector<StagePlan> stages;
   /// One 8-byte slot per argument: a pointer or i64 as 64 bits, an i32 in the
-  /// low 4 bytes, an f32's bits in the low 4 bytes.
+  /// low 4 bytes, an f32's bits in the low 4 bytes, for a tensormap the index
+  /// of its parameters in `tensorMaps` (the launch passes the 128-byte
+  /// descriptor encoded from them).
   std::vector<uint64_t> values;
   std::vector<ArgKind> kinds;
   std::vector<std::string> names;
+  /// The encode parameters of each tensormap argument, in argument order.
+  std::vector<TensorMapParams> tensorMaps;
   // The resolved problem.
   int64_t batch = 0, headsQ = 0, headsKv = 0, qlen = 0, klen = 0, headDim = 0;
   int64_t qOffset = 0, kOffset = 0;
 
   /// Pointers to each slot, for cuLaunchKernel (valid while `values` is).
+  /// A tensormap's entry points at its slot; the launch replaces it with
+  /// the descriptor's address.
   std::vector<void *> params();
-  /// Human-readable: "symbol grid=[x, y, z] block=[t, 1, 1] shared=N" and
-  /// one "name=value" per argument (pointers in hex).
+  /// Human-readable: "symbol grid=[x, y, z] block=[t, 1, 1] shared=N", one
+  /// such line per stage for a variant of several, and one "name=value" per
+  /// argument (pointers in hex).
   std::string describe(const VariantSpec &v) const;
 };
 
@@ -153,7 +215,7 @@ private:
   friend class Kernel;
 };
 
-/// One attention variant of a module (all its head-dim/dtype kernels).
+/// One attention variant of a module (all its head-dim/dtype/stage kernels).
 class Kernel {
 public:
   const VariantSpec &spec() const;
@@ -161,8 +223,9 @@ public:
   /// checkArguments() for this variant.
   LaunchPlan check(const LaunchArgs &a) const;
   /// Checks the arguments, then launches on `stream` (a CUstream; nullptr is
-  /// the legacy default stream) of the current context. Asynchronous, like
-  /// any kernel launch.
+  /// the legacy default stream) of the current context: each stage's kernel
+  /// in order, with the tensormap arguments' descriptors (cached by the
+  /// module). Asynchronous, like any kernel launch.
   void launch(const LaunchArgs &a, void *stream = nullptr) const;
 
 private:

@@ -92,7 +92,10 @@ typedef struct attnrt_launch_args {
   int64_t k_offset; /* read iff flags & ATTNRT_HAS_K_OFFSET; default 0 */
 } attnrt_launch_args;
 
-/* The launch geometry chosen by checking (see attnrt_kernel_check). */
+/* The launch geometry chosen by checking (see attnrt_kernel_check). For a
+ * variant of several kernels (stages, launched in manifest order) this is
+ * the primary kernel's: the stage "attention", else the last;
+ * attnrt_kernel_describe_launch lists every stage's geometry. */
 typedef struct attnrt_launch_plan {
   uint32_t grid[3];
   uint32_t block[3];
