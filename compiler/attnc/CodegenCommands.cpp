@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <stdexcept>
 
 using namespace mlir;
 
@@ -56,6 +57,35 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 /// The manifest of the generated module (docs/runtime.md).
+/// The manifest's form of a kernel parameter.
+ArgSpec argSpecOf(const KernelArg &arg) {
+  ArgSpec a;
+  a.name = arg.name;
+  switch (arg.kind) {
+  case KernelArg::Ptr: a.kind = ArgKind::Ptr; break;
+  case KernelArg::I64: a.kind = ArgKind::I64; break;
+  case KernelArg::F32: a.kind = ArgKind::F32; break;
+  case KernelArg::TensorMap:
+    a.kind = ArgKind::TensorMap;
+    a.tensor = arg.tensor;
+    a.box = arg.box;
+    a.swizzle = arg.swizzleBytes == 128 ? Swizzle::B128
+                : arg.swizzleBytes == 64 ? Swizzle::B64
+                : arg.swizzleBytes == 32 ? Swizzle::B32
+                                         : Swizzle::None;
+    break;
+  }
+  return a;
+}
+
+/// A grid rule by its manifest name (a backend writes one of these).
+GridRule gridRuleOf(const std::string &name) {
+  for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch})
+    if (name == gridRuleName(g))
+      return g;
+  throw std::logic_error("a kernel names the unknown grid rule '" + name + "'");
+}
+
 Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
                        const std::vector<GeneratedKernel> &kernels, const CodegenOptions &o) {
   Manifest m;
@@ -76,12 +106,14 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
       ks.blockN = k.info.blockN;
       ks.threads = k.info.threads;
       ks.sharedBytes = k.info.sharedBytes;
+      if (!k.info.stage.empty())
+        ks.stage = k.info.stage;
+      if (!k.info.grid.empty())
+        ks.grid = gridRuleOf(k.info.grid);
       v.kernels.push_back(ks);
       if (v.args.empty())
         for (const KernelArg &arg : k.info.args)
-          v.args.push_back({arg.name, arg.kind == KernelArg::Ptr ? ArgKind::Ptr
-                                      : arg.kind == KernelArg::I64 ? ArgKind::I64
-                                                                   : ArgKind::F32});
+          v.args.push_back(argSpecOf(arg));
     }
     v.headDims = o.headDims;
     std::sort(v.headDims.begin(), v.headDims.end());

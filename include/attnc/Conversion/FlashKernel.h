@@ -1,9 +1,13 @@
 //===- FlashKernel.h - What a generated kernel tells the runtime -*- C++ -*-===//
 //
 // The kernel ABI as the code generator records it: each kernel parameter's
-// name and kind, and what the runtime needs to launch the kernel. The
-// mma.sync backend (MmaBackend.h) writes it into the IR (attn.arg,
-// attn.kernel_info); GenerateKernels.h reads it back for the manifest.
+// name and kind, and what the runtime needs to launch the kernel. A backend
+// (MmaBackend.h) writes it into the IR: on each gpu.func argument
+// `attn.arg` (the name) and, for a TMA descriptor, `attn.tensormap`
+// ({tensor, box, swizzle}); on the gpu.func `attn.kernel_info` (variant,
+// head_dim, elem, block_m, block_n, threads, shared_bytes, and optionally
+// stage and grid for a variant of several kernels). GenerateKernels.h reads
+// it back for the manifest (docs/runtime.md).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -16,8 +20,12 @@ namespace attnc {
 
 /// One kernel parameter as the runtime's manifest names it.
 struct KernelArg {
-  std::string name;       ///< docs/runtime.md's vocabulary: q, q_stride_b, qlen, input:doc, ...
-  enum Kind { Ptr, I64, F32 } kind = Ptr;
+  std::string name;       ///< docs/runtime.md's vocabulary: q, q_stride_b, qlen, input:doc, tmap:q, ...
+  enum Kind { Ptr, I64, F32, TensorMap } kind = Ptr;
+  // For a TensorMap (a 128-byte CUtensorMap the runtime encodes at launch):
+  std::string tensor;        ///< the tensor it describes: q, k, v or o
+  std::vector<int64_t> box;  ///< the tile one TMA copy moves, in elements, outermost first
+  int64_t swizzleBytes = 0;  ///< 0 (none), 32, 64 or 128
 };
 
 /// The revision of the generated code: bump it whenever the kernels this
@@ -31,6 +39,11 @@ struct KernelInfo {
   std::string symbol;
   int64_t blockM = 0, blockN = 0, threads = 0, sharedBytes = 0;
   std::vector<KernelArg> args;
+  /// For a variant of several kernels: this one's step ("indexer", "topk",
+  /// "attention", ...), in launch order of the module; "" for the only one.
+  std::string stage;
+  /// Its own grid rule ("qtiles_heads_batch", ...), "" for the variant's.
+  std::string grid;
 };
 
 } // namespace attnc

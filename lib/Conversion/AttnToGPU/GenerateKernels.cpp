@@ -1,4 +1,9 @@
 //===- GenerateKernels.cpp - Reading the generated kernels back ----------===//
+//
+// collectKernels(): the kernel ABI (FlashKernel.h) from the attributes a
+// backend left on each gpu.func and its arguments.
+//
+//===----------------------------------------------------------------------===//
 #include "attnc/Conversion/GenerateKernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -27,11 +32,23 @@ std::vector<GeneratedKernel> collectKernels(ModuleOp module) {
     k.info.blockN = i64("block_n");
     k.info.threads = i64("threads");
     k.info.sharedBytes = i64("shared_bytes");
+    if (auto stage = info.getAs<StringAttr>("stage"))
+      k.info.stage = stage.str();
+    if (auto grid = info.getAs<StringAttr>("grid"))
+      k.info.grid = grid.str();
     for (unsigned a = 0; a < func.getNumArguments(); ++a) {
       Type t = func.getArgument(a).getType();
       KernelArg arg;
       arg.name = func.getArgAttrOfType<StringAttr>(a, "attn.arg").str();
-      arg.kind = isa<MemRefType>(t) ? KernelArg::Ptr : t.isF32() ? KernelArg::F32 : KernelArg::I64;
+      if (auto tmap = func.getArgAttrOfType<DictionaryAttr>(a, "attn.tensormap")) {
+        arg.kind = KernelArg::TensorMap;
+        arg.tensor = cast<StringAttr>(tmap.get("tensor")).str();
+        for (int64_t b : cast<DenseI64ArrayAttr>(tmap.get("box")).asArrayRef())
+          arg.box.push_back(b);
+        arg.swizzleBytes = cast<IntegerAttr>(tmap.get("swizzle")).getInt();
+      } else {
+        arg.kind = isa<MemRefType>(t) ? KernelArg::Ptr : t.isF32() ? KernelArg::F32 : KernelArg::I64;
+      }
       k.info.args.push_back(arg);
     }
     out.push_back(std::move(k));
