@@ -3,6 +3,7 @@
 # MLIR build's attnc, and checks each with ptxas: build-ptx/<example>.ptx.
 # These are what scripts/gpu_check.sh runs on the GPU machine (carry build-ptx).
 # Usage: scripts/build_ptx.sh [--target=sm_90a] [BUILD_DIR]
+# ATTNC_FLAGS adds attnc options for the examples (e.g. --backend=wgmma).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=sm_90a
@@ -15,21 +16,31 @@ for f in "$root"/examples/*.attn; do
   name=$(basename "$f" .attn)
   [ "$name" = dsa ] && continue
   start=$(date +%s%N)
-  "$build/bin/attnc" "$f" --target="$target" -o "$out/$name.ptx"
+  "$build/bin/attnc" "$f" --target="$target" ${ATTNC_FLAGS:-} -o "$out/$name.ptx"
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   regs=$("$ptxas" -arch="$target" -v "$out/$name.ptx" -o /dev/null 2>&1 | grep -o "Used [0-9]* registers" | sort -u | tr '\n' ' ')
   echo "$name: compiled in ${ms} ms; ptxas: $regs"
 done
-# The benchmark's patterns at d=128 bf16, and the same kernels at other tile
-# shapes ($BENCH_ALT_TILES, e.g. "128x64 64x32c3") that bench_attnc.py times
-# side by side (--alt).
+# The benchmark's patterns at d=128 bf16, and the same kernels built other
+# ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
+# bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
+# --ctas-per-sm=C, a wgmma prefix --backend=wgmma.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 -o "$out/bench/patterns.ptx"
-for alt in ${BENCH_ALT_TILES:-}; do # MxN, or MxNcC for --ctas-per-sm=C as well
-  flags=(--tile="${alt%c*}")
-  [[ $alt == *c* ]] && flags+=(--ctas-per-sm="${alt#*c}")
-  "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 "${flags[@]}" \
+for alt in ${BENCH_ALT_TILES:-}; do
+  flags=()
+  spec=$alt
+  if [[ $spec == wgmma* ]]; then
+    flags+=(--backend=wgmma)
+    spec=${spec#wgmma}
+    spec=${spec#-}
+  fi
+  if [ -n "$spec" ]; then
+    flags+=(--tile="${spec%c*}")
+    [[ $spec == *c* ]] && flags+=(--ctas-per-sm="${spec#*c}")
+  fi
+  "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 ${flags[@]+"${flags[@]}"} \
     -o "$out/bench/patterns_$alt.ptx"
 done
 echo "bench: $(ls "$out/bench" | tr '\n' ' ')"

@@ -3,7 +3,8 @@
 //   attnc FILE [-o OUT] [--emit=check|ast|mask|attn|tiles] [-D name=value]... [stage options]
 //   attnc run [--reference] FILE ...      (see RunCommand.cpp)
 //
-// Exit codes: 0 success, 1 errors in the input, 2 bad command line.
+// Exit codes: 0 success, 1 errors in the input, 2 bad command line, 3 internal
+// error (a bug in attnc; an exception that escapes a command lands here too).
 //
 //===----------------------------------------------------------------------===//
 #include "RunCommand.h"
@@ -26,7 +27,7 @@ using namespace attnc::dsl;
 
 namespace {
 
-constexpr int kExitOk = 0, kExitInput = 1, kExitUsage = 2;
+constexpr int kExitOk = 0, kExitInput = 1, kExitUsage = 2, kExitInternal = 3;
 
 const char *kHelp = R"(attnc: compile attention masks and selection rules into fused GPU kernels
 
@@ -65,8 +66,10 @@ R"(                      attn   the attn dialect (MLIR), one attn.variant per va
   --head-dims=64,128,256  head dims to specialise kernels for (default all three)
   --dtypes=bf16,fp16      element types (default both)
   --time-stages           print the time each compilation stage takes
+  --backend=mma-sync|wgmma  the tensor-core path: mma.sync (sm_80 and sm_90a,
+                          the default) or warpgroup MMAs (sm_90a)
   --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x64,
-                          128x32 (tuning; default by head dim and mask)
+                          128x32, 128x128 (tuning; default by head dim and mask)
   --ctas-per-sm=N         CTAs an SM should hold, 1-4: caps ptxas's registers
                           at 65536 / (128 N) (tuning; default 4 for narrow bands
                           such as |q - k| <= 64, else 1: up to 255 registers)
@@ -103,11 +106,8 @@ int usageError(const std::string &msg) {
   return kExitUsage;
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
-  if (argc >= 2 && std::strcmp(argv[1], "run") == 0)
-    return runCommand(argc - 1, argv + 1);
+/// `attnc FILE ...`: everything but `attnc run`.
+int compileCommand(int argc, char **argv) {
 
 #ifdef ATTNC_WITH_MLIR
   std::string input, output, emit = "ptx";
@@ -167,8 +167,8 @@ int main(int argc, char **argv) {
       codegen.timing = true;
     } else if (a.rfind("--tile=", 0) == 0) {
       std::string t = a.substr(7);
-      if (t != "64x64" && t != "64x32" && t != "128x64" && t != "128x32")
-        return usageError("--tile must be 64x64, 64x32, 128x64 or 128x32, got '" + t + "'");
+      if (t != "64x64" && t != "64x32" && t != "128x64" && t != "128x32" && t != "128x128")
+        return usageError("--tile must be 64x64, 64x32, 128x64, 128x32 or 128x128, got '" + t + "'");
       codegen.blockM = std::stoll(t.substr(0, t.find('x')));
       codegen.blockN = std::stoll(t.substr(t.find('x') + 1));
     } else if (a.rfind("--ctas-per-sm=", 0) == 0) {
@@ -176,6 +176,10 @@ int main(int argc, char **argv) {
       if (n != "1" && n != "2" && n != "3" && n != "4")
         return usageError("--ctas-per-sm must be 1, 2, 3 or 4, got '" + n + "'");
       codegen.ctasPerSm = std::stoll(n);
+    } else if (a.rfind("--backend=", 0) == 0) {
+      codegen.backend = a.substr(10);
+      if (codegen.backend != "mma-sync" && codegen.backend != "wgmma")
+        return usageError("--backend must be mma-sync or wgmma, got '" + codegen.backend + "'");
 #else
       if (emit == "attn" || emit == "tiles")
         return usageError("--emit=" + emit + " needs a build with MLIR (ATTNC_WITH_MLIR=ON)");
@@ -237,6 +241,10 @@ int main(int argc, char **argv) {
   }
   if (input.empty())
     return usageError("no input file");
+#ifdef ATTNC_WITH_MLIR
+  if (codegen.backend == "wgmma" && codegen.target != "sm_90a")
+    return usageError("--backend=wgmma needs --target=sm_90a, got '" + codegen.target + "'");
+#endif
 
   std::string text;
   {
@@ -276,7 +284,7 @@ int main(int argc, char **argv) {
     if (int rc = attnc::emitTiles(out, std::cerr, *program, file, tileOptions))
       return rc;
   } else if (emit == "attn") {
-    constexpr int kExitInternal = 3; // MLIRGen built IR that does not verify
+    // MLIRGen built IR that does not verify: a bug.
     if (!emitAttn(out, std::cerr, *program, file, {mlirDebugInfo}))
       return kExitInternal;
   }
@@ -304,4 +312,21 @@ int main(int argc, char **argv) {
       std::cerr << "attnc: wrote " << output << "\n";
   }
   return kExitOk;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  // An exception that escapes a command is a bug in attnc, never the
+  // input's fault: exit 3 with its message rather than abort.
+  try {
+    if (argc >= 2 && std::strcmp(argv[1], "run") == 0)
+      return runCommand(argc - 1, argv + 1);
+    return compileCommand(argc, argv);
+  } catch (const std::exception &e) {
+    std::cerr << "attnc: internal error: " << e.what() << " (please report it with the input)\n";
+  } catch (...) {
+    std::cerr << "attnc: internal error: an unknown exception (please report it with the input)\n";
+  }
+  return kExitInternal;
 }

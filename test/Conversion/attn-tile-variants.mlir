@@ -5,7 +5,9 @@
 // RUN: attnc-opt %s --attn-tile-variants='head-dims=128 dtypes=bf16' | FileCheck %s
 // RUN: attnc-opt %s --attn-tile-variants='head-dims=64,128 dtypes=bf16,fp16 target=sm_80' | FileCheck %s --check-prefix=MANY
 // RUN: attnc-opt %s --attn-tile-variants='head-dims=128 dtypes=bf16 block-m=64 block-n=32' | FileCheck %s --check-prefix=TUNED
-// RUN: not attnc-opt %s --attn-tile-variants='backend=wgmma' 2>&1 | FileCheck %s --check-prefix=BACKEND
+// RUN: not attnc-opt %s --attn-tile-variants='backend=tcgen05' 2>&1 | FileCheck %s --check-prefix=BACKEND
+// RUN: not attnc-opt %s --attn-tile-variants='backend=wgmma target=sm_80' 2>&1 | FileCheck %s --check-prefix=WGMMA-SM80
+// RUN: attnc-opt %s --attn-tile-variants='backend=wgmma target=sm_90a' | FileCheck %s --check-prefix=WGMMA
 
 attn.input @doc : i32[batch, token]
 
@@ -68,4 +70,8 @@ attn.variant @capped attributes {scale = 6.250000e-02 : f64, sink} mask {
 
 // TUNED: attn.tile.kernel @causal_d128_bf16 {{.*}}block_m = 64 : i64, block_n = 32 : i64, ctas_per_sm = 1 : i64
 
-// BACKEND: error: expected backend mma-sync, got 'wgmma'
+// BACKEND: error: expected backend mma-sync or wgmma, got 'tcgen05'
+
+// WGMMA-SM80: error: the wgmma backend needs target sm_90a, got 'sm_80'
+
+// WGMMA: attn.tile.kernel @causal_d128_bf16 {{.*}}block_m = 128 : i64, block_n = 64 : i64, ctas_per_sm = 1 : i64

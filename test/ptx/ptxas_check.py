@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Every example's PTX assembles with ptxas, for sm_80 and sm_90a, and the
-kernels for head dims 64 and 128 spill nothing (ptxas -v).
+"""Every example's PTX assembles with ptxas, for sm_80 and sm_90a (and sm_90a
+with the wgmma backend), and the kernels for head dims 64 and 128 spill
+nothing (ptxas -v).
 
-Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets sm_80,sm_90a] [--table]
+Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets=sm_80,sm_90a,sm_90a+wgmma] [--table]
+A target TARGET+BACKEND compiles with --backend=BACKEND. A wgmma chain that
+ptxas serializes (warning C7515: something touched its accumulators between
+issue and wait) fails the check too.
 Compiles each example (DSA's selection has no kernel yet) with attnc for each
 target, runs `ptxas -arch=TARGET -v`, and parses its report per kernel:
 registers, spill stores and loads. Fails on an assembler error, or on any
@@ -14,7 +18,7 @@ import os, re, subprocess, sys, tempfile, time
 
 def main():
     attnc, ptxas, examples = sys.argv[1:4]
-    targets = ["sm_80", "sm_90a"]
+    targets = ["sm_80", "sm_90a", "sm_90a+wgmma"]
     for a in sys.argv[4:]:
         if a.startswith("--targets="):
             targets = a.split("=", 1)[1].split(",")
@@ -25,19 +29,23 @@ def main():
             if not name.endswith(".attn") or name == "dsa.attn":
                 continue
             for target in targets:
-                ptx = os.path.join(tmp, f"{name}.{target}.ptx")
+                arch, _, backend = target.partition("+")
+                ptx = os.path.join(tmp, f"{name}.{arch}.{backend or 'default'}.ptx")
+                flags = [f"--backend={backend}"] if backend else []
                 t0 = time.monotonic()
-                r = subprocess.run([attnc, os.path.join(examples, name), f"--target={target}", "-o", ptx],
+                r = subprocess.run([attnc, os.path.join(examples, name), f"--target={arch}", *flags, "-o", ptx],
                                    capture_output=True, text=True)
                 secs = time.monotonic() - t0
                 if r.returncode != 0:
                     failures.append(f"{name} {target}: attnc failed: {r.stderr.strip()[:400]}")
                     continue
-                r = subprocess.run([ptxas, f"-arch={target}", "-v", ptx, "-o", os.devnull],
+                r = subprocess.run([ptxas, f"-arch={arch}", "-v", ptx, "-o", os.devnull],
                                    capture_output=True, text=True)
                 if r.returncode != 0:
                     failures.append(f"{name} {target}: ptxas failed: {r.stderr.strip()[:400]}")
                     continue
+                if "C7515" in r.stderr or "serialized" in r.stderr:
+                    failures.append(f"{name} {target}: ptxas serialized a wgmma chain: {r.stderr.strip()[:400]}")
                 kernel = None
                 spills = {}
                 for line in r.stderr.splitlines():

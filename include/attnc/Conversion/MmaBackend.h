@@ -64,7 +64,7 @@ public:
 };
 
 /// The backend named `name` for `target` (sm_80, sm_90a), or null after an
-/// error on `diagnose` ("expected backend mma-sync, got 'wgmma'").
+/// error on `diagnose` ("expected backend mma-sync or wgmma, got 'tcgen05'").
 std::unique_ptr<MmaBackend> createMmaBackend(llvm::StringRef name, llvm::StringRef target, mlir::Operation *diagnose);
 
 } // namespace attnc

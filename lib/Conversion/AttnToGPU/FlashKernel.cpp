@@ -122,12 +122,27 @@ void KernelEmitter::setupBlock() {
   Value dyn = gpu::DynamicSharedMemoryOp::create(b_, loc_, dynType);
   int64_t elemBytes = 2;
   int64_t qBytes = BM_ * LD_ * elemBytes, kvBytes = 2 * BN_ * LD_ * elemBytes;
-  auto qType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-  auto kvType = MemRefType::get({2, BN_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-  Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, cidx(0), ValueRange{});
-  Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes), ValueRange{});
-  Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes + kvBytes), ValueRange{});
-  info_.sharedBytes = qBytes + 2 * kvBytes;
+  if (wgmma_) {
+    // Swizzled tiles, flat, from the first 1024-byte boundary of the dynamic
+    // shared memory (the swizzle pattern follows address bits 4-9).
+    auto qType = MemRefType::get({BM_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    auto kvType = MemRefType::get({2, BN_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    Value raw = toI64(memref::ExtractAlignedPointerAsIndexOp::create(b_, loc_, dyn));
+    Value pad = arith::RemUIOp::create(b_, loc_, sub(ci(1024), arith::RemUIOp::create(b_, loc_, raw, ci(1024))),
+                                       ci(1024));
+    smemBase_ = add(raw, pad);
+    Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, toIndex(pad), ValueRange{});
+    Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes))), ValueRange{});
+    Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes + kvBytes))), ValueRange{});
+    info_.sharedBytes = qBytes + 2 * kvBytes + 1024;
+  } else {
+    auto qType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    auto kvType = MemRefType::get({2, BN_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, cidx(0), ValueRange{});
+    Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes), ValueRange{});
+    Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes + kvBytes), ValueRange{});
+    info_.sharedBytes = qBytes + 2 * kvBytes;
+  }
   if (summaries_) {
     auto bitsType = MemRefType::get({kSummaryTiles / 32}, i32_, MemRefLayoutAttrInterface{}, workgroup());
     visitBits_ = memref::ViewOp::create(b_, loc_, bitsType, dyn, cidx(info_.sharedBytes), ValueRange{});
@@ -152,15 +167,26 @@ SmallVector<Value> KernelEmitter::loadTile(Value smem, Value buf, int64_t rows, 
     Value valid = cmpI(arith::CmpIPredicate::slt, row, rowLimit);
     Value src = sel(valid, add(add(base, mul(row, rowStride)), col), ci(0));
     Value count = toIndex(sel(valid, ci(8), ci(0)));
-    SmallVector<Value> dst = {toIndex(r), toIndex(col)};
-    if (buf)
-      dst.insert(dst.begin(), buf);
+    SmallVector<Value> dst = tileIndex(buf, r, col, rows);
     auto copy = nvgpu::DeviceAsyncCopyOp::create(b_, loc_, nvgpu::DeviceAsyncTokenType::get(b_.getContext()), smem,
                                                  dst, global, ValueRange{toIndex(src)},
                                                  b_.getIndexAttr(8), count, b_.getUnitAttr());
     tokens.push_back(copy);
   }
   return tokens;
+}
+
+SmallVector<Value> KernelEmitter::tileIndex(Value buf, Value row, Value col, int64_t rows) {
+  SmallVector<Value> idx;
+  if (buf)
+    idx.push_back(buf);
+  if (wgmma_) {
+    idx.push_back(toIndex(swizzledIndex(row, col, rows)));
+  } else {
+    idx.push_back(toIndex(row));
+    idx.push_back(toIndex(col));
+  }
+  return idx;
 }
 
 //===----------------------------------------------------------------------===//
@@ -216,7 +242,10 @@ void KernelEmitter::lowerOp(Operation &op) {
       // key loop streams them in (double buffering).
       .Case([&](attn::TileLoadKOp load) { shared_[load.getTile()] = {Ks_, scalars_.lookup(load.getN())}; })
       .Case([&](attn::TileLoadVOp load) { shared_[load.getTile()] = {Vs_, scalars_.lookup(load.getN())}; })
-      .Case([&](attn::TileQKOp qk) { regs_[qk.getS()] = scoresQK(shared_.at(qk.getQ()), shared_.at(qk.getK())); })
+      .Case([&](attn::TileQKOp qk) {
+        SharedTile q = shared_.at(qk.getQ()), k = shared_.at(qk.getK());
+        regs_[qk.getS()] = wgmma_ ? scoresQKWgmma(q, k) : scoresQK(q, k);
+      })
       .Case([&](attn::TileScoreOp score) {
         SmallVector<Value> s = regsOf(score.getS());
         applyScore(s, score.getScale().convertToDouble(), colFirst_);
@@ -243,7 +272,10 @@ void KernelEmitter::lowerOp(Operation &op) {
       })
       .Case([&](attn::TilePVOp pv) {
         SmallVector<Value> acc = regsOf(pv.getAcc());
-        accumulatePV(regsOf(pv.getP()), shared_.at(pv.getV()), acc);
+        if (wgmma_)
+          accumulatePVWgmma(regsOf(pv.getP()), shared_.at(pv.getV()), acc);
+        else
+          accumulatePV(regsOf(pv.getP()), shared_.at(pv.getV()), acc);
         regs_[pv.getResult()] = acc;
       })
       .Case([&](arith::AddFOp a) { // elementwise on fp32 tiles: register by register
@@ -322,6 +354,8 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
     // Everything but the group just committed (the next tile) has landed.
     NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 1);
+    if (wgmma_) // the tensor cores read shared memory through the async proxy
+      ptxStatement("fence.proxy.async.shared::cta;");
     barrier();
     Value needMask = classifyTile(n).second;
     if (summaries_) {
@@ -391,7 +425,7 @@ void KernelEmitter::emitEpilogue(ArrayRef<Value> mRegs, ArrayRef<Value> lRegs, A
       Value pair = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_), ValueRange{x, y});
       Value packed = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), pair);
       Value col = add(ci(t * 8), mul(inQuad_, ci(2)));
-      vector::StoreOp::create(b_, loc_, packed, Qs_, ValueRange{toIndex(rows[r]), toIndex(col)}, false,
+      vector::StoreOp::create(b_, loc_, packed, Qs_, tileIndex(Value(), rows[r], col, BM_), false,
                               llvm::MaybeAlign(4));
     }
     Value row = add(rowBase_, rows[r]);
@@ -413,7 +447,7 @@ void KernelEmitter::emitEpilogue(ArrayRef<Value> mRegs, ArrayRef<Value> lRegs, A
     auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::slt, globalRow, qlen_), false);
     OpBuilder::InsertionGuard g5(b_);
     b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
-    Value x = vector::LoadOp::create(b_, loc_, chunk, Qs_, ValueRange{toIndex(row), toIndex(col)}, false,
+    Value x = vector::LoadOp::create(b_, loc_, chunk, Qs_, tileIndex(Value(), row, col, BM_), false,
                                      llvm::MaybeAlign(16));
     Value at = add(add(oBase, mul(globalRow, osl_)), col);
     vector::StoreOp::create(b_, loc_, x, o_, ValueRange{toIndex(at)}, false, llvm::MaybeAlign(16));

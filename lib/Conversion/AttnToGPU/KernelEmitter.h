@@ -1,7 +1,7 @@
 //===- KernelEmitter.h - The mma.sync backend's kernel builder -*- C++ -*-===//
 //
 // KernelEmitter lowers one attn.tile.kernel to a gpu.func for the mma.sync
-// backend (MmaSyncBackend.cpp): it walks the tile program in order and
+// and wgmma backends (MmaSyncBackend.cpp): it walks the tile program in order and
 // lowers each tile op on register fragments (AccLayout). Its parts live in:
 //   FlashKernel.cpp    the signature, block set-up, the tile program walk,
 //                      the key loop (K/V double buffering) and the epilogue;
@@ -10,6 +10,8 @@
 //                      and the per-CTA input summaries;
 //   TileCompute.cpp    one key tile: S on tensor cores, score, mask, rescale,
 //                      exp, O += P V;
+//   WgmmaCompute.cpp   the wgmma path of S and O += P V (sm_90a) and its
+//                      swizzled shared-memory layout;
 //   VariantRegions.cpp the variant's mask and score regions cloned per element
 //                      (lowered after by attn-lower-region-ops' patterns).
 //
@@ -45,10 +47,16 @@ inline constexpr double kLog2e = 1.4426950408889634;
 
 using analysis::Term;
 
-/// The mma.sync backend's fixed shape of a CTA.
-struct MmaSyncParams {
+/// What a backend fixes about the CTA and its tensor-core path.
+struct EmitterParams {
   int64_t warps = 4; ///< each holds block_m / warps query rows
   int64_t pad = 8;   ///< elements of padding per shared-memory row (no bank conflicts for ldmatrix)
+  /// Warpgroup MMAs (sm_90a; WgmmaCompute.cpp): S = Q K^T with Q and K from
+  /// shared memory, O += P V with P from registers, Q/K/V tiles in 128-byte
+  /// swizzled shared memory (no padding) and warps = block_m / 16, so each
+  /// warp holds one 16-row m-tile (the wgmma accumulator layout is then
+  /// AccLayout with mTiles = 1). Else mma.sync m16n8k16 with ldmatrix.
+  bool wgmma = false;
   int64_t threads() const { return 32 * warps; }
 };
 
@@ -86,7 +94,7 @@ struct InputArg {
 
 class KernelEmitter : IntArith {
 public:
-  KernelEmitter(OpBuilder &b, attn::TileKernelOp kernel, const analysis::KeyIntervals &ki, MmaSyncParams params)
+  KernelEmitter(OpBuilder &b, attn::TileKernelOp kernel, const analysis::KeyIntervals &ki, EmitterParams params)
       : IntArith(b, kernel.getLoc()), kernel_(kernel), variant_(kernel.getVariantOp()), ki_(ki), params_(params) {
     D_ = int64_t(kernel.getHeadDim());
     bf16_ = kernel.getElem().isBF16();
@@ -96,7 +104,8 @@ public:
     kWarps = params.warps;
     kThreads = params.threads();
     kSummaryTiles = 32 * kThreads;
-    LD_ = D_ + params.pad;
+    wgmma_ = params.wgmma;
+    LD_ = wgmma_ ? D_ : D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
     std::function<bool(const Term &)> readsToken = [&](const Term &t) {
       if (t.kind == Term::Kind::Input)
@@ -120,10 +129,11 @@ private:
   attn::TileKernelOp kernel_;
   attn::VariantOp variant_;
   const analysis::KeyIntervals &ki_;
-  MmaSyncParams params_;
+  EmitterParams params_;
   int64_t kWarps, kThreads; ///< the CTA's warps and threads (params_)
   int64_t D_, BM_, BN_, LD_, MT_; ///< MT_: 16-row m-tiles per warp
   bool bf16_ = true;
+  bool wgmma_ = false; ///< EmitterParams::wgmma
   KernelInfo info_;
 
   // The tile program's values as this backend holds them.
@@ -149,6 +159,7 @@ private:
   Value quad_, inQuad_, laneRow16_, laneHalf_, lane8_, laneOct_;
   SmallVector<Value> qPos_; ///< absolute query position of each row a lane holds
   Value Qs_, Ks_, Vs_;
+  Value smemBase_; ///< wgmma: the shared address (i64) of the Q tile, 1024-byte aligned; K and V follow
 
   // --- small helpers -----------------------------------------------------------
   Value ci32(int64_t v) { return arith::ConstantIntOp::create(b_, loc_, i32_, v); }
@@ -183,6 +194,18 @@ private:
   SmallVector<Value> loadTile(Value smem, Value buf, int64_t rows, Value global, Value base, Value rowStart,
                               Value rowLimit, Value rowStride);
   Value nextVisited(Value n, Value last);
+  /// The indices of element (row, col) of a tile of `rows` rows in its
+  /// shared view (`buf`: the buffer of a double-buffered one, or null):
+  /// [row][col] in padded rows, or the 128-byte swizzled position (wgmma).
+  SmallVector<Value> tileIndex(Value buf, Value row, Value col, int64_t rows);
+  // The wgmma path (WgmmaCompute.cpp).
+  Value swizzledIndex(Value row, Value col, int64_t rows);
+  Value tileAddress(SharedTile t, int64_t offsetBytes, int64_t tileBytes);
+  Value wgmmaDescriptor(Value address, int64_t leadingBytes, int64_t strideBytes);
+  void ptxStatement(StringRef code);
+  SmallVector<Value> scoresQKWgmma(SharedTile q, SharedTile k);
+  void accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
+  Value packPairI32(Value x, Value y);
   // The tile ops of one key tile (TileCompute.cpp).
   Value keyAt(Value colFirst, int64_t j, int64_t e);
   Value queryAt(int64_t mt, int64_t e);

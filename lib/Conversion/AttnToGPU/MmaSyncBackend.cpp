@@ -1,9 +1,13 @@
-//===- MmaSyncBackend.cpp - The mma.sync backend --------------------------===//
+//===- MmaSyncBackend.cpp - The mma.sync and wgmma backends ---------------===//
 //
-// The MMA backend for sm_80 and newer (sm_90a until a wgmma backend lands):
-// 4 warps, m16n8k16 fragments (AccLayout), padded shared-memory rows,
-// cp.async double buffering of K/V. Tiles from TilePolicy.h; the lowering
-// itself is KernelEmitter (FlashKernel.cpp and its neighbours).
+// mma-sync, for sm_80 and newer: 4 warps, m16n8k16 fragments (AccLayout),
+// padded shared-memory rows, cp.async double buffering of K/V. Tiles from
+// TilePolicy.h.
+// wgmma, for sm_90a: block_m / 16 warps (two warpgroups at block_m 128),
+// S = Q K^T and O += P V on warpgroup MMAs from 128-byte swizzled shared
+// memory (WgmmaCompute.cpp), the same cp.async double buffering.
+// The lowering itself is KernelEmitter (FlashKernel.cpp and its neighbours)
+// for both: one template, specialised by EmitterParams.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -35,7 +39,7 @@ public:
 
   LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
                             gpu::GPUModuleOp module) const override {
-    flash::MmaSyncParams params;
+    flash::EmitterParams params;
     if (int64_t(kernel.getBlockM()) % (16 * params.warps) != 0 || int64_t(kernel.getBlockN()) % 16 != 0)
       return kernel.emitOpError() << "expected block_m a multiple of " << 16 * params.warps
                                   << " and block_n of 16 for the mma-sync backend, got " << kernel.getBlockM() << "x"
@@ -50,6 +54,39 @@ private:
   bool hopper_; ///< sm_90a: ptxas allocates registers differently, so other tiles pay
 };
 
+class WgmmaBackend : public MmaBackend {
+public:
+  StringRef name() const override { return "wgmma"; }
+
+  TileChoice chooseTiles(attn::VariantOp, const analysis::KeyIntervals &, int64_t,
+                         const TileOverrides &o) const override {
+    TileChoice t;
+    t.blockM = o.blockM ? o.blockM : 128;
+    t.blockN = o.blockN ? o.blockN : 64;
+    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : 1;
+    return t;
+  }
+
+  LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
+                            gpu::GPUModuleOp module) const override {
+    // The swizzled layout takes the head dim in 64-element chunks; a
+    // warpgroup holds 64 query rows; an m64nN wgmma takes N <= 256.
+    const int64_t d = int64_t(kernel.getHeadDim()), bm = int64_t(kernel.getBlockM()), bn = int64_t(kernel.getBlockN());
+    if (d % 64 != 0 || (bm != 64 && bm != 128) || bn % 16 != 0 || bn > 256)
+      return kernel.emitOpError() << "expected a head dim that is a multiple of 64, block_m 64 or 128 and block_n a "
+                                     "multiple of 16 up to 256 for the wgmma backend, got head dim "
+                                  << d << " and " << bm << "x" << bn;
+    flash::EmitterParams params;
+    params.warps = bm / 16;
+    params.pad = 0;
+    params.wgmma = true;
+    OpBuilder b(kernel.getContext());
+    flash::KernelEmitter emitter(b, kernel, intervals, params);
+    emitter.build(module);
+    return success();
+  }
+};
+
 } // namespace
 
 std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, Operation *diagnose) {
@@ -59,7 +96,14 @@ std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, O
   }
   if (name == "mma-sync")
     return std::make_unique<MmaSyncBackend>(target == "sm_90a");
-  diagnose->emitError() << "expected backend mma-sync, got '" << name << "'";
+  if (name == "wgmma") {
+    if (target != "sm_90a") {
+      diagnose->emitError() << "the wgmma backend needs target sm_90a, got '" << target << "'";
+      return nullptr;
+    }
+    return std::make_unique<WgmmaBackend>();
+  }
+  diagnose->emitError() << "expected backend mma-sync or wgmma, got '" << name << "'";
   return nullptr;
 }
 

@@ -1,0 +1,184 @@
+//===- WgmmaCompute.cpp - S = Q K^T and O += P V on warpgroup MMAs -------===//
+//
+// The wgmma path of attn.tile.qk and attn.tile.pv (sm_90a), taken when
+// EmitterParams::wgmma is set. Each warpgroup (4 consecutive warps) owns 64
+// query rows; warp w of it the 16 rows 16 w .. 16 w + 15, so the wgmma
+// accumulator of an m64nN tile is AccLayout{1, N / 8} in each thread (lane t:
+// rows t/4 and t/4 + 8, columns 8 j + 2 (t % 4) + {0, 1}) and every softmax
+// step of TileCompute.cpp applies unchanged.
+//
+// Shared memory: each tile of R rows and D columns (D a multiple of 64) is
+// D / 64 column chunks of R rows x 128 bytes, each row's eight 16-byte
+// pieces permuted by XOR with (row % 8): the 128-byte swizzle that TMA
+// writes and wgmma reads (the tiles start 1024-byte aligned).
+//   S = Q K^T: both operands K-major from shared memory; the descriptor of
+//     k-step kk (16 columns) starts at chunk kk / 4, byte 32 (kk % 4) of the
+//     row; 8-row groups 1024 bytes apart.
+//   O += P V: P from registers (the m16n8k16 A fragment, per warp), V
+//     N-major (transposed B): the descriptor of key step c starts at row
+//     16 c; column chunks R x 128 bytes apart, 8-row groups 1024 bytes apart.
+// Checked on the H200 against a float64 product before use (the layouts,
+// both descriptors and the register A operand).
+//
+// MLIR 22's nvvm.wgmma.mma_async takes no register A operand (llvm-project
+// issue 133733), and a chain of wgmmas must not let anything touch its
+// accumulators between issue and wait: each GEMM is therefore one inline
+// PTX block (fence, the k-steps, commit, wait).
+//
+//===----------------------------------------------------------------------===//
+#include "KernelEmitter.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <string>
+
+using namespace mlir;
+
+namespace attnc::flash {
+
+namespace {
+constexpr int64_t kSwizzleBytes = 128;                   ///< one row of a column chunk
+constexpr int64_t kChunkCols = kSwizzleBytes / 2;        ///< 64 16-bit elements
+constexpr int64_t kGroupBytes = 8 * kSwizzleBytes;       ///< 8 rows: the swizzle's period
+constexpr int64_t kMaxPvN = 128;                         ///< O columns per wgmma block (64 accumulators)
+
+/// "{$first, $first+1, ..., $first+n-1}".
+std::string operandList(int64_t first, int64_t n) {
+  std::string s = "{";
+  for (int64_t i = 0; i < n; ++i)
+    s += (i ? ", $" : "$") + std::to_string(first + i);
+  return s + "}";
+}
+} // namespace
+
+/// Element (row, col) of a swizzled tile of `rows` rows.
+Value KernelEmitter::swizzledIndex(Value row, Value col, int64_t rows) {
+  auto shr = [&](Value v, int64_t bits) { return Value(arith::ShRUIOp::create(b_, loc_, v, ci(bits))); };
+  auto andI = [&](Value v, int64_t mask) { return Value(arith::AndIOp::create(b_, loc_, v, ci(mask))); };
+  Value piece = shr(col, 3); // 16-byte pieces
+  Value chunk = shr(piece, 3), inChunk = andI(piece, 7);
+  Value swizzled = arith::XOrIOp::create(b_, loc_, inChunk, andI(row, 7));
+  return add(add(mul(chunk, ci(rows * kChunkCols)), mul(row, ci(kChunkCols))),
+             add(mul(swizzled, ci(8)), andI(col, 7)));
+}
+
+/// The shared address of tile `t` (its buffer, if double-buffered), which
+/// starts `offsetBytes` after the Q tile, each buffer `tileBytes` long.
+Value KernelEmitter::tileAddress(SharedTile t, int64_t offsetBytes, int64_t tileBytes) {
+  Value a = add(smemBase_, ci(offsetBytes));
+  if (t.buf)
+    a = add(a, mul(toI64(t.buf), ci(tileBytes)));
+  return a;
+}
+
+/// A wgmma shared-memory matrix descriptor: start address, leading and
+/// stride byte offsets (each in 16-byte units, 14 bits), 128-byte swizzle.
+Value KernelEmitter::wgmmaDescriptor(Value address, int64_t leadingBytes, int64_t strideBytes) {
+  Value start = arith::AndIOp::create(b_, loc_, arith::ShRUIOp::create(b_, loc_, address, ci(4)), ci(0x3FFF));
+  int64_t fixed = ((leadingBytes >> 4) << 16) | ((strideBytes >> 4) << 32) | (int64_t(1) << 62);
+  return arith::OrIOp::create(b_, loc_, start, ci(fixed));
+}
+
+/// One PTX statement with no operands and side effects (a fence).
+void KernelEmitter::ptxStatement(StringRef code) {
+  LLVM::InlineAsmOp::create(b_, loc_, TypeRange{}, ValueRange{}, code, "", /*has_side_effects=*/true,
+                            /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+                            LLVM::AsmDialectAttr(), ArrayAttr());
+}
+
+/// Two fp32 values as one 32-bit register of two 16-bit elements.
+Value KernelEmitter::packPairI32(Value x, Value y) {
+  Value p = packPair(x, y); // i32 for bf16, vector<2xf16> for fp16
+  if (p.getType() == i32_)
+    return p;
+  Value asInt = vector::BitCastOp::create(b_, loc_, VectorType::get({1}, i32_), p);
+  return vector::ExtractOp::create(b_, loc_, asInt, ArrayRef<int64_t>{0});
+}
+
+/// attn.tile.qk: this warpgroup's 64 rows of S = Q K^T, m64n{BN}k16 per 16
+/// columns of the head dim, in scoreLayout().
+SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
+  const int64_t n = BN_ / 2, steps = D_ / 16;
+  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
+  Value warpgroup = arith::DivUIOp::create(b_, loc_, warp_, ci(4));
+  Value qAddr = add(tileAddress(q, 0, 0), mul(warpgroup, ci(64 * kSwizzleBytes)));
+  Value kAddr = tileAddress(k, BM_ * D_ * 2, BN_ * D_ * 2);
+  SmallVector<Value> operands;
+  std::string asmText = "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
+  for (int64_t kk = 0; kk < steps; ++kk) {
+    int64_t inRow = (kk % 4) * 32; // 16 columns: 32 bytes of the 128-byte row
+    operands.push_back(wgmmaDescriptor(add(qAddr, ci((kk / 4) * BM_ * kSwizzleBytes + inRow)), 16, kGroupBytes));
+    operands.push_back(wgmmaDescriptor(add(kAddr, ci((kk / 4) * BN_ * kSwizzleBytes + inRow)), 16, kGroupBytes));
+    if (kk == 1)
+      asmText += "setp.eq.b32 p, 0, 0;\n"; // accumulate from the second step on
+    asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(BN_) + "k16" + types + " " + operandList(0, n) +
+               ", $" + std::to_string(n + 2 * kk) + ", $" + std::to_string(n + 2 * kk + 1) + ", p, 1, 1, 0, 0;\n";
+  }
+  asmText += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+  std::string constraints;
+  for (int64_t i = 0; i < n; ++i)
+    constraints += "=f,";
+  for (int64_t i = 0; i < 2 * steps; ++i)
+    constraints += i + 1 < 2 * steps ? "l," : "l";
+  SmallVector<Type> fields(n, f32_);
+  auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
+  auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands, asmText, constraints, /*has_side_effects=*/true,
+                                      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+                                      LLVM::AsmDialectAttr(), ArrayAttr());
+  SmallVector<Value> s;
+  for (int64_t i = 0; i < n; ++i)
+    s.push_back(LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i}));
+  return s;
+}
+
+/// attn.tile.pv: acc += P V for this warpgroup's rows, m64n{<=128}k16 per
+/// 16 keys with P (scoreLayout(), fp32) packed into A fragments.
+void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc) {
+  const AccLayout layout = scoreLayout();
+  const int64_t keySteps = BN_ / 16, pieceN = std::min(D_, kMaxPvN), pieces = D_ / pieceN, n = pieceN / 2;
+  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
+  SmallVector<Value> a; // 4 registers per key step
+  for (int64_t c = 0; c < keySteps; ++c) {
+    auto P = [&](int64_t j, int64_t e) { return p[layout.index(0, j, e)]; };
+    llvm::append_range(a, SmallVector<Value>{packPairI32(P(2 * c, 0), P(2 * c, 1)), packPairI32(P(2 * c, 2), P(2 * c, 3)),
+                                             packPairI32(P(2 * c + 1, 0), P(2 * c + 1, 1)),
+                                             packPairI32(P(2 * c + 1, 2), P(2 * c + 1, 3))});
+  }
+  Value vAddr = tileAddress(v, BM_ * D_ * 2 + 2 * BN_ * D_ * 2, BN_ * D_ * 2);
+  for (int64_t piece = 0; piece < pieces; ++piece) {
+    // Operands: n accumulators (tied to the outputs), the A registers, one
+    // descriptor per key step.
+    SmallVector<Value> operands(acc.begin() + piece * n, acc.begin() + (piece + 1) * n);
+    llvm::append_range(operands, a);
+    const int64_t firstA = 2 * n, firstDesc = firstA + 4 * keySteps;
+    std::string asmText = "{\n.reg .pred p;\nsetp.eq.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
+    for (int64_t c = 0; c < keySteps; ++c) {
+      int64_t offset = (piece * pieceN / kChunkCols) * BN_ * kSwizzleBytes + c * 16 * kSwizzleBytes;
+      operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
+      asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(pieceN) + "k16" + types + " " +
+                 operandList(0, n) + ", " + operandList(firstA + 4 * c, 4) + ", $" + std::to_string(firstDesc + c) +
+                 ", p, 1, 1, 1;\n";
+    }
+    asmText += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+    std::string constraints;
+    for (int64_t i = 0; i < n; ++i)
+      constraints += "=f,";
+    for (int64_t i = 0; i < n; ++i)
+      constraints += std::to_string(i) + ",";
+    for (int64_t i = 0; i < 4 * keySteps; ++i)
+      constraints += "r,";
+    for (int64_t c = 0; c < keySteps; ++c)
+      constraints += c + 1 < keySteps ? "l," : "l";
+    SmallVector<Type> fields(n, f32_);
+    auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
+    auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands, asmText, constraints, /*has_side_effects=*/true,
+                                        /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+                                        LLVM::AsmDialectAttr(), ArrayAttr());
+    for (int64_t i = 0; i < n; ++i)
+      acc[piece * n + i] = LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i});
+  }
+}
+
+} // namespace attnc::flash
