@@ -8,6 +8,9 @@ dense and causal at L=16384 (B=1, 16 heads, d=128, bf16); sliding windows
 1024 and 4096, ModernBERT local (|q-k| <= 64) and packed documents (mean 2K)
 at L=131072. Random inputs, warm-up, median of many runs
 (triton.testing.do_bench). Effective TFLOP/s = 4 * D * allowed pairs * B * H / time.
+Also dense d=64 and d=256, causal GQA 32:8, dense B=4 at L=4096 and causal
+B=2 at L=5000 (the Hopper issue's table); the PTX needs head dims 64, 128
+and 256 (scripts/build_ptx.sh builds them).
 Prints one table; ratios are ours / anchor (time ratio anchor/ours).
 --alt LABEL=PTX (repeatable) also times other builds of the same patterns
 (e.g. another --tile) on every case in the same run; bench/plot_bench.py
@@ -69,31 +72,49 @@ def main():
     D, H = 128, 16
     print("device", torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
 
-    # Dense and causal at L = 16384 against cuDNN SDPA and FlexAttention.
-    L, B = 16384, 1
-    q = torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16)
-    k = torch.randn_like(q)
-    v = torch.randn_like(q)
-    out = torch.empty_like(q)
-    lse = torch.empty(B, H, L, device=dev, dtype=torch.float32)
+    # Dense and causal against cuDNN SDPA and FlexAttention: performance.md's
+    # L = 16384 rows (B=1, 16 heads, d=128), then the Hopper issue's other
+    # shapes: d=64 (32 heads) and d=256 (8 heads), GQA 32:8, a batch of 4 at
+    # L=4096, and an odd length (B=2, L=5000).
     wanted = set(args.cases.split(",")) if args.cases else None
-    for name, causal in (("dense", False), ("causal", True)):
+    shapes = [  # name, variant, B, Hq, Hkv, L, D
+        ("dense", "dense", 1, 16, 16, 16384, 128),
+        ("causal", "causal", 1, 16, 16, 16384, 128),
+        ("dense_d64", "dense", 1, 32, 32, 16384, 64),
+        ("dense_d256", "dense", 1, 8, 8, 16384, 256),
+        ("causal_gqa32_8", "causal", 1, 32, 8, 16384, 128),
+        ("dense_b4_4096", "dense", 4, 16, 16, 4096, 128),
+        ("causal_b2_5000", "causal", 2, 16, 16, 5000, 128),
+    ]
+    for name, variant, B, Hq, Hkv, L, Dh in shapes:
         if wanted and name not in wanted:
             continue
+        causal = variant == "causal"
+        q = torch.randn(B, Hq, L, Dh, device=dev, dtype=torch.bfloat16)
+        k = torch.randn(B, Hkv, L, Dh, device=dev, dtype=torch.bfloat16)
+        v = torch.randn_like(k)
+        out = torch.empty_like(q)
+        lse = torch.empty(B, Hq, L, device=dev, dtype=torch.float32)
         pairs = pairs_causal(L) if causal else L * L
-        flops = 4 * B * H * pairs * D
-        kern = mod.variant(name)
+        flops = 4 * B * Hq * pairs * Dh
+        kern = mod.variant(variant)
         ms = bench(lambda: kern(q, k, v, out=out, lse=lse))
+        # cuDNN with K/V expanded to every query head where it takes no GQA
+        # (the expansion is outside the timing).
+        kc, vc = (k, v) if Hq == Hkv else (k.repeat_interleave(Hq // Hkv, 1), v.repeat_interleave(Hq // Hkv, 1))
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-            ms_c = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+            ms_c = bench(lambda: F.scaled_dot_product_attention(q, kc, vc, is_causal=causal))
+        del kc, vc
         bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, L, L, device=dev, _compile=True) if causal else None
-        flex(q, k, v, block_mask=bm)
-        ms_f = bench(lambda: flex(q, k, v, block_mask=bm))
-        alt = time_alts(name, lambda kr: kr(q, k, v, out=out, lse=lse))
-        rec(case=name, L=L, ours_ms=ms, ours_tflops=flops / ms / 1e9, alt_ms=alt, cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9,
-            flex_ms=ms_f, flex_tflops=flops / ms_f / 1e9, vs_cudnn=ms_c / ms, vs_flex=ms_f / ms)
-    del q, k, v, out, lse
-    torch.cuda.empty_cache()
+        gqa = Hq != Hkv
+        flex(q, k, v, block_mask=bm, enable_gqa=gqa)
+        ms_f = bench(lambda: flex(q, k, v, block_mask=bm, enable_gqa=gqa))
+        alt = time_alts(variant, lambda kr: kr(q, k, v, out=out, lse=lse))
+        rec(case=name, L=L, B=B, Hq=Hq, Hkv=Hkv, D=Dh, ours_ms=ms, ours_tflops=flops / ms / 1e9, alt_ms=alt,
+            cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9, flex_ms=ms_f, flex_tflops=flops / ms_f / 1e9,
+            vs_cudnn=ms_c / ms, vs_flex=ms_f / ms)
+        del q, k, v, out, lse
+        torch.cuda.empty_cache()
 
     if not args.skip_long:
         L = 131072

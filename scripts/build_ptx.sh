@@ -21,13 +21,13 @@ for f in "$root"/examples/*.attn; do
   regs=$("$ptxas" -arch="$target" -v "$out/$name.ptx" -o /dev/null 2>&1 | grep -o "Used [0-9]* registers" | sort -u | tr '\n' ' ')
   echo "$name: compiled in ${ms} ms; ptxas: $regs"
 done
-# The benchmark's patterns at d=128 bf16, and the same kernels built other
+# The benchmark's patterns (bf16, head dims 64, 128 and 256), and the same kernels built other
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
 # --ctas-per-sm=C, a wgmma prefix --backend=wgmma.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
-"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 -o "$out/bench/patterns.ptx"
+"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()
   spec=$alt
@@ -40,7 +40,7 @@ for alt in ${BENCH_ALT_TILES:-}; do
     flags+=(--tile="${spec%c*}")
     [[ $spec == *c* ]] && flags+=(--ctas-per-sm="${spec#*c}")
   fi
-  "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --head-dims=128 --dtypes=bf16 ${flags[@]+"${flags[@]}"} \
+  "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 ${flags[@]+"${flags[@]}"} \
     -o "$out/bench/patterns_$alt.ptx"
 done
 echo "bench: $(ls "$out/bench" | tr '\n' ' ')"
