@@ -58,6 +58,10 @@ def main():
     torch.manual_seed(0)
     mod = attnc.load(args.ptx)
     alts = [(a.split("=", 1)[0], attnc.load(a.split("=", 1)[1])) for a in args.alt]
+    # One compiled FlexAttention per shape and mask: more than dynamo's
+    # default 8 recompilations, after which it would run eagerly (O(L^2) memory).
+    torch._dynamo.config.cache_size_limit = 64
+    torch._dynamo.config.accumulated_cache_size_limit = 512
     flex = torch.compile(flex_attention, dynamic=False)
     rows = []
 

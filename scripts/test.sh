@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test that needs no GPU: unit tests, lit
-# tests, the malformed-input and reference cross-checks (ctest), then the
-# parser fuzzer for FUZZ_SECONDS (default 60).
+# tests, the malformed-input and reference cross-checks (ctest), then random
+# valid programs through the whole compiler for ATTNC_GEN_SECONDS (default
+# 60, from ATTNC_GEN_SEED, default 1; docs/codegen.md) and the parser fuzzer
+# for FUZZ_SECONDS (default 60).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${ATTNC_BUILD_DIR:-$root/build}
@@ -9,6 +11,13 @@ build=${ATTNC_BUILD_DIR:-$root/build}
 "$root/scripts/build.sh" -DATTNC_BUILD_TESTS=ON
 echo "== ctest"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)"
+echo "== generated programs"
+gen=$build/unittests/attnc_generated_program_tests
+if [ -x "$gen" ]; then
+  ATTNC_GEN_OUT=${ATTNC_GEN_OUT:-$build/fuzz-failures} "$gen" --gtest_filter=GeneratedPrograms.Random --gtest_brief=1
+else
+  echo "(not built: a build without MLIR)"
+fi
 echo "== fuzz"
 "$root/fuzz/run.sh" "$root/build-fuzz"
 echo "all tests passed"

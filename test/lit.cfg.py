@@ -6,7 +6,8 @@ import lit.formats
 config.name = "attnc"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".attn", ".test", ".mlir"]
-config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "robustness", "reference", "runtime", "gpu", "ptx"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "robustness", "reference", "runtime", "gpu", "ptx",
+                   "fuzz-regressions"]  # replayed by codegen.generated_programs (ctest)
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
 config.substitutions.append(("%examples", os.path.join(config.attnc_src_root, "examples")))

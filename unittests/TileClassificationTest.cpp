@@ -186,14 +186,20 @@ std::optional<KernelVerdicts> kernelRule(mlir::MLIRContext &ctx, const dsl::Chec
     };
     if (tokenRanges)
       env.tokenInput = [&](const analysis::Term &read) -> ValueRange64 {
+        int tokenAxes = 0;
+        analysis::Range pos;
         for (analysis::Var v : read.inputIndex)
           if (v == analysis::Var::Q || v == analysis::Var::K) {
             // The kernel reads q's ranges over the CTA's rows, k's over the tile.
-            analysis::Range pos = v == analysis::Var::Q ? qr : g.keyRange(tile);
-            analysis::Range r = inputs.range(read, g.batch, g.head, pos);
-            return {c(r.lo), c(r.hi)};
+            pos = v == analysis::Var::Q ? qr : g.keyRange(tile);
+            ++tokenAxes;
           }
-        return {c(-analysis::kInf), c(analysis::kInf)};
+        // Reads of no token axis or of several (allow[q, k]) are unknown to
+        // the kernel, as is the analysis' <opaque> stand-in.
+        if (tokenAxes != 1 || p.findInput(read.input) < 0)
+          return {c(-analysis::kInf), c(analysis::kInf)};
+        analysis::Range r = inputs.range(read, g.batch, g.head, pos);
+        return {c(r.lo), c(r.hi)};
       };
     return env;
   };
@@ -488,7 +494,7 @@ private:
   std::string n(int64_t lo, int64_t hi) { return std::to_string(c(lo, hi)); }
 
   std::string atom() {
-    switch (rng_() % 24) {
+    switch (rng_() % 27) {
     case 0: return "k <= q";
     case 1: return "k < q";
     case 2: return "q - k < " + n(-20, 2000);
@@ -512,6 +518,9 @@ private:
     case 20: return "(q + " + n(0, 700) + ") / " + n(1, 900) + " >= (k - " + n(0, 300) + ") / " + n(1, 900);
     case 21: usesInputs = true; return "doc[b, q] == doc[b, k]";
     case 22: usesInputs = true; return "k < prefix[b]";
+    case 23: usesInputs = true; return "glob[b, k] || glob[b, q]";    // a row condition on an input (issue 13)
+    case 24: usesInputs = true; return "allow[q, k]";                 // two token axes: a 2-D table
+    case 25: usesInputs = true; return "allow[k, q] || k <= q";
     default: usesInputs = true; return "glob[b, k]";
     }
   }
@@ -523,12 +532,18 @@ TEST(TileClassification, GeneratedMasksAgainstBruteForce) {
   for (int i = 0; i < scaled(1000); ++i) {
     MaskGenerator gen(rng);
     std::string m = gen.mask(3);
-    std::string src = "input doc : i32[batch, token];\ninput prefix : i32[batch];\ninput glob : bool[batch, token];\n"
-                      "attention a { mask " + m + "; }\n";
+    // allow[q, k] is a positions x positions table: declared only when read,
+    // and its cases kept to 2000 positions.
+    bool table = m.find("allow[") != std::string::npos;
+    std::string src = "input doc : i32[batch, token];\ninput prefix : i32[batch];\ninput glob : bool[batch, token];\n" +
+                      std::string(table ? "input allow : bool[token, token];\n" : "") + "attention a { mask " + m +
+                      "; }\n";
     std::string diag;
     auto p = compile(src, {}, diag);
     ASSERT_TRUE(p) << src << diag;
     analysis::TileGeometry g = randomGeometry(rng, 400'000);
+    while (table && std::max(g.qlen + std::max<int64_t>(g.qOffset, 0), g.klen + g.kOffset) > 2000)
+      g = randomGeometry(rng, 400'000);
     ASSERT_TRUE(checkCase(*p, 0, g, rng, "mask " + m, stats));
   }
   printStats(stats);

@@ -203,7 +203,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   pipeline.blockM = o.blockM;
   pipeline.blockN = o.blockN;
   pipeline.ctasPerSm = o.ctasPerSm;
-  pipeline.backend = o.backend;
+  pipeline.backend = o.backendOrDefault();
   auto runStage = [&](const std::function<void(OpPassManager &)> &build) {
     PassManager pm(&context);
     if (o.printIrAfterAll) {

@@ -27,7 +27,10 @@ struct CodegenOptions {
   bool timing = false; ///< print per-stage times to stderr
   int64_t blockM = 0, blockN = 0; ///< --tile=MxN (tuning; 0: the defaults)
   int64_t ctasPerSm = 0;          ///< --ctas-per-sm=N (tuning; 0: the default)
-  std::string backend = "mma-sync"; ///< --backend=NAME: the MMA backend (MmaBackend.h)
+  /// --backend=NAME: the MMA backend (MmaBackend.h); "" is the target's
+  /// default: wgmma on sm_90a, mma-sync on sm_80.
+  std::string backend;
+  std::string backendOrDefault() const { return !backend.empty() ? backend : target == "sm_90a" ? "wgmma" : "mma-sync"; }
   bool printIrAfterAll = false;   ///< --mlir-print-ir-after-all (to stderr)
   std::string crashReproducer;    ///< --mlir-pass-pipeline-crash-reproducer=FILE
 };

@@ -39,7 +39,7 @@ using attnc::support::NpyError;
 namespace ref = attnc::reference;
 namespace dsl = attnc::dsl;
 
-constexpr int kExitOk = 0, kExitBadInput = 1, kExitUsage = 2;
+constexpr int kExitOk = 0, kExitBadInput = 1, kExitUsage = 2, kExitInternal = 3;
 
 const char kUsage[] =
     R"(usage: attnc run [--reference | --module K.ptx] FILE.attn [--variant NAME | --layer I [--model NAME]]
@@ -76,7 +76,7 @@ their outputs compare directly.
 
 Float tensors may be <f2, <f4, <f8, or bf16 as raw 16-bit <u2/<i2
 (PyTorch: t.view(torch.int16).numpy()). Exit codes: 0 ok, 1 bad input,
-2 bad command line. See docs/reference.md.
+2 bad command line, 3 internal error (a bug in attnc). See docs/reference.md.
 )";
 
 /// The parsed command line.
@@ -100,6 +100,11 @@ struct UsageError {
 };
 
 struct InputError {
+  std::string msg;
+};
+
+/// A failure that is attnc's fault, not the input's (exit 3).
+struct InternalError {
   std::string msg;
 };
 
@@ -554,8 +559,12 @@ int runGpu(const Options &o) {
     cg.headDims = {d};
     cg.dtypes = {dt == attnc::DType::BF16 ? "bf16" : "fp16"};
     std::ostringstream ptx;
-    if (int rc = attnc::emitCode(ptx, std::cerr, p, *src, "ptx", cg))
-      throw InputError{"compiling " + o.file + " failed (exit " + std::to_string(rc) + ")"};
+    if (int rc = attnc::emitCode(ptx, std::cerr, p, *src, "ptx", cg)) {
+      std::string msg = "compiling " + o.file + " failed (exit " + std::to_string(rc) + ")";
+      if (rc == kExitInternal)
+        throw InternalError{msg};
+      throw InputError{msg};
+    }
     return attnc::Module::loadData(ptx.str(), "", {}, o.file);
 #else
     throw InputError{"this build has no compiler (ATTNC_WITH_MLIR=OFF): give the kernels with --module K.ptx "
@@ -641,8 +650,15 @@ int runCommand(int argc, char **argv) {
   } catch (const std::bad_alloc &) {
     std::cerr << "attnc run: error: out of memory\n";
     return kExitBadInput;
+  } catch (const InternalError &e) {
+    std::cerr << "attnc run: internal error: " << e.msg << "\n";
+    return kExitInternal;
   } catch (const std::exception &e) {
-    std::cerr << "attnc run: error: " << e.what() << "\n";
-    return kExitBadInput;
+    // Every expected failure has its own type above: this is a bug.
+    std::cerr << "attnc run: internal error: " << e.what() << " (please report it with the input)\n";
+    return kExitInternal;
+  } catch (...) {
+    std::cerr << "attnc run: internal error: an unknown exception (please report it with the input)\n";
+    return kExitInternal;
   }
 }

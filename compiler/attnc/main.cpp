@@ -66,10 +66,12 @@ R"(                      attn   the attn dialect (MLIR), one attn.variant per va
   --head-dims=64,128,256  head dims to specialise kernels for (default all three)
   --dtypes=bf16,fp16      element types (default both)
   --time-stages           print the time each compilation stage takes
-  --backend=mma-sync|wgmma  the tensor-core path: mma.sync (sm_80 and sm_90a,
-                          the default) or warpgroup MMAs (sm_90a)
+  --backend=mma-sync|wgmma  the tensor-core path: warpgroup MMAs (wgmma, the
+                          default on sm_90a) or mma.sync (sm_80's; on sm_90a
+                          also the kernel of masks that read inputs at token
+                          positions, such as documents)
   --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x64,
-                          128x32, 128x128 (tuning; default by head dim and mask)
+                          128x32 (tuning; default by head dim, mask and backend)
   --ctas-per-sm=N         CTAs an SM should hold, 1-4: caps ptxas's registers
                           at 65536 / (128 N) (tuning; default 4 for narrow bands
                           such as |q - k| <= 64, else 1: up to 255 registers)
@@ -167,8 +169,8 @@ int compileCommand(int argc, char **argv) {
       codegen.timing = true;
     } else if (a.rfind("--tile=", 0) == 0) {
       std::string t = a.substr(7);
-      if (t != "64x64" && t != "64x32" && t != "128x64" && t != "128x32" && t != "128x128")
-        return usageError("--tile must be 64x64, 64x32, 128x64, 128x32 or 128x128, got '" + t + "'");
+      if (t != "64x64" && t != "64x32" && t != "128x64" && t != "128x32")
+        return usageError("--tile must be 64x64, 64x32, 128x64 or 128x32, got '" + t + "'");
       codegen.blockM = std::stoll(t.substr(0, t.find('x')));
       codegen.blockN = std::stoll(t.substr(t.find('x') + 1));
     } else if (a.rfind("--ctas-per-sm=", 0) == 0) {

@@ -83,6 +83,7 @@ struct Scope {
 /// Facts gathered while checking one expression.
 struct Uses {
   bool head = false, batch = false, vars = false;
+  bool floats = false; ///< some part is a float (a literal, param, input, function or let)
   std::set<int> inputs;
 };
 
@@ -321,10 +322,17 @@ private:
         u.head |= lu.head;
         u.batch |= lu.batch;
         u.vars |= lu.vars;
+        u.floats |= lu.floats;
         u.inputs.insert(lu.inputs.begin(), lu.inputs.end());
         Type t = l.value ? l.value->type : Type::Unknown;
         if (t == Type::Float && !s.floatMath)
           return fail(e, "'" + n + "' is a float; " + s.what + " works on int and bool values only");
+        // An int or bool let computed from floats (`let big = slope[h] > 0.5;`)
+        // still brings floats into a mask (language.md §5.3, §7).
+        if (lu.floats && !s.floatMath)
+          return fail(e, "'" + n + "' is computed from floats; " + s.what +
+                             " works on int and bool values only (floats may be used in lets that a score or a "
+                             "selection reads)");
         return t;
       }
     for (size_t i = 0; i < prog_.params.size(); ++i) {
@@ -506,6 +514,7 @@ private:
   Type check(Expr &e, const Scope &s, Uses &u) {
     Type t = checkNode(e, s, u);
     e.type = t;
+    u.floats |= t == Type::Float;
     if (t == Type::Float && !s.floatMath && e.kind != Expr::Kind::Name && e.kind != Expr::Kind::Index) {
       diags_.error(e.range, std::string("float value in ") + s.what + "; it works on int and bool values only");
       e.type = Type::Unknown;

@@ -41,13 +41,16 @@ Box TileClassifier::boxFor(Range q, Range k) const {
     const InputValues *inputs = inputs_;
     int64_t b = geo_.batch, h = geo_.head;
     box.input = [inputs, b, h, q, k](const Term &read) {
+      // InputValues ranges one token axis; a read of several (allow[q, k])
+      // covers a 2-D region that it does not enclose: unknown.
       Range positions = Range::all();
+      int tokenAxes = 0;
       for (Var v : read.inputIndex)
-        if (v == Var::Q)
-          positions = q;
-        else if (v == Var::K)
-          positions = k;
-      return inputs->range(read, b, h, positions);
+        if (v == Var::Q || v == Var::K) {
+          positions = v == Var::Q ? q : k;
+          ++tokenAxes;
+        }
+      return tokenAxes > 1 ? Range::all() : inputs->range(read, b, h, positions);
     };
   }
   return box;

@@ -8,6 +8,8 @@
 // RUN: not attnc-opt %s --attn-tile-variants='backend=tcgen05' 2>&1 | FileCheck %s --check-prefix=BACKEND
 // RUN: not attnc-opt %s --attn-tile-variants='backend=wgmma target=sm_80' 2>&1 | FileCheck %s --check-prefix=WGMMA-SM80
 // RUN: attnc-opt %s --attn-tile-variants='backend=wgmma target=sm_90a' | FileCheck %s --check-prefix=WGMMA
+// Tiles whose buffers exceed an sm_90a block's shared memory are refused:
+// RUN: not attnc-opt %s --attn-tile-variants='backend=wgmma head-dims=256 dtypes=bf16 block-m=128 block-n=128' --convert-attn-tile-to-gpu='backend=wgmma' 2>&1 | FileCheck %s --check-prefix=SMEM
 
 attn.input @doc : i32[batch, token]
 
@@ -74,4 +76,6 @@ attn.variant @capped attributes {scale = 6.250000e-02 : f64, sink} mask {
 
 // WGMMA-SM80: error: the wgmma backend needs target sm_90a, got 'sm_80'
 
-// WGMMA: attn.tile.kernel @causal_d128_bf16 {{.*}}block_m = 128 : i64, block_n = 64 : i64, ctas_per_sm = 1 : i64
+// WGMMA: attn.tile.kernel @causal_d128_bf16 {{.*}}block_m = 64 : i64, block_n = 64 : i64, ctas_per_sm = 2 : i64
+
+// SMEM: error: 'attn.tile.kernel' op needs 328704 bytes of shared memory at head dim 256 and 128x128, more than the 232448 an sm_90a block can have (choose a smaller --tile)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Every example's PTX assembles with ptxas, for sm_80 and sm_90a (and sm_90a
-with the wgmma backend), and the kernels for head dims 64 and 128 spill
+with the mma-sync backend as well as its default wgmma), and the kernels for head dims 64 and 128 spill
 nothing (ptxas -v).
 
-Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets=sm_80,sm_90a,sm_90a+wgmma] [--table]
+Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets=sm_80,sm_90a,sm_90a+mma-sync] [--table]
 A target TARGET+BACKEND compiles with --backend=BACKEND. A wgmma chain that
 ptxas serializes (warning C7515: something touched its accumulators between
 issue and wait) fails the check too.
@@ -18,7 +18,7 @@ import os, re, subprocess, sys, tempfile, time
 
 def main():
     attnc, ptxas, examples = sys.argv[1:4]
-    targets = ["sm_80", "sm_90a", "sm_90a+wgmma"]
+    targets = ["sm_80", "sm_90a", "sm_90a+mma-sync"]
     for a in sys.argv[4:]:
         if a.startswith("--targets="):
             targets = a.split("=", 1)[1].split(",")

@@ -55,7 +55,8 @@ public:
   virtual ~InputValues() = default;
   /// The range of `read` (an Input term) for batch `b`, head `h`, with its
   /// token axis (if any) over the absolute positions `positions`. Return
-  /// Range::all() when unknown.
+  /// Range::all() when unknown. The classifier asks only about reads with
+  /// at most one token axis (one of several, allow[q, k], is unknown).
   virtual Range range(const Term &read, int64_t b, int64_t h, Range positions) const = 0;
 };
 

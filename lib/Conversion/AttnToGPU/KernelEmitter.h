@@ -47,6 +47,11 @@ inline constexpr double kLog2e = 1.4426950408889634;
 
 using analysis::Term;
 
+/// Whether a kernel for these key intervals classifies its key tiles up
+/// front with input ranges (TileVisits.cpp): some unsolved condition reads an
+/// input at a token position (documents: doc[b, q] == doc[b, k]).
+bool needsTileSummaries(const analysis::KeyIntervals &ki);
+
 /// What a backend fixes about the CTA and its tensor-core path.
 struct EmitterParams {
   int64_t warps = 4; ///< each holds block_m / warps query rows
@@ -107,19 +112,7 @@ public:
     wgmma_ = params.wgmma;
     LD_ = wgmma_ ? D_ : D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
-    std::function<bool(const Term &)> readsToken = [&](const Term &t) {
-      if (t.kind == Term::Kind::Input)
-        for (analysis::Var v : t.inputIndex)
-          if (v == analysis::Var::Q || v == analysis::Var::K)
-            return true;
-      for (const analysis::TermPtr &a : t.args)
-        if (readsToken(*a))
-          return true;
-      return false;
-    };
-    for (const KeyClause &c : ki.clauses)
-      for (const analysis::TermPtr &r : c.rest)
-        summaries_ |= readsToken(*r);
+    summaries_ = needsTileSummaries(ki);
   }
 
   /// Builds the gpu.func into `module`.

@@ -5,7 +5,8 @@
 // TilePolicy.h.
 // wgmma, for sm_90a: block_m / 16 warps (two warpgroups at block_m 128),
 // S = Q K^T and O += P V on warpgroup MMAs from 128-byte swizzled shared
-// memory (WgmmaCompute.cpp), the same cp.async double buffering.
+// memory (WgmmaCompute.cpp), the same cp.async double buffering; masks that
+// need per-CTA tile summaries (documents) get the mma-sync kernel.
 // The lowering itself is KernelEmitter (FlashKernel.cpp and its neighbours)
 // for both: one template, specialised by EmitterParams.
 //
@@ -58,17 +59,30 @@ class WgmmaBackend : public MmaBackend {
 public:
   StringRef name() const override { return "wgmma"; }
 
-  TileChoice chooseTiles(attn::VariantOp, const analysis::KeyIntervals &, int64_t,
+  /// Measured on the H200 (bench/NOTES.md, v7): one warpgroup of 64 rows
+  /// at two CTAs an SM beats two warpgroups of 128 rows at d = 64 and 128
+  /// (the CTAs' softmax and GEMMs interleave); at d = 256 two CTAs do not
+  /// fit, and 128 x 64 wins.
+  TileChoice chooseTiles(attn::VariantOp variant, const analysis::KeyIntervals &intervals, int64_t headDim,
                          const TileOverrides &o) const override {
+    if (flash::needsTileSummaries(intervals))
+      return fallback_.chooseTiles(variant, intervals, headDim, o);
+    const bool wide = headDim > 128;
     TileChoice t;
-    t.blockM = o.blockM ? o.blockM : 128;
+    t.blockM = o.blockM ? o.blockM : wide ? 128 : 64;
     t.blockN = o.blockN ? o.blockN : 64;
-    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : 1;
+    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : (o.blockM || wide) ? 1 : 2;
     return t;
   }
 
   LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
                             gpu::GPUModuleOp module) const override {
+    // Masks whose tiles are summarised per CTA from input ranges (documents)
+    // measured 0.59x the mma.sync kernel with one warpgroup a CTA (twice the
+    // CTAs, each scanning its range's inputs; bench/NOTES.md v7): they keep
+    // it until the summaries are computed once per call.
+    if (flash::needsTileSummaries(intervals))
+      return fallback_.lowerKernel(kernel, intervals, module);
     // The swizzled layout takes the head dim in 64-element chunks; a
     // warpgroup holds 64 query rows; an m64nN wgmma takes N <= 256.
     const int64_t d = int64_t(kernel.getHeadDim()), bm = int64_t(kernel.getBlockM()), bn = int64_t(kernel.getBlockN());
@@ -76,6 +90,12 @@ public:
       return kernel.emitOpError() << "expected a head dim that is a multiple of 64, block_m 64 or 128 and block_n a "
                                      "multiple of 16 up to 256 for the wgmma backend, got head dim "
                                   << d << " and " << bm << "x" << bn;
+    // Q, two buffers each of K and V, and the alignment slack.
+    const int64_t sharedBytes = (bm + 4 * bn) * d * 2 + 1024, limit = 227 * 1024;
+    if (sharedBytes > limit)
+      return kernel.emitOpError() << "needs " << sharedBytes << " bytes of shared memory at head dim " << d << " and "
+                                  << bm << "x" << bn << ", more than the " << limit
+                                  << " an sm_90a block can have (choose a smaller --tile)";
     flash::EmitterParams params;
     params.warps = bm / 16;
     params.pad = 0;
@@ -85,6 +105,9 @@ public:
     emitter.build(module);
     return success();
   }
+
+private:
+  MmaSyncBackend fallback_{/*hopper=*/true};
 };
 
 } // namespace

@@ -25,17 +25,52 @@ namespace attnc::flash {
 //===----------------------------------------------------------------------===//
 // Tile bounds from the key intervals.
 //===----------------------------------------------------------------------===//
+namespace {
+
+/// The kernel's tensor for input `name`, or null: the analysis' "<opaque>"
+/// stand-in for an op it does not model (MaskTerms.cpp) is no tensor.
+InputArg *findInput(std::vector<InputArg> &inputs, const std::string &name) {
+  for (InputArg &in : inputs)
+    if (in.name == name)
+      return &in;
+  return nullptr;
+}
+
+/// The one token axis of a read (doc[b, q]: 1), or -1 when it has none or
+/// several (allow[q, k]: a 2-D region, which a range over one axis does not
+/// enclose).
+int64_t singleTokenAxis(const Term &read) {
+  int64_t axis = -1;
+  for (size_t a = 0; a < read.inputIndex.size(); ++a)
+    if (read.inputIndex[a] == analysis::Var::Q || read.inputIndex[a] == analysis::Var::K) {
+      if (axis >= 0)
+        return -1;
+      axis = int64_t(a);
+    }
+  return axis;
+}
+
+/// A read whose range the kernel can take: an input it has a tensor for,
+/// indexed by exactly one token position.
+bool rangeable(std::vector<InputArg> &inputs, const Term &read) {
+  return findInput(inputs, read.input) && singleTokenAxis(read) >= 0;
+}
+
+} // namespace
+
 IntervalEnv KernelEmitter::intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges) {
   IntervalEnv env;
   if (tokenRanges)
     env.tokenInput = [this, k](const Term &read) -> ValueRange64 {
-      for (analysis::Var v : read.inputIndex) {
-        if (v == analysis::Var::Q)
-          return qRanges_.at(read.str());
-        if (v == analysis::Var::K)
-          return tokenRange(read, k.lo, k.hi);
-      }
-      return {ci(-analysis::kInf), ci(analysis::kInf)};
+      auto unknown = [this] { return ValueRange64{ci(-analysis::kInf), ci(analysis::kInf)}; };
+      if (!rangeable(inputs_, read))
+        return unknown(); // never excludes a tile
+      if (read.inputIndex[size_t(singleTokenAxis(read))] == analysis::Var::K)
+        return tokenRange(read, k.lo, k.hi);
+      // Read at q: its range over the CTA's rows, loaded once (computeQRanges).
+      auto it = qRanges_.find(read.str());
+      assert(it != qRanges_.end() && "computeQRanges missed a read at q");
+      return it == qRanges_.end() ? unknown() : it->second;
     };
   env.q = q;
   env.k = k;
@@ -86,23 +121,34 @@ std::pair<Value, Value> KernelEmitter::classifyTile(Value n, bool tokenRanges, s
 //===----------------------------------------------------------------------===//
 // Tile summaries of inputs read at token positions.
 //===----------------------------------------------------------------------===//
+bool needsTileSummaries(const analysis::KeyIntervals &ki) {
+  std::function<bool(const Term &)> readsToken = [&](const Term &t) {
+    if (t.kind == Term::Kind::Input)
+      for (analysis::Var v : t.inputIndex)
+        if (v == analysis::Var::Q || v == analysis::Var::K)
+          return true;
+    for (const analysis::TermPtr &a : t.args)
+      if (readsToken(*a))
+        return true;
+    return false;
+  };
+  for (const KeyClause &c : ki.clauses)
+    for (const analysis::TermPtr &r : c.rest)
+      if (readsToken(*r))
+        return true;
+  return false;
+}
+
 /// Minimum and maximum of `read` (an input indexed by q or k) over the
 /// positions [posLo, posHi] (clamped to >= 0), by a loop of loads.
 ValueRange64 KernelEmitter::tokenRange(const Term &read, Value posLo, Value posHi) {
-  InputArg *in = nullptr;
-  for (InputArg &i : inputs_)
-    if (i.name == read.input)
-      in = &i;
-  assert(in && "a token read of an input the kernel does not take");
+  InputArg *in = findInput(inputs_, read.input);
+  int64_t tokenAxis = singleTokenAxis(read);
+  assert(in && tokenAxis >= 0 && "a token range of a read the kernel cannot range");
   Value fixed = ci(0);
-  int64_t tokenAxis = -1;
-  for (size_t a = 0; a < read.inputIndex.size(); ++a) {
-    analysis::Var v = read.inputIndex[a];
-    if (v == analysis::Var::Q || v == analysis::Var::K)
-      tokenAxis = int64_t(a);
-    else
-      fixed = add(fixed, mul(v == analysis::Var::H ? hIdx_ : bIdx_, in->strides[a]));
-  }
+  for (size_t a = 0; a < read.inputIndex.size(); ++a)
+    if (int64_t(a) != tokenAxis)
+      fixed = add(fixed, mul(read.inputIndex[a] == analysis::Var::H ? hIdx_ : bIdx_, in->strides[a]));
   Value lo = maxI(posLo, ci(0));
   Value hiExcl = add(maxI(posHi, sub(lo, ci(1))), ci(1));
   auto loop = scf::ForOp::create(b_, loc_, toIndex(lo), toIndex(hiExcl), cidx(1),
@@ -123,19 +169,27 @@ ValueRange64 KernelEmitter::tokenRange(const Term &read, Value posLo, Value posH
   return {loop.getResult(0), loop.getResult(1)};
 }
 
-/// The ranges of every input read at q over this CTA's query positions.
+/// The ranges of every input read at q over this CTA's query positions:
+/// the reads of every part of every clause (its row conditions and bounds,
+/// e.g. g[b, q] in `g[b, k] || g[b, q]`, as well as its unsolved
+/// conditions), since classify() evaluates them all with token ranges.
 void KernelEmitter::computeQRanges() {
   std::function<void(const Term &)> visit = [&](const Term &t) {
-    if (t.kind == Term::Kind::Input)
-      for (analysis::Var v : t.inputIndex)
-        if (v == analysis::Var::Q && !qRanges_.count(t.str()))
-          qRanges_[t.str()] = tokenRange(t, q0_, q1_);
+    if (t.kind == Term::Kind::Input && rangeable(inputs_, t) &&
+        t.inputIndex[size_t(singleTokenAxis(t))] == analysis::Var::Q && !qRanges_.count(t.str()))
+      qRanges_[t.str()] = tokenRange(t, q0_, q1_);
     for (const analysis::TermPtr &a : t.args)
       visit(*a);
   };
-  for (const KeyClause &c : ki_.clauses)
+  for (const KeyClause &c : ki_.clauses) {
+    for (const analysis::TermPtr &bound : {c.lo, c.hi})
+      if (bound)
+        visit(*bound);
+    for (const analysis::TermPtr &r : c.rows)
+      visit(*r);
     for (const analysis::TermPtr &r : c.rest)
       visit(*r);
+  }
 }
 
 /// Classifies the key tiles first .. first + kSummaryTiles - 1 (up to last)
