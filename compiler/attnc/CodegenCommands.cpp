@@ -20,6 +20,7 @@
 #include "llvm/Support/raw_os_ostream.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 #include <stdexcept>
@@ -162,6 +163,22 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
       auto [line, col] = file.lineCol(a.select->range.begin);
       err << file.name() << ":" << line << ":" << col << ": error: variant '" << a.name
           << "': 'select topk' is not implemented by the code generator yet (use attnc run --reference)\n";
+      return 1;
+    }
+
+  // An input with two token axes (allow[q, k]) is valid, but the runtime's
+  // argument vocabulary names one stride per axis name (docs/runtime.md),
+  // so such a kernel could not be described: refuse it where it is declared.
+  for (size_t i = 0; i < program.ast.attentions.size(); ++i)
+    for (int in : program.variants[i].inputsUsed) {
+      const dsl::InputDecl &d = program.ast.inputs[size_t(in)];
+      if (std::count(d.axes.begin(), d.axes.end(), dsl::Axis::Token) < 2)
+        continue;
+      auto [line, col] = file.lineCol(d.range.begin);
+      err << file.name() << ":" << line << ":" << col << ": error: variant '" << program.ast.attentions[i].name
+          << "' reads input '" << d.name
+          << "', which has two token axes: the code generator has no kernel for such inputs yet (use attnc run "
+             "--reference)\n";
       return 1;
     }
 
