@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Draws bench_attnc.py results as SVG bar charts (no plotting library needed).
 
-  plot_bench.py run RESULTS.json -o chart.svg
+  plot_bench.py run RESULTS.json [--ours LABEL [--keep CASE,...]] -o chart.svg
       one run: effective TFLOP/s per case, ours next to cuDNN SDPA and
       FlexAttention from the same run, with ours / FlexAttention on top;
+      --ours takes our figures from the run's --alt build LABEL instead
+      (except the --keep cases): the default build when the run timed it
+      as an alternative (v7: wgmma, with documents on the mma.sync kernel);
   plot_bench.py history LABEL=RESULTS.json ... -o chart.svg
       our effective TFLOP/s per case across versions.
 
@@ -18,7 +21,8 @@ from xml.sax.saxutils import escape
 COLORS = {"attnc": "#2b6cb0", "cuDNN SDPA": "#9b9b9b", "FlexAttention": "#e0a03b"}
 NAMES = {"dense": "dense 16K", "causal": "causal 16K", "sliding1024": "sliding 1024, 128K",
          "sliding4096": "sliding 4096, 128K", "modernbert_local": "ModernBERT local, 128K",
-         "documents": "documents, 128K"}
+         "documents": "documents, 128K", "dense_d64": "dense d64 16K", "dense_d256": "dense d256 16K",
+         "causal_gqa32_8": "causal GQA 32:8", "dense_b4_4096": "dense B=4 4K", "causal_b2_5000": "causal B=2 5000"}
 HISTORY_COLORS = ["#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b"]
 
 
@@ -66,13 +70,32 @@ def svg_chart(title, cases, series, values, colors, notes=None, width=900, heigh
     return "\n".join(out) + "\n"
 
 
-def run_chart(path):
-    rows = json.load(open(path))
+def with_ours(rows, label, keep):
+    """rows with ours_* taken from the alternative build `label` (same run),
+    except the cases in `keep`."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        if label and r["case"] not in keep:
+            if label not in r.get("alt_ms", {}):
+                sys.exit("case %s has no --alt build '%s'" % (r["case"], label))
+            ms = r["alt_ms"][label]
+            r["ours_tflops"] *= r["ours_ms"] / ms
+            r["ours_ms"] = ms
+            r["vs_flex"] = r["flex_ms"] / ms
+            if "cudnn_ms" in r:
+                r["vs_cudnn"] = r["cudnn_ms"] / ms
+        out.append(r)
+    return out
+
+
+def run_chart(path, ours=None, keep=()):
+    rows = with_ours(json.load(open(path)), ours, set(keep))
     cases = [r["case"] for r in rows]
     values = {r["case"]: {"attnc": r["ours_tflops"], "cuDNN SDPA": r.get("cudnn_tflops"),
                           "FlexAttention": r["flex_tflops"]} for r in rows}
     notes = {r["case"]: "attnc %.2fx flex" % r["vs_flex"] for r in rows}
-    return svg_chart("attnc vs cuDNN SDPA and FlexAttention (H200, bf16, d=128, 16 heads; one run)",
+    return svg_chart("attnc vs cuDNN SDPA and FlexAttention (H200, bf16; one run)",
                      cases, list(COLORS), values, COLORS, notes)
 
 
@@ -95,10 +118,13 @@ def main():
     ap.add_argument("kind", choices=["run", "history"])
     ap.add_argument("inputs", nargs="+")
     ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--ours", help="run: our figures from this --alt build of the run")
+    ap.add_argument("--keep", default="", help="run: with --ours, cases that keep the run's own figures")
     args = ap.parse_args()
     if args.kind == "run" and len(args.inputs) != 1:
         sys.exit("plot_bench.py run takes one results file")
-    svg = run_chart(args.inputs[0]) if args.kind == "run" else history_chart(args.inputs)
+    keep = [c for c in args.keep.split(",") if c]
+    svg = run_chart(args.inputs[0], args.ours, keep) if args.kind == "run" else history_chart(args.inputs)
     with open(args.output, "w") as f:
         f.write(svg)
 

@@ -27,4 +27,15 @@ with tempfile.TemporaryDirectory() as d:
     assert len(bars) == 2 * len(rows), bars
     bad = subprocess.run([sys.executable, script, "run", results, results, "-o", hist], capture_output=True)
     assert bad.returncode != 0
+    # --ours: v7's default build (wgmma) from its alternative timings, documents kept.
+    v7 = os.path.join(root, "bench", "results-bench-v7.json")
+    rows7 = json.load(open(v7))
+    out7 = os.path.join(d, "v7.svg")
+    subprocess.run([sys.executable, script, "run", v7, "--ours", "wgmma", "--keep", "documents", "-o", out7], check=True)
+    titles7 = [t.text for t in ET.parse(out7).getroot().iter(ns + "title")]
+    for r in rows7:
+        tf = r["ours_tflops"] if r["case"] == "documents" else r["ours_tflops"] * r["ours_ms"] / r["alt_ms"]["wgmma"]
+        assert "attnc: %.1f TFLOP/s" % tf in titles7, (r["case"], tf, titles7)
+    bad = subprocess.run([sys.executable, script, "run", v7, "--ours", "nosuch", "-o", out7], capture_output=True)
+    assert bad.returncode != 0
 print("plot_bench.py: %d bars checked" % (len(want) + len(bars)))
