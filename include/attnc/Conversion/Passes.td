@@ -41,7 +41,7 @@ def AttnTileVariants : Pass<"attn-tile-variants", "mlir::ModuleOp"> {
   let options = [
     ListOption<"headDims", "head-dims", "int64_t", "Head dims to specialise for (64, 128, 256; default all)">,
     ListOption<"dtypes", "dtypes", "std::string", "Element types: bf16, fp16 (default both)">,
-    Option<"backend", "backend", "std::string", /*default=*/"\"mma-sync\"", "The MMA backend that picks the tiles">,
+    Option<"backend", "backend", "std::string", /*default=*/"\"mma-sync\"", "The MMA backend that picks the tiles: mma-sync or wgmma">,
     Option<"target", "target", "std::string", /*default=*/"\"sm_90a\"", "The GPU: sm_80 or sm_90a">,
     Option<"blockM", "block-m", "int64_t", /*default=*/"0", "Query rows per tile (tuning; 0: the backend's)">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0", "Keys per tile (tuning; 0: the backend's)">,
@@ -72,7 +72,7 @@ def ConvertAttnTileToGPU : Pass<"convert-attn-tile-to-gpu", "mlir::ModuleOp"> {
     newer).
   }];
   let options = [
-    Option<"backend", "backend", "std::string", /*default=*/"\"mma-sync\"", "The MMA backend: mma-sync">,
+    Option<"backend", "backend", "std::string", /*default=*/"\"mma-sync\"", "The MMA backend: mma-sync (sm_80, sm_90a) or wgmma (sm_90a; the driver's default there)">,
     Option<"target", "target", "std::string", /*default=*/"\"sm_90a\"", "The GPU: sm_80 or sm_90a">,
   ];
   let dependentDialects = [
