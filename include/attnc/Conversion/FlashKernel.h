@@ -32,7 +32,9 @@ struct KernelArg {
 /// template produces change, so that JIT caches filled by an older compiler
 /// (keyed by the compiler's version string) miss instead of serving them.
 /// 2: lazy rescaling, 128x64 tiles, per-warp masks, shared-memory epilogue.
-inline constexpr int kKernelRevision = 2;
+/// 3: the wgmma backend by default on sm_90a; the epilogue waits for every
+///    copy and synchronises before reusing the Q tile.
+inline constexpr int kKernelRevision = 3;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
