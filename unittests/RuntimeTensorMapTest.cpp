@@ -18,6 +18,8 @@
 #include "runtime/CudaDriver.h"
 #include "runtime/TensorMap.h"
 
+#include "RuntimeTestSupport.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -29,37 +31,11 @@
 #include <thread>
 
 using namespace attnc;
+using namespace attnc::testing;
 
 namespace {
 
-const std::string kTestdata = ATTNC_RUNTIME_TESTDATA;
 constexpr uint64_t kBase = 0x7f0000000000ull;
-
-std::string readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string replaced(std::string s, const std::string &from, const std::string &to) {
-  size_t p = s.find(from);
-  EXPECT_NE(p, std::string::npos) << "mutation target not found: " << from;
-  if (p != std::string::npos)
-    s.replace(p, from.size(), to);
-  return s;
-}
-
-/// The message of the Error(Manifest) that parsing `text` throws.
-std::string manifestError(const std::string &text) {
-  try {
-    parseManifest(text);
-  } catch (const Error &e) {
-    EXPECT_EQ(int(e.code()), int(ErrorCode::Manifest)) << e.what();
-    return e.what();
-  }
-  return "(accepted)";
-}
 
 /// Expects `f` to throw Error(code) with exactly `message` naming `arg`.
 template <typename F>

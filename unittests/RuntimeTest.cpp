@@ -19,6 +19,8 @@
 #include "runtime/Json.h"
 #include "runtime/Sha256.h"
 
+#include "RuntimeTestSupport.h"
+
 #include <gtest/gtest.h>
 
 #include <dirent.h>
@@ -39,18 +41,11 @@
 #include <thread>
 
 using namespace attnc;
+using namespace attnc::testing;
 namespace json = attnc::rt::json;
 
 namespace {
 
-const std::string kTestdata = ATTNC_RUNTIME_TESTDATA;
-
-std::string readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void writeFile(const std::string &path, const std::string &bytes) {
   std::ofstream f(path, std::ios::binary);
@@ -256,24 +251,6 @@ const char kMinimal[] = R"({
     }
   ]
 })";
-
-std::string replaced(std::string s, const std::string &from, const std::string &to) {
-  size_t p = s.find(from);
-  EXPECT_NE(p, std::string::npos) << "mutation target not found: " << from;
-  if (p != std::string::npos)
-    s.replace(p, from.size(), to);
-  return s;
-}
-
-std::string manifestError(const std::string &text) {
-  try {
-    parseManifest(text);
-  } catch (const Error &e) {
-    EXPECT_EQ(int(e.code()), int(ErrorCode::Manifest));
-    return e.what();
-  }
-  return "(accepted)";
-}
 
 } // namespace
 
