@@ -24,18 +24,20 @@ done
 # The benchmark's patterns (bf16, head dims 64, 128 and 256), and the same kernels built other
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
-# --ctas-per-sm=C, a wgmma prefix --backend=wgmma.
+# --ctas-per-sm=C, a wgmma or mma-sync prefix --backend=wgmma|mma-sync.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()
   spec=$alt
-  if [[ $spec == wgmma* ]]; then
-    flags+=(--backend=wgmma)
-    spec=${spec#wgmma}
-    spec=${spec#-}
-  fi
+  for backend in wgmma mma-sync; do
+    if [[ $spec == $backend* ]]; then
+      flags+=(--backend=$backend)
+      spec=${spec#$backend}
+      spec=${spec#-}
+    fi
+  done
   if [ -n "$spec" ]; then
     flags+=(--tile="${spec%c*}")
     [[ $spec == *c* ]] && flags+=(--ctas-per-sm="${spec#*c}")

@@ -79,6 +79,14 @@ ArgSpec argSpecOf(const KernelArg &arg) {
   return a;
 }
 
+/// Whether two kernels' parameter lists are the same, name for name (and,
+/// for TMA descriptors, the box and swizzle each encodes).
+bool sameParameters(const std::vector<ArgSpec> &x, const std::vector<ArgSpec> &y) {
+  return std::equal(x.begin(), x.end(), y.begin(), y.end(), [](const ArgSpec &a, const ArgSpec &b) {
+    return a.name == b.name && a.kind == b.kind && a.tensor == b.tensor && a.box == b.box && a.swizzle == b.swizzle;
+  });
+}
+
 /// A grid rule by its manifest name (a backend writes one of these).
 GridRule gridRuleOf(const std::string &name) {
   for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch})
@@ -112,9 +120,14 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
       if (!k.info.grid.empty())
         ks.grid = gridRuleOf(k.info.grid);
       v.kernels.push_back(ks);
+      std::vector<ArgSpec> args;
+      for (const KernelArg &arg : k.info.args)
+        args.push_back(argSpecOf(arg));
       if (v.args.empty())
-        for (const KernelArg &arg : k.info.args)
-          v.args.push_back(argSpecOf(arg));
+        v.args = args;
+      else if (!sameParameters(args, v.args)) // the manifest has one list a variant
+        throw std::logic_error("kernel '" + k.info.symbol + "' takes other parameters than '" + v.kernels[0].symbol +
+                               "' of the same variant");
     }
     v.headDims = o.headDims;
     std::sort(v.headDims.begin(), v.headDims.end());

@@ -70,8 +70,9 @@ R"(                      attn   the attn dialect (MLIR), one attn.variant per va
                           default on sm_90a) or mma.sync (sm_80's; on sm_90a
                           also the kernel of masks that read inputs at token
                           positions, such as documents)
-  --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x64,
-                          128x32 (tuning; default by head dim, mask and backend)
+  --tile=MxN              kernel tile (query rows x keys): 64x64, 64x32, 128x128,
+                          128x64, 128x32 (tuning; default by head dim, mask and
+                          backend; wgmma at 128 rows: warp specialised, TMA)
   --ctas-per-sm=N         CTAs an SM should hold, 1-4: caps ptxas's registers
                           at 65536 / (128 N) (tuning; default 4 for narrow bands
                           such as |q - k| <= 64, else 1: up to 255 registers)
@@ -169,8 +170,8 @@ int compileCommand(int argc, char **argv) {
       codegen.timing = true;
     } else if (a.rfind("--tile=", 0) == 0) {
       std::string t = a.substr(7);
-      if (t != "64x64" && t != "64x32" && t != "128x64" && t != "128x32")
-        return usageError("--tile must be 64x64, 64x32, 128x64 or 128x32, got '" + t + "'");
+      if (t != "64x64" && t != "64x32" && t != "128x128" && t != "128x64" && t != "128x32")
+        return usageError("--tile must be 64x64, 64x32, 128x128, 128x64 or 128x32, got '" + t + "'");
       codegen.blockM = std::stoll(t.substr(0, t.find('x')));
       codegen.blockN = std::stoll(t.substr(t.find('x') + 1));
     } else if (a.rfind("--ctas-per-sm=", 0) == 0) {

@@ -112,4 +112,17 @@ def AttnExternDynamicSharedMemory : Pass<"attn-extern-dynamic-shared-memory", "m
   }];
 }
 
+def AttnGridConstantParams : Pass<"attn-grid-constant-params", "mlir::gpu::GPUModuleOp"> {
+  let summary = "Pass the kernels' TMA descriptors by value, in parameter space";
+  let description = [{
+    A kernel's tensormap arguments (`attn.tensormap_args` on the function:
+    their indices) are 128-byte CUtensorMaps the runtime passes by value.
+    The lowering to the LLVM dialect keeps them as plain pointers; this pass
+    marks each `llvm.byval` of 128 bytes and `nvvm.grid_constant`, so that
+    the NVPTX backend declares `.param .align 64 .b8 NAME[128]` and the
+    kernel uses the parameter in place (its generic address, as TMA needs)
+    instead of a local copy. Runs after the lowering to the LLVM dialect.
+  }];
+}
+
 #endif // ATTNC_CONVERSION_PASSES_TD

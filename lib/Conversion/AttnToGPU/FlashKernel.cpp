@@ -62,6 +62,17 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   arg("lse_stride_h", KernelArg::I64, i64_);
   for (const char *s : {"batch", "heads_q", "heads_kv", "qlen", "klen", "q_offset", "k_offset"})
     arg(s, KernelArg::I64, i64_);
+  if (params_.producer) {
+    // TMA descriptors (TmaPipeline.cpp): a 128-byte CUtensorMap each, passed
+    // by value in parameter space and used in place (grid constants).
+    for (const char *t : {"q", "k", "v"}) {
+      arg(std::string("tmap:") + t, KernelArg::TensorMap, LLVM::LLVMPointerType::get(ctx));
+      KernelArg &a = info_.args.back();
+      a.tensor = t;
+      a.box = {kBoxRows, 64}; // 64 rows of one 128-byte swizzled chunk
+      a.swizzleBytes = 128;
+    }
+  }
   if (variant_.getSink())
     arg("sinks", KernelArg::Ptr, globalType(f32_));
 
@@ -91,9 +102,21 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
   // The runtime ABI, in the IR: each argument's name (attn-lower-region-ops
   // finds the inputs by them; the driver reads them back for the manifest).
-  for (auto [i, a] : llvm::enumerate(info_.args))
+  SmallVector<int64_t> tensorMaps; // passed by value (attn-grid-constant-params)
+  for (auto [i, a] : llvm::enumerate(info_.args)) {
     func.setArgAttr(i, "attn.arg", b_.getStringAttr(a.name));
-  func.setKnownBlockSizeAttr(b_.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+    if (a.kind != KernelArg::TensorMap)
+      continue;
+    tensorMaps.push_back(i);
+    NamedAttrList tmap;
+    tmap.append("tensor", b_.getStringAttr(a.tensor));
+    tmap.append("box", b_.getDenseI64ArrayAttr(a.box));
+    tmap.append("swizzle", b_.getI64IntegerAttr(a.swizzleBytes));
+    func.setArgAttr(i, "attn.tensormap", tmap.getDictionary(ctx));
+  }
+  if (!tensorMaps.empty())
+    func->setAttr("attn.tensormap_args", b_.getDenseI64ArrayAttr(tensorMaps));
+  func.setKnownBlockSizeAttr(b_.getDenseI32ArrayAttr({int32_t(params_.blockThreads()), 1, 1}));
   func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b_.getI32IntegerAttr(ctasPerSm_));
   return func;
 }
@@ -121,12 +144,12 @@ void KernelEmitter::setupBlock() {
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
   Value dyn = gpu::DynamicSharedMemoryOp::create(b_, loc_, dynType);
   int64_t elemBytes = 2;
-  int64_t qBytes = BM_ * LD_ * elemBytes, kvBytes = 2 * BN_ * LD_ * elemBytes;
+  int64_t qBytes = BM_ * LD_ * elemBytes, kvBytes = stages_ * BN_ * LD_ * elemBytes;
   if (wgmma_) {
     // Swizzled tiles, flat, from the first 1024-byte boundary of the dynamic
     // shared memory (the swizzle pattern follows address bits 4-9).
     auto qType = MemRefType::get({BM_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-    auto kvType = MemRefType::get({2, BN_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    auto kvType = MemRefType::get({stages_, BN_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
     Value raw = toI64(memref::ExtractAlignedPointerAsIndexOp::create(b_, loc_, dyn));
     Value pad = arith::RemUIOp::create(b_, loc_, sub(ci(1024), arith::RemUIOp::create(b_, loc_, raw, ci(1024))),
                                        ci(1024));
@@ -135,6 +158,10 @@ void KernelEmitter::setupBlock() {
     Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes))), ValueRange{});
     Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes + kvBytes))), ValueRange{});
     info_.sharedBytes = qBytes + 2 * kvBytes + 1024;
+    if (params_.producer) { // the mbarriers: Q full, then K full, V full, empty per slot
+      barriers_ = add(smemBase_, ci(qBytes + 2 * kvBytes));
+      info_.sharedBytes += 8 * (1 + 3 * stages_);
+    }
   } else {
     auto qType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
     auto kvType = MemRefType::get({2, BN_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
@@ -233,15 +260,28 @@ SmallVector<Value> &KernelEmitter::regsOf(Value tileValue) {
 void KernelEmitter::lowerOp(Operation &op) {
   llvm::TypeSwitch<Operation *>(&op)
       .Case([&](attn::TileLoadQOp load) {
-        loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, qlen_, qsl_);
-        NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+        if (params_.producer) { // the producer's TMA copy (TmaPipeline.cpp)
+          waitBarrier(qBarrier(), ci(0));
+        } else {
+          loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, qlen_, qsl_);
+          NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+        }
         shared_[load.getTile()] = {Qs_, Value()};
       })
       .Case([&](attn::TileKeyLoopOp loop) { lowerKeyLoop(loop); })
-      // K and V of the current key tile are already in shared memory: the
-      // key loop streams them in (double buffering).
-      .Case([&](attn::TileLoadKOp load) { shared_[load.getTile()] = {Ks_, scalars_.lookup(load.getN())}; })
-      .Case([&](attn::TileLoadVOp load) { shared_[load.getTile()] = {Vs_, scalars_.lookup(load.getN())}; })
+      // K and V of the current key tile are already in shared memory (the
+      // key loop streams them in: double buffering), or on their way into
+      // ring slot stage_ (the producer's TMA copies: wait for them).
+      .Case([&](attn::TileLoadKOp load) {
+        if (params_.producer)
+          waitBarrier(kvBarrier(0, stage_), phase_);
+        shared_[load.getTile()] = {Ks_, scalars_.lookup(load.getN())};
+      })
+      .Case([&](attn::TileLoadVOp load) {
+        if (params_.producer)
+          waitBarrier(kvBarrier(1, stage_), phase_);
+        shared_[load.getTile()] = {Vs_, scalars_.lookup(load.getN())};
+      })
       .Case([&](attn::TileQKOp qk) {
         SharedTile q = shared_.at(qk.getQ()), k = shared_.at(qk.getK());
         regs_[qk.getS()] = wgmma_ ? scoresQKWgmma(q, k) : scoresQK(q, k);
@@ -306,13 +346,15 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     loadTile(Vs_, buf, BN_, v_, vBase_, colFirst, klen_, vsl_);
   };
   Value n0 = nextVisited(sub(first, ci(1)), last);
-  {
+  const bool producer = params_.producer; // else this loop loads K and V itself
+  if (!producer) {
     auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, n0, last), false);
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
     loadKV(n0, cidx(0));
   }
-  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+  if (!producer)
+    NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
 
   // Running state: m (log2 units), l (this lane's partial sum), acc.
   Value m0 = negInf(), l0 = cf(0);
@@ -322,7 +364,11 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     m0 = mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(hIdx_)}), cf(kLog2e));
     l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), cf(1), cf(0));
   }
+  // Loop-carried: the tile n, its shared buffer (or ring slot and parity), the state.
   SmallVector<Value> init = {n0, cidx(0)};
+  if (producer)
+    init.push_back(ci(0));
+  const int64_t lead = init.size();
   for (int64_t r = 0; r < rowsPerThread; ++r)
     init.push_back(m0);
   for (int64_t r = 0; r < rowsPerThread; ++r)
@@ -344,19 +390,25 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     b_.setInsertionPointToStart(after);
     Value n = after->getArgument(0), buf = after->getArgument(1);
     Value nn = nextVisited(n, last);
-    Value other = arith::SubIOp::create(b_, loc_, cidx(1), buf);
-    {
-      auto ifNext = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, nn, last), false);
-      OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifNext.getThenRegion().front());
-      loadKV(nn, other);
+    Value other;
+    if (producer) {
+      stage_ = buf;
+      phase_ = after->getArgument(2);
+    } else {
+      other = arith::SubIOp::create(b_, loc_, cidx(1), buf);
+      {
+        auto ifNext = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, nn, last), false);
+        OpBuilder::InsertionGuard g2(b_);
+        b_.setInsertionPointToStart(&ifNext.getThenRegion().front());
+        loadKV(nn, other);
+      }
+      NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+      // Everything but the group just committed (the next tile) has landed.
+      NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 1);
+      if (wgmma_) // the tensor cores read shared memory through the async proxy
+        ptxStatement("fence.proxy.async.shared::cta;");
+      barrier();
     }
-    NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
-    // Everything but the group just committed (the next tile) has landed.
-    NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 1);
-    if (wgmma_) // the tensor cores read shared memory through the async proxy
-      ptxStatement("fence.proxy.async.shared::cta;");
-    barrier();
     Value needMask = classifyTile(n).second;
     if (summaries_) {
       Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
@@ -370,7 +422,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     needMask = andB(needMask, classifyTile(n, false, warpRows_).second);
 
     // The body: n, need_mask and the state are this iteration's; K and V
-    // of tile n are in shared buffer `buf`.
+    // of tile n are in shared buffer (or ring slot) `buf`.
     Block &body = keyLoop.getBodyBlock();
     scalars_.map(keyLoop.getTileIndex(), buf); // load_k/load_v: which buffer
     scalars_.map(keyLoop.getNeedMask(), needMask);
@@ -378,26 +430,33 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
       regs_[body.getArgument(arg)] =
           SmallVector<Value>(after->getArguments().begin() + from, after->getArguments().begin() + from + count);
     };
-    argRegs(2, 2, rowsPerThread);
-    argRegs(3, 2 + rowsPerThread, rowsPerThread);
-    argRegs(4, 2 + 2 * rowsPerThread, accLayout().size());
+    argRegs(2, lead, rowsPerThread);
+    argRegs(3, lead + rowsPerThread, rowsPerThread);
+    argRegs(4, lead + 2 * rowsPerThread, accLayout().size());
     colFirst_ = mul(n, ci(BN_));
     for (Operation &op : body.without_terminator())
       lowerOp(op);
     auto yield = cast<attn::TileYieldOp>(body.getTerminator());
-    SmallVector<Value> next = {nn, other};
+    SmallVector<Value> next = {nn};
+    if (producer)
+      llvm::append_range(next, nextSlot(buf, phase_));
+    else
+      next.push_back(other);
     for (Value v : yield->getOperands())
       llvm::append_range(next, regsOf(v));
-    barrier(); // this buffer is refilled two tiles from now
+    if (producer) // O += P V has read V (its wgmma waited): the slot is free
+      arriveBarrier(kvBarrier(2, buf));
+    else
+      barrier(); // this buffer is refilled two tiles from now
     scf::YieldOp::create(b_, loc_, next);
   }
   b_.setInsertionPointAfter(loop);
   auto result = [&](int64_t from, int64_t count) {
     return SmallVector<Value>(loop.getResults().begin() + from, loop.getResults().begin() + from + count);
   };
-  regs_[keyLoop.getM()] = result(2, rowsPerThread);
-  regs_[keyLoop.getL()] = result(2 + rowsPerThread, rowsPerThread);
-  regs_[keyLoop.getAcc()] = result(2 + 2 * rowsPerThread, accLayout().size());
+  regs_[keyLoop.getM()] = result(lead, rowsPerThread);
+  regs_[keyLoop.getL()] = result(lead + rowsPerThread, rowsPerThread);
+  regs_[keyLoop.getAcc()] = result(lead + 2 * rowsPerThread, accLayout().size());
 }
 
 /// O = acc / l into the Q tile's shared memory, each warp its own rows, then
@@ -411,8 +470,12 @@ void KernelEmitter::emitEpilogue(ArrayRef<Value> mRegs, ArrayRef<Value> lRegs, A
   const AccLayout layout = accLayout();
   ArrayRef<Value> rows = rows_;
   Value oBase = oBase_, lseBase = lseBase_;
-  NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
-  barrier();
+  if (params_.producer) {
+    warpgroupBarrier(); // Q arrived by TMA (load_q waited); this warpgroup's wgmmas are done with it
+  } else {
+    NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
+    barrier();
+  }
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     int64_t mt = r / 2, half = r % 2;
     Value m = mRegs[r];
@@ -473,6 +536,12 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   osb_ = next(); osh_ = next(); osl_ = next();
   lsb_ = next(); lsh_ = next();
   batch_ = next(); headsQ_ = next(); headsKv_ = next(); qlen_ = next(); klen_ = next(); qOff_ = next(); kOff_ = next();
+  if (params_.producer) { // the descriptors' generic addresses
+    auto address = [&](Value p) { return Value(LLVM::PtrToIntOp::create(b_, loc_, i64_, p)); };
+    tmapQ_ = address(next());
+    tmapK_ = address(next());
+    tmapV_ = address(next());
+  }
   if (variant_.getSink())
     sinks_ = next();
   for (InputArg &in : inputs_) {
@@ -482,9 +551,24 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
       in.strides.push_back(next());
   }
   setupBlock();
+  if (params_.producer) {
+    // Warpgroup 0 loads, the others compute (TmaPipeline.cpp); the compute
+    // warps count their threads and warps from 0.
+    initBarriers();
+    barrier();
+    auto roles = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::ult, warp_, ci(4)), true);
+    b_.setInsertionPointToStart(&roles.getThenRegion().front());
+    emitProducer();
+    b_.setInsertionPointToStart(&roles.getElseRegion().front());
+    takeRegisters();
+    tid_ = sub(tid_, ci(128));
+    warp_ = sub(warp_, ci(4));
+  }
   emitPrologue();
   for (Operation &op : kernel_.getBody().front())
     lowerOp(op);
+  if (params_.producer)
+    b_.setInsertionPointToEnd(&entry);
   gpu::ReturnOp::create(b_, loc_);
   // What the runtime needs to launch it (read back into the manifest).
   NamedAttrList kinfo;
@@ -493,7 +577,7 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   kinfo.append("elem", TypeAttr::get(elem_));
   kinfo.append("block_m", b_.getI64IntegerAttr(BM_));
   kinfo.append("block_n", b_.getI64IntegerAttr(BN_));
-  kinfo.append("threads", b_.getI64IntegerAttr(kThreads));
+  kinfo.append("threads", b_.getI64IntegerAttr(params_.blockThreads()));
   kinfo.append("shared_bytes", b_.getI64IntegerAttr(info_.sharedBytes));
   func->setAttr("attn.kernel_info", kinfo.getDictionary(b_.getContext()));
 }

@@ -12,6 +12,8 @@
 //                      exp, O += P V;
 //   WgmmaCompute.cpp   the wgmma path of S and O += P V (sm_90a) and its
 //                      swizzled shared-memory layout;
+//   TmaPipeline.cpp    the warp-specialised kernel's producer warpgroup (TMA
+//                      loads into an mbarrier ring) and the consumers' waits;
 //   VariantRegions.cpp the variant's mask and score regions cloned per element
 //                      (lowered after by attn-lower-region-ops' patterns).
 //
@@ -44,6 +46,7 @@ using analysis::KeyClause;
 inline constexpr double kRescaleSlack = 8.0;         ///< log2 units m may lag the row maximum (P <= 256)
 inline constexpr int64_t kHugeLen = int64_t(1) << 40; ///< static length of the flat global memrefs
 inline constexpr double kLog2e = 1.4426950408889634;
+inline constexpr int64_t kBoxRows = 64; ///< rows of one TMA box (TmaPipeline.cpp); tiles are multiples
 
 using analysis::Term;
 
@@ -62,7 +65,15 @@ struct EmitterParams {
   /// warp holds one 16-row m-tile (the wgmma accumulator layout is then
   /// AccLayout with mTiles = 1). Else mma.sync m16n8k16 with ldmatrix.
   bool wgmma = false;
-  int64_t threads() const { return 32 * warps; }
+  /// Warp specialisation (wgmma only; TmaPipeline.cpp): one more warpgroup,
+  /// the first, loads Q and every visited K/V tile by TMA into a ring of
+  /// `stages` shared buffers, each guarded by mbarriers, and gives its
+  /// registers to the `warps` compute warps (setmaxnreg). Else every warp
+  /// loads by cp.async into two buffers between CTA barriers.
+  bool producer = false;
+  int64_t stages = 2; ///< K/V shared buffers (2 without a producer)
+  int64_t threads() const { return 32 * warps; } ///< the compute warps' threads
+  int64_t blockThreads() const { return threads() + (producer ? 128 : 0); }
 };
 
 /// The register layout of an fp32 tile (scores, probabilities, accumulator)
@@ -110,6 +121,7 @@ public:
     kThreads = params.threads();
     kSummaryTiles = 32 * kThreads;
     wgmma_ = params.wgmma;
+    stages_ = params.stages;
     LD_ = wgmma_ ? D_ : D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
     summaries_ = needsTileSummaries(ki);
@@ -127,6 +139,7 @@ private:
   int64_t D_, BM_, BN_, LD_, MT_; ///< MT_: 16-row m-tiles per warp
   bool bf16_ = true;
   bool wgmma_ = false; ///< EmitterParams::wgmma
+  int64_t stages_ = 2; ///< EmitterParams::stages
   KernelInfo info_;
 
   // The tile program's values as this backend holds them.
@@ -153,6 +166,25 @@ private:
   SmallVector<Value> qPos_; ///< absolute query position of each row a lane holds
   Value Qs_, Ks_, Vs_;
   Value smemBase_; ///< wgmma: the shared address (i64) of the Q tile, 1024-byte aligned; K and V follow
+
+  // The warp-specialised kernel (EmitterParams::producer; TmaPipeline.cpp).
+  Value tmapQ_, tmapK_, tmapV_; ///< the TMA descriptors' generic addresses (i64)
+  Value barriers_;              ///< shared address (i64) of the mbarriers: Q full, then per stage K full, V full, K/V empty
+  Value stage_, phase_;         ///< the consumers' current ring slot (index) and its parity (i64)
+  Value kvBarrier(int64_t which, Value stage); ///< which: 0 K full, 1 V full, 2 empty
+  Value qBarrier() { return barriers_; }
+  void ptxOperands(StringRef code, StringRef constraints, ValueRange operands);
+  void initBarriers();
+  void waitBarrier(Value bar, Value parity);
+  void arriveBarrier(Value bar);
+  void expectBytes(Value bar, int64_t bytes);
+  void tmaLoadRows(Value tmap, Value dstOffset, int64_t rows, Value row, Value head, Value bar);
+  void emitProducer();
+  SmallVector<Value> nextSlot(Value stage, Value phase);
+  int64_t computeRegisters() const;
+  void takeRegisters();
+  void warpgroupBarrier();
+  Value kvHead();
 
   // --- small helpers -----------------------------------------------------------
   Value ci32(int64_t v) { return arith::ConstantIntOp::create(b_, loc_, i32_, v); }
@@ -211,6 +243,9 @@ private:
   SmallVector<Value> expTile(SmallVector<Value> &s, ArrayRef<Value> m, double log2Scale);
   void accumulatePV(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }
+  int64_t kvTileBytes() const { return BN_ * D_ * 2; }
+  int64_t kOffsetBytes() const { return BM_ * D_ * 2; }                       ///< K ring after the Q tile
+  int64_t vOffsetBytes() const { return kOffsetBytes() + stages_ * kvTileBytes(); } ///< V ring after K's
 
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
   TileVisitRule visitRule();

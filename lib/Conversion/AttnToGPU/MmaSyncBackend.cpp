@@ -3,9 +3,11 @@
 // mma-sync, for sm_80 and newer: 4 warps, m16n8k16 fragments (AccLayout),
 // padded shared-memory rows, cp.async double buffering of K/V. Tiles from
 // TilePolicy.h.
-// wgmma, for sm_90a: block_m / 16 warps (two warpgroups at block_m 128),
-// S = Q K^T and O += P V on warpgroup MMAs from 128-byte swizzled shared
-// memory (WgmmaCompute.cpp), the same cp.async double buffering; masks that
+// wgmma, for sm_90a: S = Q K^T and O += P V on warpgroup MMAs from 128-byte
+// swizzled shared memory (WgmmaCompute.cpp). At block_m 128, warp
+// specialised: a producer warpgroup loads Q, K and V by TMA into a ring of
+// mbarrier-guarded buffers for two compute warpgroups (TmaPipeline.cpp); at
+// block_m 64, one warpgroup with the cp.async double buffering. Masks that
 // need per-CTA tile summaries (documents) get the mma-sync kernel.
 // The lowering itself is KernelEmitter (FlashKernel.cpp and its neighbours)
 // for both: one template, specialised by EmitterParams.
@@ -59,19 +61,18 @@ class WgmmaBackend : public MmaBackend {
 public:
   StringRef name() const override { return "wgmma"; }
 
-  /// Measured on the H200 (bench/NOTES.md, v7): one warpgroup of 64 rows
-  /// at two CTAs an SM beats two warpgroups of 128 rows at d = 64 and 128
-  /// (the CTAs' softmax and GEMMs interleave); at d = 256 two CTAs do not
-  /// fit, and 128 x 64 wins.
+  /// The warp-specialised kernel at 128 rows (128 keys a tile at d <= 128,
+  /// 64 at d = 256: shared memory); a narrow band (ModernBERT's +-64) keeps
+  /// 64 x 64 at two CTAs an SM, whose tiles waste fewer masked-out pairs.
   TileChoice chooseTiles(attn::VariantOp variant, const analysis::KeyIntervals &intervals, int64_t headDim,
                          const TileOverrides &o) const override {
     if (flash::needsTileSummaries(intervals))
       return fallback_.chooseTiles(variant, intervals, headDim, o);
-    const bool wide = headDim > 128;
+    const bool narrow = flashPressure(variant, intervals).narrowBand;
     TileChoice t;
-    t.blockM = o.blockM ? o.blockM : wide ? 128 : 64;
-    t.blockN = o.blockN ? o.blockN : 64;
-    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : (o.blockM || wide) ? 1 : 2;
+    t.blockM = o.blockM ? o.blockM : narrow ? 64 : 128;
+    t.blockN = o.blockN ? o.blockN : narrow || headDim > 128 ? 64 : 128;
+    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : (!o.blockM && narrow) ? 2 : 1;
     return t;
   }
 
@@ -90,16 +91,17 @@ public:
       return kernel.emitOpError() << "expected a head dim that is a multiple of 64, block_m 64 or 128 and block_n a "
                                      "multiple of 16 up to 256 for the wgmma backend, got head dim "
                                   << d << " and " << bm << "x" << bn;
-    // Q, two buffers each of K and V, and the alignment slack.
-    const int64_t sharedBytes = (bm + 4 * bn) * d * 2 + 1024, limit = 227 * 1024;
-    if (sharedBytes > limit)
-      return kernel.emitOpError() << "needs " << sharedBytes << " bytes of shared memory at head dim " << d << " and "
-                                  << bm << "x" << bn << ", more than the " << limit
-                                  << " an sm_90a block can have (choose a smaller --tile)";
     flash::EmitterParams params;
     params.warps = bm / 16;
     params.pad = 0;
     params.wgmma = true;
+    params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
+    // Q, two buffers each of K and V, the alignment slack and the mbarriers.
+    const int64_t sharedBytes = (bm + 4 * bn) * d * 2 + 1024 + (params.producer ? 8 * 7 : 0), limit = 227 * 1024;
+    if (sharedBytes > limit)
+      return kernel.emitOpError() << "needs " << sharedBytes << " bytes of shared memory at head dim " << d << " and "
+                                  << bm << "x" << bn << ", more than the " << limit
+                                  << " an sm_90a block can have (choose a smaller --tile)";
     OpBuilder b(kernel.getContext());
     flash::KernelEmitter emitter(b, kernel, intervals, params);
     emitter.build(module);

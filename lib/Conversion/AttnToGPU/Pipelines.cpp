@@ -21,13 +21,16 @@
 //                                   plain pointers and i64 strides)
 //       canonicalize, cse
 //       reconcile-unrealized-casts  drop the casts left between
-//       attn-extern-dynamic-shared-memory)
+//       attn-extern-dynamic-shared-memory
+//       attn-grid-constant-params)  TMA descriptors by value
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Conversion/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -38,6 +41,7 @@ using namespace mlir;
 namespace attnc {
 
 #define GEN_PASS_DEF_ATTNEXTERNDYNAMICSHAREDMEMORY
+#define GEN_PASS_DEF_ATTNGRIDCONSTANTPARAMS
 #include "attnc/Conversion/Passes.h.inc"
 
 namespace {
@@ -48,6 +52,23 @@ struct AttnExternDynamicSharedMemoryPass
     getOperation().walk([](LLVM::GlobalOp global) {
       if (global.getSymName().starts_with("__dynamic_shmem"))
         global.setLinkage(LLVM::Linkage::External);
+    });
+  }
+};
+
+struct AttnGridConstantParamsPass : impl::AttnGridConstantParamsBase<AttnGridConstantParamsPass> {
+  void runOnOperation() override {
+    getOperation().walk([](LLVM::LLVMFuncOp func) {
+      auto indices = func->getAttrOfType<DenseI64ArrayAttr>("attn.tensormap_args");
+      if (!indices)
+        return;
+      MLIRContext *ctx = func.getContext();
+      auto descriptor = LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), 128);
+      for (int64_t i : indices.asArrayRef()) {
+        func.setArgAttr(i, LLVM::LLVMDialect::getByValAttrName(), TypeAttr::get(descriptor));
+        func.setArgAttr(i, LLVM::LLVMDialect::getAlignAttrName(), IntegerAttr::get(IntegerType::get(ctx, 64), 64));
+        func.setArgAttr(i, NVVM::NVVMDialect::getGridConstantAttrName(), UnitAttr::get(ctx));
+      }
     });
   }
 };
@@ -93,6 +114,7 @@ void buildAttnGpuToNvvmPipeline(OpPassManager &pm, const AttnPipelineOptions &o)
   kernel.addPass(createCSEPass());
   kernel.addPass(createReconcileUnrealizedCastsPass());
   kernel.addPass(createAttnExternDynamicSharedMemory());
+  kernel.addPass(createAttnGridConstantParams());
 }
 
 void registerAttnPipelines() {

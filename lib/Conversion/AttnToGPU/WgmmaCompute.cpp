@@ -104,7 +104,7 @@ SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
   const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
   Value warpgroup = arith::DivUIOp::create(b_, loc_, warp_, ci(4));
   Value qAddr = add(tileAddress(q, 0, 0), mul(warpgroup, ci(64 * kSwizzleBytes)));
-  Value kAddr = tileAddress(k, BM_ * D_ * 2, BN_ * D_ * 2);
+  Value kAddr = tileAddress(k, kOffsetBytes(), kvTileBytes());
   SmallVector<Value> operands;
   std::string asmText = "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
   for (int64_t kk = 0; kk < steps; ++kk) {
@@ -146,7 +146,7 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
                                              packPairI32(P(2 * c + 1, 0), P(2 * c + 1, 1)),
                                              packPairI32(P(2 * c + 1, 2), P(2 * c + 1, 3))});
   }
-  Value vAddr = tileAddress(v, BM_ * D_ * 2 + 2 * BN_ * D_ * 2, BN_ * D_ * 2);
+  Value vAddr = tileAddress(v, vOffsetBytes(), kvTileBytes());
   for (int64_t piece = 0; piece < pieces; ++piece) {
     // Operands: n accumulators (tied to the outputs), the A registers, one
     // descriptor per key step.
