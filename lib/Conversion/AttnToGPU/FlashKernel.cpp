@@ -284,7 +284,9 @@ void KernelEmitter::lowerOp(Operation &op) {
       })
       .Case([&](attn::TileQKOp qk) {
         SharedTile q = shared_.at(qk.getQ()), k = shared_.at(qk.getK());
-        regs_[qk.getS()] = wgmma_ ? scoresQKWgmma(q, k) : scoresQK(q, k);
+        if (pingPong())
+          waitTurn();
+        regs_[qk.getS()] = wgmma_ ? scoresQKWgmma(q, k) : scoresQK(q, k); // wgmma: passes the turn
       })
       .Case([&](attn::TileScoreOp score) {
         SmallVector<Value> s = regsOf(score.getS());
@@ -312,8 +314,10 @@ void KernelEmitter::lowerOp(Operation &op) {
       })
       .Case([&](attn::TilePVOp pv) {
         SmallVector<Value> acc = regsOf(pv.getAcc());
+        if (pingPong())
+          waitTurn();
         if (wgmma_)
-          accumulatePVWgmma(regsOf(pv.getP()), shared_.at(pv.getV()), acc);
+          accumulatePVWgmma(regsOf(pv.getP()), shared_.at(pv.getV()), acc); // passes the turn
         else
           accumulatePV(regsOf(pv.getP()), shared_.at(pv.getV()), acc);
         regs_[pv.getResult()] = acc;
@@ -355,6 +359,8 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   }
   if (!producer)
     NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+  if (pingPong())
+    openTurns(cmpI(arith::CmpIPredicate::sle, n0, last));
 
   // Running state: m (log2 units), l (this lane's partial sum), acc.
   Value m0 = negInf(), l0 = cf(0);
@@ -394,6 +400,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     if (producer) {
       stage_ = buf;
       phase_ = after->getArgument(2);
+      lastTile_ = cmpI(arith::CmpIPredicate::sgt, nn, last);
     } else {
       other = arith::SubIOp::create(b_, loc_, cidx(1), buf);
       {

@@ -184,6 +184,14 @@ private:
   int64_t computeRegisters() const;
   void takeRegisters();
   void warpgroupBarrier();
+  Value computeWarpgroup();
+  bool pingPong() const;
+  void turnBarrier(bool wait, Value warpgroup);
+  void openTurns(Value anyTile);
+  void waitTurn();
+  void passTurn(Value last);
+  SmallVector<Value> waitWgmma(ArrayRef<Value> acc);
+  Value lastTile_; ///< ping-pong: whether the key loop's current tile is its last (i1)
   Value kvHead();
 
   // --- small helpers -----------------------------------------------------------

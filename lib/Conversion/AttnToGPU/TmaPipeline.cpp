@@ -122,8 +122,52 @@ Value KernelEmitter::kvHead() {
 
 /// This warpgroup's 128 threads meet (named barrier 1 + warpgroup; 0 is the CTA's).
 void KernelEmitter::warpgroupBarrier() {
-  Value id = arith::TruncIOp::create(b_, loc_, i32_, add(arith::DivUIOp::create(b_, loc_, warp_, ci(4)), ci(1)));
+  Value id = arith::TruncIOp::create(b_, loc_, i32_, add(computeWarpgroup(), ci(1)));
   ptxOperands("bar.sync $0, 128;", "r", ValueRange{id});
+}
+
+Value KernelEmitter::computeWarpgroup() { return arith::DivUIOp::create(b_, loc_, warp_, ci(4)); }
+
+//===----------------------------------------------------------------------===//
+// Ping-pong: the two compute warpgroups take turns on the tensor cores, so
+// that one's softmax runs while the other's GEMM does. Warpgroup w waits on
+// named barrier kTurnBarrier + w (its turn: 256 threads, its own 128 and the
+// other's 128 arriving) before each GEMM and hands the turn over after it.
+// Warpgroup 1 opens (its first hand-over lets warpgroup 0 start) and skips
+// its last one, so every arrival is waited for: both warpgroups visit the
+// same key tiles, 2 GEMMs each.
+//===----------------------------------------------------------------------===//
+namespace {
+constexpr int64_t kTurnBarrier = 3; ///< 1 and 2: warpgroupBarrier
+} // namespace
+
+bool KernelEmitter::pingPong() const { return params_.producer && kWarps == 8; }
+
+void KernelEmitter::turnBarrier(bool wait, Value warpgroup) {
+  Value id = arith::TruncIOp::create(b_, loc_, i32_, add(warpgroup, ci(kTurnBarrier)));
+  ptxOperands(wait ? "bar.sync $0, 256;" : "bar.arrive $0, 256;", "r", ValueRange{id});
+}
+
+/// Before the first key tile: warpgroup 1 gives warpgroup 0 the first turn (if there is a tile).
+void KernelEmitter::openTurns(Value anyTile) {
+  Value wg = computeWarpgroup();
+  auto ifOpen = scf::IfOp::create(b_, loc_, TypeRange{}, andB(anyTile, cmpI(Pred::eq, wg, ci(1))), false);
+  OpBuilder::InsertionGuard g(b_);
+  b_.setInsertionPointToStart(&ifOpen.getThenRegion().front());
+  turnBarrier(false, ci(0));
+}
+
+void KernelEmitter::waitTurn() { turnBarrier(true, computeWarpgroup()); }
+
+/// After a GEMM: the turn to the other warpgroup, unless this was warpgroup
+/// 1's last (`last`: the tile's O += P V, and no tile follows).
+void KernelEmitter::passTurn(Value last) {
+  Value wg = computeWarpgroup();
+  Value give = last ? orB(notB(last), cmpI(Pred::eq, wg, ci(0))) : cbool(true);
+  auto ifGive = scf::IfOp::create(b_, loc_, TypeRange{}, give, false);
+  OpBuilder::InsertionGuard g(b_);
+  b_.setInsertionPointToStart(&ifGive.getThenRegion().front());
+  turnBarrier(false, sub(ci(1), wg));
 }
 
 /// Warpgroup 0: registers back, then one thread issues every load.

@@ -116,7 +116,8 @@ SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
     asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(BN_) + "k16" + types + " " + operandList(0, n) +
                ", $" + std::to_string(n + 2 * kk) + ", $" + std::to_string(n + 2 * kk + 1) + ", p, 1, 1, 0, 0;\n";
   }
-  asmText += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+  asmText += pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
+                        : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
   std::string constraints;
   for (int64_t i = 0; i < n; ++i)
     constraints += "=f,";
@@ -130,7 +131,31 @@ SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
   SmallVector<Value> s;
   for (int64_t i = 0; i < n; ++i)
     s.push_back(LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i}));
+  if (pingPong()) { // the other warpgroup's turn while this chain runs
+    passTurn(Value());
+    s = waitWgmma(s);
+  }
   return s;
+}
+
+/// Ping-pong: waits for this warpgroup's committed chains, the
+/// accumulators tied through (nothing may touch them in between).
+SmallVector<Value> KernelEmitter::waitWgmma(ArrayRef<Value> acc) {
+  const int64_t n = acc.size();
+  std::string constraints;
+  for (int64_t i = 0; i < n; ++i)
+    constraints += "=f,";
+  for (int64_t i = 0; i < n; ++i)
+    constraints += std::to_string(i) + (i + 1 < n ? "," : "");
+  SmallVector<Type> fields(n, f32_);
+  auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
+  auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, ValueRange(acc), "wgmma.wait_group.sync.aligned 0;",
+                                      constraints, /*has_side_effects=*/true, /*is_align_stack=*/false,
+                                      LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(), ArrayAttr());
+  SmallVector<Value> out;
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i}));
+  return out;
 }
 
 /// attn.tile.pv: acc += P V for this warpgroup's rows, m64n{<=128}k16 per
@@ -161,7 +186,8 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
                  operandList(0, n) + ", " + operandList(firstA + 4 * c, 4) + ", $" + std::to_string(firstDesc + c) +
                  ", p, 1, 1, 1;\n";
     }
-    asmText += "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+    asmText += pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
+                          : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
     std::string constraints;
     for (int64_t i = 0; i < n; ++i)
       constraints += "=f,";
@@ -178,6 +204,10 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
                                         LLVM::AsmDialectAttr(), ArrayAttr());
     for (int64_t i = 0; i < n; ++i)
       acc[piece * n + i] = LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i});
+  }
+  if (pingPong()) { // the other warpgroup's turn while the chains run
+    passTurn(lastTile_);
+    acc = waitWgmma(acc);
   }
 }
 
