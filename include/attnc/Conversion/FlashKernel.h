@@ -34,7 +34,9 @@ struct KernelArg {
 /// 2: lazy rescaling, 128x64 tiles, per-warp masks, shared-memory epilogue.
 /// 3: the wgmma backend by default on sm_90a; the epilogue waits for every
 ///    copy and synchronises before reusing the Q tile.
-inline constexpr int kKernelRevision = 3;
+/// 4: wgmma at 128 rows warp specialised (TMA producer, ping-pong), 128 x 128
+///    tiles at d <= 128.
+inline constexpr int kKernelRevision = 4;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
