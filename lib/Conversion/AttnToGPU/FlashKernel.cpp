@@ -16,6 +16,10 @@
 //      with P kept in registers as the A operand;
 //   4. attn.tile.epilogue: O / l and LSE = m + log(l) (empty rows: O = 0, LSE = -inf; a sink
 //      starts every row with m = S_h, l = 1), O out through shared memory.
+// The warp-specialised wgmma kernel (EmitterParams::producer) splits the CTA
+// at the start: warpgroup 0 issues the loads of 1 and 3 by TMA
+// (TmaPipeline.cpp), the others run 3 and 4 waiting on its mbarriers
+// instead of cp.async groups and CTA barriers.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -353,12 +357,13 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   const bool producer = params_.producer; // else this loop loads K and V itself
   if (!producer) {
     auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, n0, last), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
-    loadKV(n0, cidx(0));
-  }
-  if (!producer)
+    {
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
+      loadKV(n0, cidx(0));
+    }
     NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+  }
   if (pingPong())
     openTurns(cmpI(arith::CmpIPredicate::sle, n0, last));
 

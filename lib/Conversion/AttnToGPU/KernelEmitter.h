@@ -46,7 +46,7 @@ using analysis::KeyClause;
 inline constexpr double kRescaleSlack = 8.0;         ///< log2 units m may lag the row maximum (P <= 256)
 inline constexpr int64_t kHugeLen = int64_t(1) << 40; ///< static length of the flat global memrefs
 inline constexpr double kLog2e = 1.4426950408889634;
-inline constexpr int64_t kBoxRows = 64; ///< rows of one TMA box (TmaPipeline.cpp); tiles are multiples
+inline constexpr int64_t kBoxRows = 64; ///< rows of one TMA box (TmaPipeline.cpp): the TMA kernel's tiles are multiples of it
 
 using analysis::Term;
 
