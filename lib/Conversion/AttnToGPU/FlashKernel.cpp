@@ -164,7 +164,7 @@ void KernelEmitter::setupBlock() {
     info_.sharedBytes = qBytes + 2 * kvBytes + 1024;
     if (params_.producer) { // the mbarriers: Q full, then K full, V full, empty per slot
       barriers_ = add(smemBase_, ci(qBytes + 2 * kvBytes));
-      info_.sharedBytes += 8 * (1 + 3 * stages_);
+      info_.sharedBytes += params_.barrierBytes();
     }
   } else {
     auto qType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());

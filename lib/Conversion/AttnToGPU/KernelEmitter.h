@@ -74,6 +74,8 @@ struct EmitterParams {
   int64_t stages = 2; ///< K/V shared buffers (2 without a producer)
   int64_t threads() const { return 32 * warps; } ///< the compute warps' threads
   int64_t blockThreads() const { return threads() + (producer ? 128 : 0); }
+  /// The mbarriers' shared memory: Q full, then K full, V full and empty per slot.
+  int64_t barrierBytes() const { return producer ? 8 * (1 + 3 * stages) : 0; }
 };
 
 /// The register layout of an fp32 tile (scores, probabilities, accumulator)
@@ -184,13 +186,14 @@ private:
   int64_t computeRegisters() const;
   void takeRegisters();
   void warpgroupBarrier();
-  Value computeWarpgroup();
+  Value computeWarpgroup(); ///< this warp's warpgroup among the compute warps (warp_ / 4)
   bool pingPong() const;
   void turnBarrier(bool wait, Value warpgroup);
   void openTurns(Value anyTile);
   void waitTurn();
   void passTurn(Value last);
   SmallVector<Value> waitWgmma(ArrayRef<Value> acc);
+  std::string chainEnd() const;
   Value lastTile_; ///< ping-pong: whether the key loop's current tile is its last (i1)
   Value kvHead();
 

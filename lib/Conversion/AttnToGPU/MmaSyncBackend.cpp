@@ -97,7 +97,7 @@ public:
     params.wgmma = true;
     params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
     // Q, two buffers each of K and V, the alignment slack and the mbarriers.
-    const int64_t sharedBytes = (bm + 4 * bn) * d * 2 + 1024 + (params.producer ? 8 * 7 : 0), limit = 227 * 1024;
+    const int64_t sharedBytes = (bm + 4 * bn) * d * 2 + 1024 + params.barrierBytes(), limit = 227 * 1024;
     if (sharedBytes > limit)
       return kernel.emitOpError() << "needs " << sharedBytes << " bytes of shared memory at head dim " << d << " and "
                                   << bm << "x" << bn << ", more than the " << limit

@@ -97,12 +97,19 @@ Value KernelEmitter::packPairI32(Value x, Value y) {
   return vector::ExtractOp::create(b_, loc_, asInt, ArrayRef<int64_t>{0});
 }
 
+/// The end of a wgmma chain's PTX block: commit, and wait unless the
+/// ping-pong hand-over comes between (then waitWgmma waits).
+std::string KernelEmitter::chainEnd() const {
+  return pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
+                    : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+}
+
 /// attn.tile.qk: this warpgroup's 64 rows of S = Q K^T, m64n{BN}k16 per 16
 /// columns of the head dim, in scoreLayout().
 SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
   const int64_t n = BN_ / 2, steps = D_ / 16;
   const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
-  Value warpgroup = arith::DivUIOp::create(b_, loc_, warp_, ci(4));
+  Value warpgroup = computeWarpgroup();
   Value qAddr = add(tileAddress(q, 0, 0), mul(warpgroup, ci(64 * kSwizzleBytes)));
   Value kAddr = tileAddress(k, kOffsetBytes(), kvTileBytes());
   SmallVector<Value> operands;
@@ -116,8 +123,7 @@ SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
     asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(BN_) + "k16" + types + " " + operandList(0, n) +
                ", $" + std::to_string(n + 2 * kk) + ", $" + std::to_string(n + 2 * kk + 1) + ", p, 1, 1, 0, 0;\n";
   }
-  asmText += pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
-                        : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+  asmText += chainEnd();
   std::string constraints;
   for (int64_t i = 0; i < n; ++i)
     constraints += "=f,";
@@ -186,8 +192,7 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
                  operandList(0, n) + ", " + operandList(firstA + 4 * c, 4) + ", $" + std::to_string(firstDesc + c) +
                  ", p, 1, 1, 1;\n";
     }
-    asmText += pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
-                          : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
+    asmText += chainEnd();
     std::string constraints;
     for (int64_t i = 0; i < n; ++i)
       constraints += "=f,";
