@@ -256,8 +256,13 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   }
   if (failed(runStage([&](OpPassManager &pm) {
         pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target}));
-      })))
+      }))) {
+    if (o.blockM) { // a tile the user chose that the backend cannot build (shared memory, shape)
+      err << "attnc: error: --tile=" << o.blockM << "x" << o.blockN << " cannot be compiled:\n" << diagText;
+      return 2;
+    }
     return internal("convert-attn-tile-to-gpu failed");
+  }
   std::vector<GeneratedKernel> kernels = collectKernels(*module);
   lap("kernel generation");
   if (stage == "gpu") {
