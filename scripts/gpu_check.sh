@@ -8,8 +8,11 @@
 #   3. test/gpu/check_apis.py: attnc kernels through the C++ API (attnc run
 #      --module), the C API (a C program) and Python, against the reference;
 #      compute-sanitizer memcheck and racecheck on a small subset;
-#   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention.
-# Steps can be picked with GPU_STEPS="runtime kernels sanitizer bench";
+#   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention;
+#   5. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
+#      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
+#      against the reference, $GEN_CASES random shapes per variant (default 3).
+# Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench generated";
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
@@ -50,6 +53,15 @@ if has sanitizer; then
       || status=1
     grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_$tool.log"
   done
+fi
+if has generated; then
+  echo "== generated programs vs reference"
+  rm -rf "$root/build-gen" && mkdir -p "$root/build-gen" && tar xzf "$root/build-ptx/gen.tar.gz" -C "$root/build-gen"
+  python3 "$root/test/gpu/check_generated.py" --gen-dir "$root/build-gen" --attnc "$build/bin/attnc" \
+    --cases "${GEN_CASES:-3}" --failures "$out/generated-failures" --json "$out/generated.json" \
+    > "$out/generated.log" 2>&1 || status=1
+  grep "^FAIL\|Traceback\|Error" "$out/generated.log" | head -n 40
+  tail -n 1 "$out/generated.log"
 fi
 if has bench; then
   echo "== benchmark"

@@ -1026,7 +1026,7 @@ private:
   std::string genVariant(const std::string &name) {
     lets_.clear();
     letNames_.clear();
-    bool selects = chance(0.08); // a program with one gets no kernels (select has none yet)
+    bool selects = chance(0.08) && options_.selections; // a program with one gets no kernels (select has none yet)
     // Masks: no floats; no h when the variant selects.
     Ctx mask;
     mask.positions = mask.batch = mask.inputs = mask.lets = true;

@@ -33,6 +33,10 @@ struct GeneratorOptions {
   /// default while the module manifest rejects them (an axis may appear
   /// once there: test/fuzz-regressions/open/token-table-manifest.attn).
   bool repeatedTokenAxes = false;
+  /// `select topk(...)` clauses (in about one variant in twelve). The GPU
+  /// differential test turns them off: a program that selects has no
+  /// kernels yet.
+  bool selections = true;
 };
 
 /// A random valid program for `seed`.

@@ -14,25 +14,15 @@ torch tensors, and O and LSE compared with `attnc run --reference` (float64):
   relative where finite, -inf exactly where the reference has it, no NaN.
 Prints one line per case and a summary; exits 1 on any failure.
 """
-import argparse, json, math, os, subprocess, sys, tempfile, time
+import argparse, json, os, sys, tempfile, time
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+sys.path.insert(0, os.path.dirname(__file__))
 import attnc  # noqa: E402
 
-TOL = {"bf16": 1e-2, "fp16": 2e-3}
-TORCH_DT = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def save_npy(path, t):
-    """bf16 as raw int16 bits (docs/reference.md), other types as they are."""
-    t = t.detach().cpu().contiguous()
-    if t.dtype == torch.bfloat16:
-        np.save(path, t.view(torch.int16).numpy())
-    else:
-        np.save(path, t.numpy())
+from reference_compare import TORCH_DT, compare, run_reference  # noqa: E402
 
 
 def make_inputs(example, B, Lmax, gen):
@@ -97,48 +87,10 @@ def run_case(kernel, example, src, variant, case, sink, attnc_bin, tmp, gen):
     kernel(q, k, v, sinks=sinks, inputs=gpu_ins, q_offset=qo, k_offset=ko, out=out, lse=lse)
     torch.cuda.synchronize()
 
-    # The reference executor, through its command line.
-    paths = {}
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        paths[name] = os.path.join(tmp, name + ".npy")
-        save_npy(paths[name], t)
-    cmd = [attnc_bin, "run", "--reference", src, "--variant", variant, "--q", paths["q"], "--k", paths["k"],
-           "--v", paths["v"], "--out", os.path.join(tmp, "o.npy"), "--lse", os.path.join(tmp, "lse.npy"),
-           "--dtype-out", "f64", "--q-offset", str(q_off), "--k-offset", str(k_off)]
-    for n, t in ins.items():
-        p = os.path.join(tmp, "in_" + n + ".npy")
-        save_npy(p, t)
-        cmd += ["--input", f"{n}={p}"]
-    if sink:
-        p = os.path.join(tmp, "sinks.npy")
-        save_npy(p, sinks)
-        cmd += ["--sinks", p]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        return False, "reference failed: " + r.stderr.strip()[:300]
-    ro = torch.from_numpy(np.load(os.path.join(tmp, "o.npy")))
-    rl = torch.from_numpy(np.load(os.path.join(tmp, "lse.npy")))
-    o64 = out.double().cpu()
-    l64 = lse.double().cpu()
-    problems = []
-    if torch.isnan(o64).any():
-        problems.append(f"{int(torch.isnan(o64).sum())} NaN in O")
-    if torch.isnan(l64).any():
-        problems.append(f"{int(torch.isnan(l64).sum())} NaN in LSE")
-    denom = ro.norm().item()
-    err = (o64 - ro).norm().item() / (denom if denom > 0 else 1.0)
-    if not err <= TOL[dt]:
-        problems.append(f"O rel L2 {err:.2e} > {TOL[dt]:.0e}")
-    ref_inf = torch.isinf(rl)
-    if not torch.equal(ref_inf, torch.isinf(l64)):
-        problems.append(f"LSE -inf mismatch at {int((ref_inf != torch.isinf(l64)).sum())} rows")
-    fin = ~ref_inf & ~torch.isinf(l64) & ~torch.isnan(l64)
-    lse_err = ((l64[fin] - rl[fin]).abs() / rl[fin].abs().clamp(min=1.0)).max().item() if fin.any() else 0.0
-    if not lse_err <= 1e-3:
-        problems.append(f"LSE rel err {lse_err:.2e}")
-    empty = int(ref_inf.sum())
-    return not problems, f"O err {err:.2e}, LSE err {lse_err:.1e}, {empty} empty rows" + (
-        "  <- " + "; ".join(problems) if problems else "")
+    ro, rl, _ = run_reference(attnc_bin, src, variant, q, k, v, tmp, q_off=q_off, k_off=k_off, inputs=ins, sinks=sinks)
+    if ro is None:
+        return False, rl
+    return compare(out, lse, ro, rl, dt)
 
 
 def main():

@@ -1,0 +1,79 @@
+"""What the GPU checks share: the float64 reference executor through its
+command line (`attnc run --reference`), and the comparison of a kernel's O
+and LSE with it (check_kernels.py, check_generated.py).
+
+Tolerances: relative L2 error of O <= 1e-2 (bf16) / 2e-3 (fp16), LSE within
+1e-3 relative where finite, -inf exactly where the reference has it, no NaN.
+"""
+import os, subprocess
+
+import numpy as np
+import torch
+
+TOL = {"bf16": 1e-2, "fp16": 2e-3}
+TORCH_DT = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def save_npy(path, t):
+    """bf16 as raw int16 bits (docs/reference.md), other types as they are."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        np.save(path, t.view(torch.int16).numpy())
+    else:
+        np.save(path, t.numpy())
+
+
+def run_reference(attnc_bin, src, variant, q, k, v, tmp, *, q_off, k_off, inputs=None, sinks=None,
+                  defines=(), threads=None):
+    """O and LSE of `attnc run --reference` in float64 (torch, CPU), or
+    (None, message) when the executor refuses. Returns also the command."""
+    paths = {}
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        paths[name] = os.path.join(tmp, name + ".npy")
+        save_npy(paths[name], t)
+    cmd = [attnc_bin, "run", "--reference", src, "--variant", variant, "--q", paths["q"], "--k", paths["k"],
+           "--v", paths["v"], "--out", os.path.join(tmp, "o.npy"), "--lse", os.path.join(tmp, "lse.npy"),
+           "--dtype-out", "f64", "--q-offset", str(q_off), "--k-offset", str(k_off)]
+    for d in defines:
+        cmd += ["-D", d]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    for n, t in (inputs or {}).items():
+        p = os.path.join(tmp, "in_" + n + ".npy")
+        save_npy(p, t)
+        cmd += ["--input", f"{n}={p}"]
+    if sinks is not None:
+        p = os.path.join(tmp, "sinks.npy")
+        save_npy(p, sinks)
+        cmd += ["--sinks", p]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "reference failed (exit %d): %s" % (r.returncode, r.stderr.strip()[:300]), cmd
+    ro = torch.from_numpy(np.load(os.path.join(tmp, "o.npy")))
+    rl = torch.from_numpy(np.load(os.path.join(tmp, "lse.npy")))
+    return ro, rl, cmd
+
+
+def compare(out, lse, ro, rl, dt):
+    """(ok, message) for a kernel's O and LSE against the reference's."""
+    o64 = out.double().cpu()
+    l64 = lse.double().cpu()
+    problems = []
+    if torch.isnan(o64).any():
+        problems.append(f"{int(torch.isnan(o64).sum())} NaN in O")
+    if torch.isnan(l64).any():
+        problems.append(f"{int(torch.isnan(l64).sum())} NaN in LSE")
+    denom = ro.norm().item()
+    err = (o64 - ro).norm().item() / (denom if denom > 0 else 1.0)
+    if not err <= TOL[dt]:
+        problems.append(f"O rel L2 {err:.2e} > {TOL[dt]:.0e}")
+    ref_inf = torch.isinf(rl)
+    if not torch.equal(ref_inf, torch.isinf(l64)):
+        problems.append(f"LSE -inf mismatch at {int((ref_inf != torch.isinf(l64)).sum())} rows")
+    fin = ~ref_inf & ~torch.isinf(l64) & ~torch.isnan(l64)
+    lse_err = ((l64[fin] - rl[fin]).abs() / rl[fin].abs().clamp(min=1.0)).max().item() if fin.any() else 0.0
+    if not lse_err <= 1e-3:
+        problems.append(f"LSE rel err {lse_err:.2e}")
+    empty = int(ref_inf.sum())
+    return not problems, f"O err {err:.2e}, LSE err {lse_err:.1e}, {empty} empty rows" + (
+        "  <- " + "; ".join(problems) if problems else "")
