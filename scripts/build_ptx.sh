@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compiles every example (DSA's selection has no kernel yet) to PTX with the
 # MLIR build's attnc, and checks each with ptxas: build-ptx/<example>.ptx.
-# These are what scripts/gpu_check.sh runs on the GPU machine (carry build-ptx).
+# These are what scripts/gpu_check.sh runs on the GPU machine (carry build-ptx),
+# with a copy of CLI11's headers in build-ptx/third_party/include for its build.
 # Usage: scripts/build_ptx.sh [--target=sm_90a] [BUILD_DIR]
 # ATTNC_FLAGS adds attnc options for the examples (e.g. --backend=wgmma).
 set -euo pipefail
@@ -11,6 +12,12 @@ if [[ ${1:-} == --target=* ]]; then target=${1#--target=}; shift; fi
 build=${1:-$root/build}
 out=$root/build-ptx
 mkdir -p "$out"
+# CLI11's headers (attnc's command-line parser) for the GPU machine's build,
+# which has no package registry: the GPU scripts pass this copy to cmake.
+[ -f /usr/include/CLI/CLI.hpp ] || { echo "build_ptx: no CLI11 in /usr/include/CLI (scripts/setup.sh)" >&2; exit 1; }
+rm -rf "$out/third_party/include/CLI"
+mkdir -p "$out/third_party/include"
+cp -r /usr/include/CLI "$out/third_party/include/CLI"
 ptxas=${PTXAS:-/usr/local/cuda/bin/ptxas}
 for f in "$root"/examples/*.attn; do
   name=$(basename "$f" .attn)

@@ -25,11 +25,16 @@ export ATTNC_LIBRARY=$build/lib/libattnrt.so
 export PYTHONUNBUFFERED=1
 status=0
 has() { [[ " $steps " == *" $1 "* ]]; }
+# CLI11's headers (attnc's command line) where none are installed: the copy
+# scripts/build_ptx.sh puts in build-ptx/.
+cli11=
+[ -d "$root/build-ptx/third_party/include" ] && cli11=-DATTNC_CLI11_INCLUDE_DIR=$root/build-ptx/third_party/include
 if has runtime; then
   bash "$root/scripts/gpu_runtime_check.sh" > "$out/runtime.log" 2>&1 || status=1
   tail -n 15 "$out/runtime.log"
 else
-  cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF -DATTNC_BUILD_TESTS=OFF >/dev/null &&
+  cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF -DATTNC_BUILD_TESTS=OFF \
+    ${cli11:+"$cli11"} >/dev/null &&
     ninja -C "$build" attnc attnrt attnc_c_api_run >/dev/null || { echo "build failed"; exit 1; }
 fi
 if has kernels; then

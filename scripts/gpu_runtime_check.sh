@@ -59,6 +59,11 @@ step() { # step NAME COMMAND...: runs COMMAND, logging to $logs/NAME.log
 
 cmake_args=(-G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF
             -DATTNC_BUILD_TESTS=ON -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_C_COMPILER="${CC:-gcc}")
+# CLI11's headers (attnc's command line) where none are installed: the copy
+# scripts/build_ptx.sh puts in build-ptx/.
+if [ -d "$root/build-ptx/third_party/include" ]; then
+  cmake_args+=(-DATTNC_CLI11_INCLUDE_DIR="$root/build-ptx/third_party/include")
+fi
 ctest_exclude=()
 # The lit suite needs LLVM's lit and FileCheck, which the GPU machine lacks:
 # satisfy the configure-time lookup and leave the lit test out.

@@ -9,7 +9,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/build-gpu-logs}
 mkdir -p "$out"
 build=$root/build-gpu-rt
-cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF -DATTNC_BUILD_TESTS=OFF >/dev/null &&
+# CLI11's headers (attnc's command line) where none are installed: the copy
+# scripts/build_ptx.sh puts in build-ptx/.
+cli11=
+[ -d "$root/build-ptx/third_party/include" ] && cli11=-DATTNC_CLI11_INCLUDE_DIR=$root/build-ptx/third_party/include
+cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DATTNC_WITH_MLIR=OFF -DATTNC_BUILD_TESTS=OFF \
+  ${cli11:+"$cli11"} >/dev/null &&
   ninja -C "$build" attnc attnrt attnc_c_api_run >/dev/null || { echo "build failed"; exit 1; }
 export ATTNC_LIBRARY=$build/lib/libattnrt.so
 only=${ONLY:-mistral}

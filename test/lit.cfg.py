@@ -1,6 +1,7 @@
 # lit configuration for attnc's tests: FileCheck-based tests of every --emit
 # stage, of every example and of every diagnostic.
 import os
+import sys
 import lit.formats
 
 config.name = "attnc"
@@ -11,6 +12,10 @@ config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", 
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
 config.substitutions.append(("%examples", os.path.join(config.attnc_src_root, "examples")))
+# %python: lit's own interpreter; %exit_code CMD...: CMD's output and "exit N"
+# (test/Inputs/exit_code.py), for tests of exact exit codes.
+config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(("%exit_code", sys.executable + " " + os.path.join(config.test_source_root, "Inputs", "exit_code.py")))
 config.environment["PATH"] = os.pathsep.join(
     [config.attnc_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
 

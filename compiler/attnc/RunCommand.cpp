@@ -1,16 +1,21 @@
 //===- RunCommand.cpp - `attnc run`: execute a variant on .npy tensors ----===//
 //
 // Steps, in order; nothing is written unless every step succeeds:
-//   1. parse the command line (exit 2 on a bad one);
+//   1. parse the command line (CommandLine.cpp; exit 2 on a bad one);
 //   2. parse and check the .attn file with -D overrides (exit 1 on errors);
 //   3. pick the variant: --variant NAME, or --layer I of a model (--model NAME
 //      when the file has several), or the file's only variant;
 //   4. read every .npy (dtype and shape errors name the flag and the file);
-//   5. run the reference executor;
+//   5. run the reference executor (--reference: runReference), or the GPU
+//      kernel through libattnrt (runGpu: K.ptx of --module, or FILE compiled
+//      in process in builds with MLIR);
 //   6. write O, LSE and the indices together, atomically.
+// Exit codes: 0 success, 1 bad input, 2 bad command line, 3 internal error
+// (an unexpected exception, or the in-process compiler's internal error).
 //
 //===----------------------------------------------------------------------===//
 #include "RunCommand.h"
+#include "CommandLine.h"
 
 #include "attnc/dsl/Diagnostics.h"
 #include "attnc/dsl/Sema.h"
@@ -23,11 +28,7 @@
 #include <sstream>
 #include "support/Npy.h"
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,65 +40,9 @@ using attnc::support::NpyError;
 namespace ref = attnc::reference;
 namespace dsl = attnc::dsl;
 
-constexpr int kExitOk = 0, kExitBadInput = 1, kExitUsage = 2, kExitInternal = 3;
-
-const char kUsage[] =
-    R"(usage: attnc run [--reference | --module K.ptx] FILE.attn [--variant NAME | --layer I [--model NAME]]
-                 --q q.npy --k k.npy --v v.npy [--input NAME=x.npy]...
-                 [--sinks s.npy] [--indexer qI.npy,w.npy,kI.npy]
-                 [--q-offset N] [--k-offset N] [-D NAME=VALUE]...
-                 --out o.npy [--lse lse.npy] [--indices idx.npy]
-                 [--dtype-out f32|f64] [--threads N]
-
-Computes one attention variant of FILE.attn on the given tensors, on the GPU
-(attnc's kernel through libattnrt) or with the float64 reference executor,
-and writes O (and LSE and topk indices). The two take the same arguments, so
-their outputs compare directly.
-
-  --reference          use the float64 CPU reference executor
-  --module K.ptx       the GPU: run K.ptx's kernel for the variant (compiled by
-                       attnc from FILE.attn); without it, builds with MLIR
-                       compile FILE.attn in-process (q, k, v bf16 or fp16)
-  --variant NAME       the attention variant to run
-  --layer I            run the variant a model assigns to layer I
-  --model NAME         the model for --layer (needed if FILE has several)
-  --q, --k, --v        Q [B, Hq, Lq, D], K [B, Hkv, Lk, D], V [B, Hkv, Lk, Dv]
-  --input NAME=PATH    a runtime input tensor declared by `input NAME : ...`
-  --sinks PATH         sink logits [Hq] (variants with `sink;`)
-  --indexer Q,W,K      DSA indexer qI [B, Lq, HI, dI], w [B, Lq, HI], kI [B, Lk, dI]
-  --q-offset N         absolute position of query row 0 (default Lk - Lq)
-  --k-offset N         absolute position of key row 0 (default 0)
-  -D NAME=VALUE        override a `param`
-  --out PATH           O [B, Hq, Lq, Dv]
-  --lse PATH           LSE [B, Hq, Lq] (natural log; -inf for an empty row)
-  --indices PATH       selected key columns [B, Hkv, Lq, K], int64, -1 padded
-  --dtype-out f32|f64  dtype of O and LSE (default f32)
-  --threads N          worker threads (default: all cores)
-
-Float tensors may be <f2, <f4, <f8, or bf16 as raw 16-bit <u2/<i2
-(PyTorch: t.view(torch.int16).numpy()). Exit codes: 0 ok, 1 bad input,
-2 bad command line, 3 internal error (a bug in attnc). See docs/reference.md.
-)";
-
-/// The parsed command line.
-struct Options {
-  bool reference = false;
-  std::string file;
-  std::string module; ///< --module k.ptx: the GPU kernels to run (else compiled in-process)
-  std::optional<std::string> variant, model;
-  std::optional<int64_t> layer;
-  std::string q, k, v, sinks, out, lse, indices;
-  std::vector<std::string> indexer; // qI, w, kI
-  std::vector<std::pair<std::string, std::string>> inputs;
-  std::optional<int64_t> qOffset, kOffset;
-  std::vector<dsl::ParamOverride> overrides;
-  bool f64 = false;
-  unsigned threads = 0;
-};
-
-struct UsageError {
-  std::string msg;
-};
+using Options = attnc::RunCommandOptions;
+using attnc::kExitInternal, attnc::kExitOk;
+constexpr int kExitBadInput = attnc::kExitInput;
 
 struct InputError {
   std::string msg;
@@ -107,157 +52,6 @@ struct InputError {
 struct InternalError {
   std::string msg;
 };
-
-int64_t parseInt(const std::string &flag, const std::string &s) {
-  errno = 0;
-  char *end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno == ERANGE)
-    throw UsageError{flag + ": expected an integer, got '" + s + "'"};
-  return v;
-}
-
-Options parseCommandLine(int argc, char **argv, bool &help) {
-  Options o;
-  help = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string flag = arg, inlineValue;
-    bool hasInline = false;
-    if (arg.rfind("--", 0) == 0) {
-      size_t eq = arg.find('=');
-      if (eq != std::string::npos) {
-        flag = arg.substr(0, eq);
-        inlineValue = arg.substr(eq + 1);
-        hasInline = true;
-      }
-    } else if (arg.rfind("-D", 0) == 0 && arg.size() > 2) {
-      flag = "-D";
-      inlineValue = arg.substr(2);
-      hasInline = true;
-    }
-    auto value = [&]() -> std::string {
-      if (hasInline)
-        return inlineValue;
-      if (i + 1 >= argc)
-        throw UsageError{flag + ": missing value"};
-      return argv[++i];
-    };
-    auto once = [&](std::string &slot) {
-      if (!slot.empty())
-        throw UsageError{flag + " given twice"};
-      slot = value();
-      if (slot.empty())
-        throw UsageError{flag + ": empty value"};
-    };
-    if (flag == "--help" || flag == "-h") {
-      help = true;
-      return o;
-    } else if (flag == "--reference") {
-      if (hasInline) { // --reference=FILE
-        if (!o.file.empty())
-          throw UsageError{"more than one source file given"};
-        o.file = inlineValue;
-      }
-      o.reference = true;
-    } else if (flag == "--module") {
-      once(o.module);
-    } else if (flag == "--variant") {
-      if (o.variant)
-        throw UsageError{"--variant given twice"};
-      o.variant = value();
-    } else if (flag == "--model") {
-      if (o.model)
-        throw UsageError{"--model given twice"};
-      o.model = value();
-    } else if (flag == "--layer") {
-      if (o.layer)
-        throw UsageError{"--layer given twice"};
-      o.layer = parseInt(flag, value());
-    } else if (flag == "--q") {
-      once(o.q);
-    } else if (flag == "--k") {
-      once(o.k);
-    } else if (flag == "--v") {
-      once(o.v);
-    } else if (flag == "--sinks") {
-      once(o.sinks);
-    } else if (flag == "--out") {
-      once(o.out);
-    } else if (flag == "--lse") {
-      once(o.lse);
-    } else if (flag == "--indices") {
-      once(o.indices);
-    } else if (flag == "--input") {
-      std::string val = value();
-      size_t eq = val.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == val.size())
-        throw UsageError{"--input: expected NAME=PATH, got '" + val + "'"};
-      std::string name = val.substr(0, eq);
-      for (const auto &in : o.inputs)
-        if (in.first == name)
-          throw UsageError{"--input " + name + " given twice"};
-      o.inputs.emplace_back(name, val.substr(eq + 1));
-    } else if (flag == "--indexer") {
-      if (!o.indexer.empty())
-        throw UsageError{"--indexer given twice"};
-      std::string val = value();
-      size_t a = val.find(','), b = a == std::string::npos ? a : val.find(',', a + 1);
-      if (a == std::string::npos || b == std::string::npos || val.find(',', b + 1) != std::string::npos)
-        throw UsageError{"--indexer: expected qI.npy,w.npy,kI.npy, got '" + val + "'"};
-      o.indexer = {val.substr(0, a), val.substr(a + 1, b - a - 1), val.substr(b + 1)};
-      for (const auto &p : o.indexer)
-        if (p.empty())
-          throw UsageError{"--indexer: expected three non-empty paths, got '" + val + "'"};
-    } else if (flag == "--q-offset") {
-      if (o.qOffset)
-        throw UsageError{"--q-offset given twice"};
-      o.qOffset = parseInt(flag, value());
-    } else if (flag == "--k-offset") {
-      if (o.kOffset)
-        throw UsageError{"--k-offset given twice"};
-      o.kOffset = parseInt(flag, value());
-    } else if (flag == "-D") {
-      std::string val = value();
-      size_t eq = val.find('=');
-      if (eq == std::string::npos || eq == 0)
-        throw UsageError{"-D: expected NAME=VALUE, got '" + val + "'"};
-      o.overrides.push_back({val.substr(0, eq), val.substr(eq + 1)});
-    } else if (flag == "--dtype-out") {
-      std::string val = value();
-      if (val != "f32" && val != "f64")
-        throw UsageError{"--dtype-out: expected f32 or f64, got '" + val + "'"};
-      o.f64 = val == "f64";
-    } else if (flag == "--threads") {
-      int64_t n = parseInt(flag, value());
-      if (n < 1 || n > 4096)
-        throw UsageError{"--threads: expected 1..4096, got " + std::to_string(n)};
-      o.threads = unsigned(n);
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      throw UsageError{"unknown option '" + arg + "'"};
-    } else {
-      if (!o.file.empty())
-        throw UsageError{"more than one source file given ('" + o.file + "' and '" + arg + "')"};
-      o.file = arg;
-    }
-  }
-  return o;
-}
-
-void requireFlags(const Options &o) {
-  if (o.file.empty())
-    throw UsageError{"no source file given (attnc run [--reference] FILE.attn ...)"};
-  if (o.reference && !o.module.empty())
-    throw UsageError{"--reference and --module are mutually exclusive"};
-  if (o.q.empty() || o.k.empty() || o.v.empty())
-    throw UsageError{std::string("missing ") + (o.q.empty() ? "--q" : o.k.empty() ? "--k" : "--v")};
-  if (o.out.empty())
-    throw UsageError{"missing --out"};
-  if (o.variant && o.layer)
-    throw UsageError{"--variant and --layer are mutually exclusive"};
-  if (o.model && !o.layer)
-    throw UsageError{"--model needs --layer"};
-}
 
 std::string joinNames(const std::vector<std::string> &v) {
   std::string s;
@@ -626,19 +420,8 @@ int runGpu(const Options &o) {
 
 int runCommand(int argc, char **argv) {
   Options o;
-  try {
-    bool help = false;
-    o = parseCommandLine(argc, argv, help);
-    if (help) {
-      std::cout << kUsage;
-      return kExitOk;
-    }
-    requireFlags(o);
-  } catch (const UsageError &e) {
-    std::cerr << "attnc run: error: " << e.msg << "\n"
-              << "run 'attnc run --help' for usage\n";
-    return kExitUsage;
-  }
+  if (std::optional<int> rc = attnc::parseRunCommandLine(argc, argv, o))
+    return *rc;
   try {
     return o.reference ? runReference(o) : runGpu(o);
   } catch (const attnc::Error &e) {
