@@ -543,6 +543,13 @@ private:
     m = std::max(m, sink);
     size_t oRow = size_t((b * d_.Hq + h) * d_.Lq + row);
     double *o = &out_->o.data[oRow * size_t(Dv)];
+    // A score of +inf or NaN at an allowed key makes the row NaN (language.md
+    // §5.4); std::max above skips NaN, so look for it.
+    if (std::any_of(scores.begin(), scores.end(), [](double x) { return std::isnan(x) || x == HUGE_VAL; })) {
+      std::fill(o, o + Dv, std::numeric_limits<double>::quiet_NaN());
+      out_->lse.data[oRow] = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
     if (m == ninf) { // empty row (or every score -inf): O = 0, LSE = -inf
       out_->lse.data[oRow] = ninf;
       return;

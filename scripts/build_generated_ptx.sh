@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The build half of the GPU differential test (issue 13): writes GEN_COUNT
-# random valid programs without selections (attnc-gen-programs, seeds
+# random valid programs without selections and with fp32-friendly scores
+# (attnc-gen-programs --no-select --fp32-scores, seeds
 # GEN_SEED ..), compiles each for one head dim, dtype and backend picked from
 # its seed, and checks the PTX with ptxas:
 #   build-gen/gen-<seed>.attn   the program (its first line: seed and -D)
@@ -21,7 +22,7 @@ seed=${GEN_SEED:-1}
 out=$root/build-gen
 export ATTNC=$build/bin/attnc PTXAS=${PTXAS:-/usr/local/cuda/bin/ptxas} OUTDIR=$out
 rm -rf "$out"
-"$build/bin/attnc-gen-programs" --seed "$seed" --count "$count" --out "$out" --no-select || exit 1
+"$build/bin/attnc-gen-programs" --seed "$seed" --count "$count" --out "$out" --no-select --fp32-scores || exit 1
 
 compile_one() {
   local s=$1 f=$OUTDIR/gen-$1.attn

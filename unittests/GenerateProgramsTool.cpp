@@ -1,6 +1,7 @@
 //===- GenerateProgramsTool.cpp - Random valid programs as files ----------===//
 //
-//   attnc-gen-programs --seed S --count N --out DIR [--no-select] [--token-tables]
+//   attnc-gen-programs --seed S --count N --out DIR [--no-select] [--fp32-scores]
+//                      [--token-tables]
 //
 // Writes the programs of ProgramGenerator.h for seeds S .. S+N-1 as
 // DIR/gen-<seed>.attn, each headed by the line the regression files use,
@@ -23,7 +24,8 @@ namespace {
 
 int usage(const std::string &msg) {
   std::cerr << "attnc-gen-programs: error: " << msg
-            << "\nusage: attnc-gen-programs --seed S --count N --out DIR [--no-select] [--token-tables]\n";
+            << "\nusage: attnc-gen-programs --seed S --count N --out DIR [--no-select] [--fp32-scores] "
+               "[--token-tables]\n";
   return 2;
 }
 
@@ -53,6 +55,8 @@ int main(int argc, char **argv) {
       out = argv[++i];
     } else if (a == "--no-select") {
       options.selections = false;
+    } else if (a == "--fp32-scores") {
+      options.fp32Scores = true;
     } else if (a == "--token-tables") {
       options.repeatedTokenAxes = true;
     } else {

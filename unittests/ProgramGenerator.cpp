@@ -927,6 +927,8 @@ private:
         [&] { return genNum(int(pick(1, 4)), c); },
         [&] { return genFloat(int(pick(1, 4)), c); },
     };
+    if (options_.fp32Scores) // the s-based rules and q - k (the first is a random leaf)
+      opts = std::vector<std::function<E()>>(opts.begin() + 1, opts.begin() + 5);
     for (size_t i = 0; i < inputs_.size(); ++i)
       if (inputs_[i].elem == F32 && inputUsable(inputs_[i], c))
         opts.push_back([&, i] {
@@ -940,7 +942,7 @@ private:
   E genScale(const Ctx &c) {
     for (int attempt = 0; attempt < 10; ++attempt) {
       E e;
-      switch (pick(0, 4)) {
+      switch (options_.fp32Scores ? pick(1, 2) : pick(0, 4)) {
       case 0: e = floatLit(); break;
       case 1: {
         E d = intLit(1, 256);

@@ -37,6 +37,12 @@ struct GeneratorOptions {
   /// differential test turns them off: a program that selects has no
   /// kernels yet.
   bool selections = true;
+  /// Only score rules and scales whose scores stay within a few thousand
+  /// (s-based rules, q - k, 1/sqrt(d) or small integer scales), so a kernel's
+  /// fp32 scores (language.md: softmax in fp32) agree with the float64
+  /// reference to the GPU test's tolerance; `score 841553 + k` is valid but
+  /// its fp32 rounding alone moves the weights by percents.
+  bool fp32Scores = false;
 };
 
 /// A random valid program for `seed`.

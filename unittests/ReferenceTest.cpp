@@ -452,6 +452,27 @@ TEST(Reference, EmptyRowsGiveZeroAndMinusInfinity) {
     EXPECT_EQ(o, 0.0);
 }
 
+TEST(Reference, NanAndPlusInfinityScoresMakeTheRowNan) {
+  // language.md §5.4: a NaN or +inf score at an allowed key makes the row's O
+  // and LSE NaN, also when every score of the row is NaN (b == 0 here: 0/0),
+  // while a disallowed pair's score never matters (row 0 of `inf`).
+  auto p = compile(R"(
+    attention nan { mask k <= q; score (s - s) / (1.0 * b); }
+    attention inf { mask k <= q; score k == 1 ? 1.0 / 0.0 : s; }
+  )");
+  ASSERT_TRUE(p);
+  Result a = reference::run(makeRequest(*p, "nan", 2, 1, 1, 3, 3, 4));
+  for (size_t row = 0; row < 3; ++row) {
+    EXPECT_TRUE(std::isnan(a.lse.data[row])) << row;
+    EXPECT_TRUE(std::isnan(a.o.data[row * 4])) << row;
+    EXPECT_TRUE(std::isfinite(a.lse.data[3 + row])) << row; // b = 1: scores 0
+  }
+  Result b = reference::run(makeRequest(*p, "inf", 1, 1, 1, 3, 3, 4));
+  EXPECT_TRUE(std::isfinite(b.lse.data[0]));
+  EXPECT_TRUE(std::isnan(b.lse.data[1]) && std::isnan(b.lse.data[2]));
+  EXPECT_TRUE(std::isnan(b.o.data[1 * 4]) && std::isfinite(b.o.data[0]));
+}
+
 TEST(Reference, MaskReadingTheHead) {
   auto p = compile(R"(
     attention mixed { mask h == 0 || k <= q; }

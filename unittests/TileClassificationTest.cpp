@@ -494,7 +494,7 @@ private:
   std::string n(int64_t lo, int64_t hi) { return std::to_string(c(lo, hi)); }
 
   std::string atom() {
-    switch (rng_() % 27) {
+    switch (rng_() % 33) {
     case 0: return "k <= q";
     case 1: return "k < q";
     case 2: return "q - k < " + n(-20, 2000);
@@ -521,6 +521,14 @@ private:
     case 23: usesInputs = true; return "glob[b, k] || glob[b, q]";    // a row condition on an input (issue 13)
     case 24: usesInputs = true; return "allow[q, k]";                 // two token axes: a 2-D table
     case 25: usesInputs = true; return "allow[k, q] || k <= q";
+    // Found by the GPU differential test (issue 13): i64 arithmetic that
+    // wraps, products and quotients of variables, a key bound read at q.
+    case 26: return "min(q + 9223372036854775807, " + n(0, 3000) + ") >= k";
+    case 27: return "k >= q - 9223372036854775807";
+    case 28: return "q - k < 2147483648";
+    case 29: return "k != q * h";
+    case 30: return "klen / max(qlen, 1) > h / (abs(h) + 1)";
+    case 31: usesInputs = true; return "k <= q + doc[b, q]";
     default: usesInputs = true; return "glob[b, k]";
     }
   }

@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/Analysis/KeyIntervals.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace attnc::analysis {
@@ -298,15 +299,59 @@ private:
 
 } // namespace
 
+namespace {
+
+/// Kernels evaluate a clause's bounds and row conditions per query row by
+/// interval arithmetic at that row (TileCompute.cpp's maskByIntervals). A
+/// bound or condition that is not exact there (a read at a token position,
+/// a run-time divisor, i64 arithmetic that may wrap) becomes the condition
+/// it stands for in `rest`, which partial tiles evaluate as the mask itself.
+void keepPointExactBounds(KeyClause &c) {
+  if (c.lo && !exactAtPoint(*c.lo)) {
+    c.rest.push_back(T::le(c.lo, T::var(Var::K)));
+    c.lo = nullptr;
+  }
+  if (c.hi && !exactAtPoint(*c.hi)) {
+    c.rest.push_back(T::le(T::var(Var::K), c.hi));
+    c.hi = nullptr;
+  }
+  auto inexact = [](const TermPtr &r) { return !exactAtPoint(*r); };
+  for (const TermPtr &r : c.rows)
+    if (inexact(r))
+      c.rest.push_back(r);
+  c.rows.erase(std::remove_if(c.rows.begin(), c.rows.end(), inexact), c.rows.end());
+}
+
+/// True if no arithmetic node of `t` can wrap (Term.h's arithmeticInLimits).
+/// The rewriting's identities (min(q, q + c) = q + c for c < 0, comparing
+/// offsets) hold for integers, not for wrapping i64: a mask with arithmetic
+/// that may wrap is kept whole.
+bool arithmeticInLimitsEverywhere(const Term &t) {
+  if (!arithmeticInLimits(t))
+    return false;
+  for (const TermPtr &a : t.args)
+    if (!arithmeticInLimitsEverywhere(*a))
+      return false;
+  return true;
+}
+
+} // namespace
+
 KeyIntervals deriveKeyIntervals(const TermPtr &mask, const KeyIntervalLimits &limits) {
+  KeyClause whole; // the mask kept as it is: exact, only less useful
+  whole.rest.push_back(mask);
   KeyIntervals out;
+  if (!arithmeticInLimitsEverywhere(*mask)) {
+    out.clauses = {whole};
+    return out;
+  }
   try {
     out.clauses = Deriver(limits).derive(mask, true);
   } catch (TooManyClauses &) {
-    KeyClause whole;
-    whole.rest.push_back(mask);
     out.clauses = {whole};
   }
+  for (KeyClause &c : out.clauses)
+    keepPointExactBounds(c);
   return out;
 }
 

@@ -128,7 +128,7 @@ private:
               return opaque(v);
             index.push_back(*role);
           }
-          TermPtr read = T::input(r.getInput().str(), index);
+          TermPtr read = T::input(r.getInput().str(), index, v.getType().getIntOrFloatBitWidth());
           return isBool(v) ? T::ne(read, T::constant(0)) : read;
         })
         .Default([&](Operation *) { return opaque(v); });

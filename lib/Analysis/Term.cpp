@@ -168,8 +168,90 @@ Range less(Range a, Range b, bool orEqual) {
 
 } // namespace
 
+//===----------------------------------------------------------------------===//
+// The run-time limits: where i64 arithmetic could wrap.
+//===----------------------------------------------------------------------===//
+
+uint64_t magnitude(const Term &t) {
+  using K = Term::Kind;
+  constexpr uint64_t kTop = uint64_t(1) << 63;
+  auto sum = [kTop](uint64_t a, uint64_t b) { return a >= kTop - b ? kTop : a + b; };
+  auto product = [kTop](uint64_t a, uint64_t b) { return a && b > kTop / a ? kTop : std::min(kTop, a * b); };
+  auto arg = [&](size_t i) { return magnitude(*t.args[i]); };
+  if (t.isBool())
+    return 1;
+  switch (t.kind) {
+  case K::Const: return t.value < 0 ? uint64_t(0) - uint64_t(t.value) : uint64_t(t.value);
+  case K::Var:
+    return t.var == Var::Q || t.var == Var::K ? uint64_t(2 * kLengthLimit)
+           : t.var == Var::H || t.var == Var::B ? uint64_t(1) << 31
+                                                : uint64_t(kLengthLimit);
+  case K::Input: return t.inputBits <= 1 ? 1 : t.inputBits >= 64 ? kTop : uint64_t(1) << (t.inputBits - 1);
+  case K::Add:
+  case K::Sub: return sum(arg(0), arg(1));
+  case K::Mul: return product(arg(0), arg(1));
+  case K::Neg:
+  case K::Abs: return arg(0);
+  case K::FloorDiv: return arg(0);
+  case K::FloorMod: return std::min(arg(0), arg(1));
+  case K::Min:
+  case K::Max: return std::max(arg(0), arg(1));
+  case K::Select: return std::max(arg(1), arg(2));
+  default: return 1;
+  }
+}
+
+bool arithmeticInLimits(const Term &t) {
+  using K = Term::Kind;
+  switch (t.kind) {
+  case K::Add:
+  case K::Sub:
+  case K::Mul:
+  case K::Neg:
+  case K::Abs:
+  case K::FloorDiv:
+  case K::FloorMod:
+    if (magnitude(t) >= uint64_t(kInf))
+      return false;
+    for (const TermPtr &a : t.args)
+      if (magnitude(*a) >= uint64_t(kInf))
+        return false;
+    return true;
+  default: return true;
+  }
+}
+
+bool exactAtPoint(const Term &t) {
+  using K = Term::Kind;
+  if (!arithmeticInLimits(t))
+    return false;
+  switch (t.kind) {
+  case K::Input:
+    for (Var v : t.inputIndex)
+      if (v == Var::Q || v == Var::K)
+        return false;
+    return true;
+  case K::FloorDiv:
+  case K::FloorMod:
+    if (t.args[1]->kind != K::Const || t.args[1]->value == 0)
+      return false;
+    break;
+  case K::Mul:
+    if (t.args[0]->kind != K::Const && t.args[1]->kind != K::Const)
+      return false;
+    break;
+  default: break;
+  }
+  for (const TermPtr &a : t.args)
+    if (!exactAtPoint(*a))
+      return false;
+  return true;
+}
+
 Range evalRange(const Term &t, const Box &box) {
   using K = Term::Kind;
+  if (!arithmeticInLimits(t))
+    return Range::all(); // the i64 result may have wrapped: nothing known
   switch (t.kind) {
   case K::Const:
   case K::BoolConst: return Range::point(t.value);
@@ -300,11 +382,12 @@ TermPtr var(Var v) {
   return t;
 }
 
-TermPtr input(std::string name, std::vector<Var> index) {
+TermPtr input(std::string name, std::vector<Var> index, unsigned bits) {
   auto t = std::make_shared<Term>();
   t->kind = Term::Kind::Input;
   t->input = std::move(name);
   t->inputIndex = std::move(index);
+  t->inputBits = bits;
   return t;
 }
 

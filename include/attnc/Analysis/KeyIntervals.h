@@ -11,6 +11,9 @@
 // inputs read at k, ...), kept verbatim. A mask affine in q and k (windows,
 // causal, chunks via floor division, abs/min/max/?:) has no `rest` at all,
 // and its key bounds are closed forms a kernel evaluates per query tile.
+// Bounds and row conditions are kept only where interval evaluation at one
+// query row is exact (Term.h's exactAtPoint); the others (reads at token
+// positions, run-time divisors, i64 arithmetic that may wrap) go to `rest`.
 //
 // Worked example: `k <= q && q - k < 64` gives one clause with lo = q - 63,
 // hi = q; `abs(q - k) <= w` gives lo = q - w, hi = q + w; `q / 8192 == k / 8192`
@@ -31,7 +34,7 @@ struct KeyClause {
   TermPtr lo;                  ///< lowest allowed key; null: unbounded
   TermPtr hi;                  ///< highest allowed key; null: unbounded
   std::vector<TermPtr> rows;   ///< conditions on q (and h, b, lengths) only
-  std::vector<TermPtr> rest;   ///< conditions left unsolved (read k)
+  std::vector<TermPtr> rest;   ///< conditions left unsolved (read k, or inexact)
 
   bool exact() const { return rest.empty(); }
   std::string str() const;
@@ -52,8 +55,9 @@ struct KeyIntervalLimits {
 
 /// Rewrites a boolean mask term into key intervals. Exact: for every point,
 /// the result holds iff `mask` holds. When the clause count would exceed the
-/// limit, the mask is kept whole as one clause's `rest` (still exact; only
-/// less useful).
+/// limit, or the mask has i64 arithmetic that may wrap (Term.h's
+/// arithmeticInLimits), the mask is kept whole as one clause's `rest` (still
+/// exact; only less useful).
 KeyIntervals deriveKeyIntervals(const TermPtr &mask, const KeyIntervalLimits &limits = {});
 
 } // namespace attnc::analysis

@@ -41,6 +41,7 @@ struct Term {
   Var var = Var::Q;             ///< Var
   std::string input;            ///< Input: the tensor's name
   std::vector<Var> inputIndex;  ///< Input: the variable indexing each axis
+  unsigned inputBits = 64;      ///< Input: the element's width (1: bool, 32: i32, 64: i64)
   std::vector<TermPtr> args;
 
   bool isBool() const { return kind >= Kind::BoolConst; }
@@ -75,6 +76,31 @@ struct Box {
   Range of(Var v) const;
 };
 
+/// What the analysis may assume of the run-time values (the runtime checks
+/// positions and lengths: ArgCheck.cpp): positions q and k within +-2^41
+/// (offsets and lengths within 2^40), h and b below 2^31, input values
+/// within their element type.
+constexpr int64_t kLengthLimit = int64_t(1) << 40;
+
+/// The largest |value| an integer term can take within those limits,
+/// saturating at 2^63 (i64 inputs, huge constants, products that may wrap).
+uint64_t magnitude(const Term &t);
+
+/// True if an arithmetic node (+ - * neg abs / %) cannot leave +-kInf: its
+/// value and its operands' values stay below 2^60 in magnitude, so the
+/// language's wrapping i64 arithmetic never wraps and interval arithmetic
+/// (which saturates at kInf) is exact. A node that fails is evaluated as
+/// unknown by evalRange and the kernels' interval code (a sound enclosure
+/// whatever the i64 result); leaves, comparisons, min/max/select and the
+/// logic never fail (they only move values).
+bool arithmeticInLimits(const Term &t);
+
+/// True if interval evaluation at a single point (q, h, b, lengths and
+/// inputs without a token axis fixed) gives the term's exact value: every
+/// arithmetic node within limits, divisors and one factor of each product
+/// constant, and no input read at a token position.
+bool exactAtPoint(const Term &t);
+
 /// Interval evaluation: a sound enclosure of the term's values over `box`.
 Range evalRange(const Term &t, const Box &box);
 
@@ -87,7 +113,7 @@ namespace T {
 TermPtr constant(int64_t v);
 TermPtr boolean(bool v);
 TermPtr var(Var v);
-TermPtr input(std::string name, std::vector<Var> index);
+TermPtr input(std::string name, std::vector<Var> index, unsigned bits = 64);
 TermPtr add(TermPtr a, TermPtr b);
 TermPtr sub(TermPtr a, TermPtr b);
 TermPtr mul(TermPtr a, TermPtr b);

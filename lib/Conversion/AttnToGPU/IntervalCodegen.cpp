@@ -41,6 +41,8 @@ ValueRange64 IntervalCodegen::emit(const Term &t) {
   auto maxV = [&](Value x, Value y) { return arith::MaxSIOp::create(b_, loc_, x, y).getResult(); };
   auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) { return arith::CmpIOp::create(b_, loc_, p, x, y).getResult(); };
   auto sel = [&](Value cnd, Value x, Value y) { return arith::SelectOp::create(b_, loc_, cnd, x, y).getResult(); };
+  if (!analysis::arithmeticInLimits(t))
+    return all(); // the i64 result may have wrapped: nothing known (as evalRange)
   switch (t.kind) {
   case K::Const:
   case K::BoolConst: {
