@@ -172,11 +172,14 @@ def main():
     args = ap.parse_args()
     threads = max(1, (os.cpu_count() or 2) // args.workers)
     jobs = []
+    # gen-<seed>.ptx and raw-<seed>.ptx (scripts/build_generated_ptx.sh)
+    def seed_of(ptx):
+        return int(ptx[:-len(".ptx")].split("-")[1])
     programs = sorted((f for f in os.listdir(args.gen_dir) if f.endswith(".ptx")),
-                      key=lambda f: int(f[len("gen-"):-len(".ptx")]))
+                      key=lambda f: (f.split("-")[0], seed_of(f)))
     for ptx in programs:
         src = os.path.join(args.gen_dir, ptx[:-4] + ".attn")
-        seed = int(ptx[len("gen-"):-len(".ptx")])
+        seed = seed_of(ptx)
         jobs.append((src, os.path.join(args.gen_dir, ptx), args.cases, seed, args.attnc, threads, args.failures))
     print(f"{len(programs)} programs, {args.cases} random shapes per variant, {args.workers} workers", flush=True)
     t_start = time.time()

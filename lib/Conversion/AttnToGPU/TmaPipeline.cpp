@@ -135,13 +135,15 @@ Value KernelEmitter::computeWarpgroup() { return arith::DivUIOp::create(b_, loc_
 // other's 128 arriving) before each GEMM and hands the turn over after it.
 // Warpgroup 1 opens (its first hand-over lets warpgroup 0 start) and skips
 // its last one, so every arrival is waited for: both warpgroups visit the
-// same key tiles, 2 GEMMs each.
+// same key tiles, 2 GEMMs each. Not at d = 64: its GEMMs are short and the
+// turn-taking costs more than it overlaps (bench/NOTES.md v9: 373 TF/s with
+// it, 393 without, dense d64 at 16K).
 //===----------------------------------------------------------------------===//
 namespace {
 constexpr int64_t kTurnBarrier = 3; ///< 1 and 2: warpgroupBarrier
 } // namespace
 
-bool KernelEmitter::pingPong() const { return params_.producer && kWarps == 8; }
+bool KernelEmitter::pingPong() const { return params_.producer && kWarps == 8 && D_ > 64; }
 
 void KernelEmitter::turnBarrier(bool wait, Value warpgroup) {
   Value id = arith::TruncIOp::create(b_, loc_, i32_, add(warpgroup, ci(kTurnBarrier)));
