@@ -209,7 +209,20 @@ Dims validateImpl(const Request &req) {
                                "shared by all heads of a KV group, so the mask must not "
                                "depend on the head");
   }
-  if (byIndexer) {
+  if (req.selection) {
+    if (!v.select)
+      throw ReferenceError("selection", "variant '" + v.name + "' does not select, but a selection was given");
+    checkShape("selection", "selection", req.selection->shape,
+               {{"B", d.B}, {"Hkv", d.Hkv}, {"Lq", d.Lq}, {"K", d.K}});
+    if (int64_t(req.selection->ints.size()) != d.B * d.Hkv * d.Lq * d.K)
+      throw ReferenceError("selection", "selection: " + std::to_string(req.selection->ints.size()) +
+                                            " elements for shape " + shapeStr(req.selection->shape));
+    for (int64_t c : req.selection->ints)
+      if (c < -1 || c >= d.Lk)
+        throw ReferenceError("selection", "selection: expected key columns in [0, " + std::to_string(d.Lk) +
+                                              ") or -1, got " + std::to_string(c));
+  }
+  if (byIndexer && (!req.selection || req.indexer)) {
     if (!req.indexer)
       throw ReferenceError("indexer", "variant '" + v.name +
                                           "' selects by indexer: the indexer tensors qI, w, kI "
@@ -404,6 +417,12 @@ private:
       dsl::EvalEnv env = baseEnv();
       try {
         runTask(tasks_[i], env, allowed, keys, selected, scores, selScores, acc);
+      } catch (const ReferenceError &e) { // a bad given selection: names its argument
+        std::lock_guard<std::mutex> lock(errMu_);
+        if (!error_)
+          error_ = std::current_exception();
+        failed_ = true;
+        return;
       } catch (const std::exception &e) {
         std::lock_guard<std::mutex> lock(errMu_);
         if (!error_) {
@@ -467,6 +486,27 @@ private:
     }
   }
 
+  /// Request::selection's keys of (b, KV group g, row), in column order;
+  /// each must be allowed and appear once.
+  void givenSelection(int64_t b, int64_t g, int64_t row, const std::vector<char> &allowed,
+                      std::vector<int64_t> &keys) const {
+    const int64_t *given = &req_.selection->ints[size_t(((b * d_.Hkv + g) * d_.Lq + row) * d_.K)];
+    for (int64_t i = 0; i < d_.K; ++i)
+      if (given[i] >= 0)
+        keys.push_back(given[i]);
+    std::sort(keys.begin(), keys.end());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i > 0 && keys[i] == keys[i - 1])
+        throw ReferenceError("selection", "selection: key column " + std::to_string(keys[i]) +
+                                              " appears twice at b=" + std::to_string(b) + ", group " +
+                                              std::to_string(g) + ", row " + std::to_string(row));
+      if (!allowed[size_t(keys[i])])
+        throw ReferenceError("selection", "selection: key column " + std::to_string(keys[i]) +
+                                              " is not allowed by the mask at b=" + std::to_string(b) +
+                                              ", row " + std::to_string(row));
+    }
+  }
+
   /// I[t, s] = sum_j w[t, j] * relu(dot(qI[t, j], kI[s])).
   double indexerScore(int64_t b, int64_t row, int64_t col) const {
     const IndexerTensors &ix = *req_.indexer;
@@ -489,7 +529,7 @@ private:
     env.h = t.h0;
     if (!info_.maskUsesHead)
       maskRow(env, allowed);
-    if (v_.select) {
+    if (v_.select && !req_.selection) {
       select(env, t.b, t.row, allowed, selected, selScores);
       // Every KV group whose heads this task covers gets the indices.
       for (int64_t g = t.h0 / d_.G; g <= (t.h1 - 1) / d_.G; ++g) {
@@ -504,7 +544,9 @@ private:
       if (info_.maskUsesHead)
         maskRow(env, allowed);
       keys.clear();
-      if (v_.select) {
+      if (req_.selection) {
+        givenSelection(t.b, h / d_.G, t.row, allowed, keys);
+      } else if (v_.select) {
         // Sum in column order, like an unselected row: topk(K) with K >= the
         // allowed keys then reproduces the mask alone bit for bit.
         keys = selected;

@@ -34,7 +34,8 @@ namespace attnc::reference {
 
 /// A bad argument. `arg` names it: "q", "k", "v", "sinks", "input:NAME",
 /// "indexer.qI", "indexer.w", "indexer.kI", "q_offset", "k_offset",
-/// "variant" or "indices"; the driver maps it to the command-line flag.
+/// "variant", "indices" or "selection"; the driver maps it to the
+/// command-line flag.
 struct ReferenceError : std::runtime_error {
   ReferenceError(std::string argName, const std::string &msg)
       : std::runtime_error(msg), arg(std::move(argName)) {}
@@ -75,6 +76,12 @@ struct Request {
   std::optional<Tensor> sinks;      ///< [Hq]; required iff the variant has `sink;`
   std::map<std::string, InputTensor> inputs; ///< by declared name
   std::optional<IndexerTensors> indexer;     ///< required iff selecting by indexer
+  /// A given selection [B, Hkv, Lq, K] (key columns, -1 for an unfilled
+  /// slot, in any order) used instead of computing topk, e.g. a kernel's, to
+  /// check the attention over it alone. Only for a selecting variant; every
+  /// column must be allowed by the mask and appear once a row; the indexer
+  /// tensors are then not needed (and are checked if given).
+  std::optional<InputTensor> selection;
   std::optional<int64_t> qOffset;   ///< default Lk - Lq
   std::optional<int64_t> kOffset;   ///< default 0
   unsigned threads = 0;             ///< 0: std::thread::hardware_concurrency()

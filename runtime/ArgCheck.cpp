@@ -5,10 +5,11 @@
 // with the expected and the actual value. It runs before every launch and
 // needs no GPU. The rules are listed in docs/runtime.md ("Argument checking");
 // the order here is the order errors are reported in: q, k, v, o, lse, sinks,
-// indexer, indices, inputs, offsets, grid limits (per stage), then in
-// argument order the i32 parameter ranges and the TMA rules of tensormap
-// arguments. tensorMapParams(): the encode parameters of a TMA descriptor,
-// checked against cuTensorMapEncodeTiled's rules.
+// indexer, indices, inputs, offsets, grid limits (per stage, which also
+// sizes the chunks of chunked stages), the workspace, then in argument order
+// the i32 parameter ranges and the TMA rules of tensormap arguments.
+// tensorMapParams(): the encode parameters of a TMA descriptor, checked
+// against cuTensorMapEncodeTiled's rules.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime.h"
@@ -31,6 +32,9 @@ namespace {
 constexpr int64_t kMaxOffset = int64_t(1) << 40;
 constexpr int64_t kMaxGridX = 2147483647;
 constexpr int64_t kMaxGridYZ = 65535;
+/// The most workspace one chunked launch may need (a single row block over
+/// every key): far beyond any device, and small enough for 64-bit sums.
+constexpr unsigned __int128 kMaxWorkspace = (unsigned __int128)1 << 62;
 
 [[noreturn]] void bad(const std::string &arg, const std::string &msg) {
   throw Error(ErrorCode::InvalidArgument, arg + ": " + msg, arg);
@@ -276,20 +280,53 @@ std::vector<void *> LaunchPlan::params() {
   return p;
 }
 
+void LaunchPlan::setBlockFirst(int64_t blockFirst) {
+  if (blockFirstSlot < 0)
+    return;
+  uint64_t &slot = values.at(size_t(blockFirstSlot));
+  slot = kinds.at(size_t(blockFirstSlot)) == ArgKind::I32 ? uint64_t(uint32_t(int32_t(blockFirst)))
+                                                          : uint64_t(blockFirst);
+}
+
 std::string LaunchPlan::describe(const VariantSpec &v) const {
   std::ostringstream os;
-  auto geometry = [&](size_t kernel, const uint32_t *g, const uint32_t *b, uint32_t shared) {
-    os << v.kernels.at(kernel).symbol << " grid=[" << g[0] << ", " << g[1] << ", " << g[2]
-       << "] block=[" << b[0] << ", " << b[1] << ", " << b[2] << "] shared=" << shared;
+  auto geometry = [&](const StagePlan &s) {
+    const uint32_t *g = s.grid, *b = s.block;
+    os << v.kernels.at(s.kernelIndex).symbol << " grid=[" << g[0] << ", " << g[1] << ", " << g[2]
+       << "]";
+    if (s.chunked())
+      os << " x " << s.launches() << (s.launches() == 1 ? " launch" : " launches") << " ("
+         << s.totalBlocks << " row blocks, chunks of " << s.chunkBlocks << ")";
+    os << " block=[" << b[0] << ", " << b[1] << ", " << b[2] << "] shared=" << s.sharedBytes;
+    if (s.chunked())
+      os << " workspace=" << s.workspaceBytes;
   };
-  geometry(kernelIndex, grid, block, sharedBytes);
+  // The primary kernel's line: its stage's (a plan built by hand may have
+  // no stages; then the plan's own geometry).
+  StagePlan primary;
+  primary.kernelIndex = kernelIndex;
+  std::copy(grid, grid + 3, primary.grid);
+  std::copy(block, block + 3, primary.block);
+  primary.sharedBytes = sharedBytes;
+  for (const StagePlan &s : stages)
+    if (s.kernelIndex == kernelIndex)
+      primary = s;
+  geometry(primary);
   if (stages.size() > 1)
     for (const StagePlan &s : stages) {
       os << "\n  stage " << v.kernels.at(s.kernelIndex).stage << ": ";
-      geometry(s.kernelIndex, s.grid, s.block, s.sharedBytes);
+      geometry(s);
     }
   for (size_t i = 0; i < values.size(); ++i) {
     os << "\n  " << names[i] << "=";
+    if (int(i) == workspaceSlot && allocateWorkspace) {
+      os << "(allocated at launch, " << workspaceBytes << " bytes)";
+      continue;
+    }
+    if (int(i) == blockFirstSlot) {
+      os << "(per launch: the chunk's first row block; 0 for stages that are not chunked)";
+      continue;
+    }
     switch (kinds[i]) {
     case ArgKind::Ptr: os << hex(values[i]); break;
     case ArgKind::TensorMap: // the slot indexes tensorMaps
@@ -483,7 +520,9 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     const GridRule rule = v.gridOf(*k);
     const std::string ofStage =
         stages.size() > 1 ? " (stage '" + k->stage + "', kernel '" + k->symbol + "')" : "";
+    StagePlan s;
     int64_t gx = 0, gy = 0, gz = B;
+    std::string xunits = "query tiles";
     switch (rule) {
     case GridRule::QTilesHeadsBatch:
       gx = (Lq + k->blockM - 1) / k->blockM;
@@ -493,20 +532,45 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       gx = (Lq * G + k->blockM - 1) / k->blockM;
       gy = Hkv;
       break;
+    case GridRule::RowsKvHeadsBatch:
+      // One CTA per query row and block_m query heads of a KV group.
+      gx = Lq * ((G + k->blockM - 1) / k->blockM);
+      gy = Hkv;
+      xunits = "CTAs (qlen x ceil(heads_q / heads_kv / block_m))";
+      break;
+    case GridRule::ChunkedRowBlocks: {
+      // Row blocks over batch and rows, launched in chunks whose scores
+      // (block_m rows x klen keys x workspace_per_key bytes per row block)
+      // fit kWorkspaceBudget; at least one row block per launch.
+      s.totalBlocks = B * ((Lq + k->blockM - 1) / k->blockM);
+      const unsigned __int128 perBlock = (unsigned __int128)k->blockM * (unsigned __int128)Lk *
+                                         (unsigned __int128)k->workspacePerKey.value_or(1);
+      if (perBlock > kMaxWorkspace)
+        bad("k", "klen = " + std::to_string(Lk) + " needs more than 2^62 bytes of workspace per row "
+                     "block (block_m " + std::to_string(k->blockM) + " x klen x " +
+                     std::to_string(k->workspacePerKey.value_or(1)) + " bytes per key)" + ofStage);
+      const unsigned __int128 fit = kWorkspaceBudget / perBlock;
+      s.chunkBlocks = std::max<int64_t>(
+          1, int64_t(std::min<unsigned __int128>((unsigned __int128)s.totalBlocks, fit)));
+      s.workspaceBytes = uint64_t(perBlock * (unsigned __int128)s.chunkBlocks);
+      gx = s.chunkBlocks; // <= 2^28: the budget over at least 1 byte per block
+      gy = 1;
+      gz = 1;
+      break;
+    }
     }
     if (gx > kMaxGridX)
-      bad("q", "qlen = " + std::to_string(Lq) + " needs " + std::to_string(gx) +
-                   " query tiles, more than the launch grid's x limit (" + std::to_string(kMaxGridX) +
-                   ")" + ofStage);
+      bad("q", "qlen = " + std::to_string(Lq) + " needs " + std::to_string(gx) + " " + xunits +
+                   ", more than the launch grid's x limit (" + std::to_string(kMaxGridX) + ")" +
+                   ofStage);
+    const bool yIsKv = rule == GridRule::QTilesKvHeadsBatch || rule == GridRule::RowsKvHeadsBatch;
     if (gy > kMaxGridYZ)
-      bad(rule == GridRule::QTilesKvHeadsBatch ? "k" : "q",
-          std::string(rule == GridRule::QTilesKvHeadsBatch ? "heads_kv" : "heads_q") + " = " +
-              std::to_string(gy) + " exceeds the launch grid's y limit (" +
-              std::to_string(kMaxGridYZ) + ")" + ofStage);
+      bad(yIsKv ? "k" : "q", std::string(yIsKv ? "heads_kv" : "heads_q") + " = " +
+                                 std::to_string(gy) + " exceeds the launch grid's y limit (" +
+                                 std::to_string(kMaxGridYZ) + ")" + ofStage);
     if (gz > kMaxGridYZ)
       bad("q", "batch = " + std::to_string(gz) + " exceeds the launch grid's z limit (" +
                    std::to_string(kMaxGridYZ) + ")" + ofStage);
-    StagePlan s;
     s.kernelIndex = size_t(k - v.kernels.data());
     s.grid[0] = uint32_t(gx);
     s.grid[1] = uint32_t(gy);
@@ -521,6 +585,36 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       plan.sharedBytes = s.sharedBytes;
     }
   }
+
+  // The workspace of the chunked stages: the largest one's. Checked after
+  // the grids, which size it.
+  const StagePlan *widest = nullptr;
+  for (const StagePlan &s : plan.stages)
+    if (s.chunked() && (!widest || s.workspaceBytes > widest->workspaceBytes))
+      widest = &s;
+  if (v.findArg("workspace") >= 0) {
+    plan.workspaceBytes = widest ? widest->workspaceBytes : 0;
+    if (a.workspace) {
+      const TensorRef &w = *a.workspace;
+      checkTensor("workspace", w, {{"elements"}}, Align::Vector16, true, w.dtype);
+      const unsigned __int128 given = (unsigned __int128)w.sizes[0] * dtypeSize(w.dtype);
+      if (given < plan.workspaceBytes) {
+        const KernelSpec &k = v.kernels[widest->kernelIndex];
+        bad("workspace",
+            "expected at least " + std::to_string(plan.workspaceBytes) + " bytes (stage '" +
+                k.stage + "': " + std::to_string(widest->chunkBlocks) +
+                " row blocks per launch x block_m " + std::to_string(k.blockM) + " x klen " +
+                std::to_string(Lk) + " x " + std::to_string(k.workspacePerKey.value_or(0)) +
+                " bytes per key), got " + std::to_string(uint64_t(given)) + " bytes (" +
+                std::to_string(w.sizes[0]) + " x " + dtypeName(w.dtype) + ")");
+      }
+    } else {
+      plan.allocateWorkspace = true;
+    }
+  } else if (a.workspace) {
+    bad("workspace", vname + " takes no workspace, but one was given");
+  }
+
   plan.batch = B;
   plan.headsQ = Hq;
   plan.headsKv = Hkv;
@@ -542,6 +636,7 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     if (n == "indexer.qI") return a.indexer ? &a.indexer->qI : nullptr;
     if (n == "indexer.w") return a.indexer ? &a.indexer->w : nullptr;
     if (n == "indexer.kI") return a.indexer ? &a.indexer->kI : nullptr;
+    if (n == "workspace") return a.workspace ? &*a.workspace : nullptr;
     if (n.rfind("input:", 0) == 0) {
       auto it = a.inputs.find(n.substr(6));
       return it == a.inputs.end() ? nullptr : &it->second;
@@ -553,7 +648,12 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     uint64_t slot = 0;
     int64_t ivalue = 0;
     bool isInt = true;
-    if (arg.kind == ArgKind::Ptr) {
+    if (n == "workspace") {
+      // 0 until Kernel::launch allocates it, if the caller gave none.
+      plan.workspaceSlot = int(plan.values.size());
+      slot = a.workspace ? a.workspace->data : 0;
+      isInt = false;
+    } else if (arg.kind == ArgKind::Ptr) {
       const TensorRef *t = tensorOf(n);
       if (!t)
         bad(n, "the kernel takes '" + n + "', but it was not given");
@@ -582,6 +682,17 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     else if (n == "q_offset") ivalue = qOff;
     else if (n == "k_offset") ivalue = kOff;
     else if (n == "topk") ivalue = v.select ? v.select->topk : 0;
+    else if (n == "block_first") {
+      // Set per launch; 0 here. An i32 slot must hold the last chunk's.
+      plan.blockFirstSlot = int(plan.values.size());
+      int64_t last = 0;
+      for (const StagePlan &s : plan.stages)
+        if (s.chunked())
+          last = std::max(last, (s.launches() - 1) * s.chunkBlocks);
+      if (arg.kind == ArgKind::I32 && last > std::numeric_limits<int32_t>::max())
+        bad(n, "the last chunk launch starts at row block " + std::to_string(last) +
+                   ", which does not fit the kernel's i32 parameter '" + n + "'");
+    }
     else if (n.rfind("input:", 0) == 0) {
       // input:NAME:stride:AXIS or input:NAME:size:AXIS
       std::string rest = n.substr(6);

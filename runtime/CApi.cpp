@@ -9,6 +9,7 @@
 #include "attnc/attnrt.h"
 #include "attnc/Runtime.h"
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -94,9 +95,12 @@ attnc::TensorRef toRef(const char *arg, const attnrt_tensor &t) {
 attnc::LaunchArgs toArgs(const attnrt_launch_args *a) {
   if (!a)
     usage("attnrt_launch_args is NULL");
-  if (a->struct_size < sizeof(attnrt_launch_args))
+  // Callers built against an older attnrt.h pass a shorter struct: the
+  // fields past their struct_size are not read (they default to absent).
+  if (a->struct_size < ATTNRT_LAUNCH_ARGS_SIZE_V1)
     usage("attnrt_launch_args.struct_size is " + std::to_string(a->struct_size) + ", expected " +
           std::to_string(sizeof(attnrt_launch_args)) + " (set it to sizeof(attnrt_launch_args))");
+  auto has = [&](size_t offset, size_t size) { return a->struct_size >= offset + size; };
   attnc::LaunchArgs r;
   auto required = [&](const char *name, const attnrt_tensor *t, attnc::TensorRef &dst) {
     if (!t)
@@ -138,6 +142,8 @@ attnc::LaunchArgs toArgs(const attnrt_launch_args *a) {
     r.qOffset = a->q_offset;
   if (a->flags & ATTNRT_HAS_K_OFFSET)
     r.kOffset = a->k_offset;
+  if (has(offsetof(attnrt_launch_args, workspace), sizeof a->workspace) && a->workspace)
+    r.workspace = toRef("workspace", *a->workspace);
   return r;
 }
 
@@ -273,6 +279,15 @@ int attnrt_kernel_describe_launch(const attnrt_kernel *k, const attnrt_launch_ar
       usage("attnrt_kernel_describe_launch: kernel is NULL");
     attnc::LaunchPlan p = k->kernel.check(toArgs(args));
     copyOut(p.describe(k->kernel.spec()), buf, size);
+  });
+}
+
+int attnrt_kernel_workspace_bytes(const attnrt_kernel *k, const attnrt_launch_args *args,
+                                  uint64_t *bytes) {
+  return guarded([&] {
+    if (!k || !bytes)
+      usage("attnrt_kernel_workspace_bytes: kernel and bytes must not be NULL");
+    *bytes = k->kernel.check(toArgs(args)).workspaceBytes;
   });
 }
 

@@ -17,6 +17,7 @@ namespace cu = attnc::rt::cu;
 
 static_assert(cu::CUDA_SUCCESS == CUDA_SUCCESS, "");
 static_assert(cu::CUDA_ERROR_DEINITIALIZED == CUDA_ERROR_DEINITIALIZED, "");
+static_assert(cu::CUDA_ERROR_NOT_SUPPORTED == CUDA_ERROR_NOT_SUPPORTED, "");
 static_assert(cu::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X == CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, "");
 static_assert(cu::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y == CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y, "");
 static_assert(cu::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z == CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z, "");
@@ -96,6 +97,8 @@ ATTNC_SAME(cuMemFree, cuMemFree_v2);
 ATTNC_SAME(cuMemcpyHtoD, cuMemcpyHtoD_v2);
 ATTNC_SAME(cuMemcpyDtoH, cuMemcpyDtoH_v2);
 ATTNC_SAME(cuMemsetD8, cuMemsetD8_v2);
+ATTNC_SAME(cuMemAllocAsync, cuMemAllocAsync);
+ATTNC_SAME(cuMemFreeAsync, cuMemFreeAsync);
 #undef ATTNC_SAME
 
 // cuTensorMapEncodeTiled's enum parameters are ints here: compare the

@@ -104,6 +104,12 @@ std::unique_ptr<Driver> open(const std::string &lib) {
   ATTNC_RESOLVE(cuMemsetD8, "cuMemsetD8_v2")
 #undef ATTNC_RESOLVE
   resolve(h, "cuTensorMapEncodeTiled", d->cuTensorMapEncodeTiled); // optional: checked at use
+  // Optional as a pair: without either, workspaces are allocated synchronously.
+  if (!resolve(h, "cuMemAllocAsync", d->cuMemAllocAsync) ||
+      !resolve(h, "cuMemFreeAsync", d->cuMemFreeAsync)) {
+    d->cuMemAllocAsync = nullptr;
+    d->cuMemFreeAsync = nullptr;
+  }
   if (missing)
     throw Error(ErrorCode::NoDriver, "no CUDA driver found: '" + lib +
                                          "' was loaded but has no entry point '" + missing +

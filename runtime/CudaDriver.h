@@ -4,7 +4,8 @@
 // driver (libcuda.so.1, or the file named by ATTNC_CUDA_DRIVER) is opened with
 // dlopen on first use and the few cu* entry points it needs are resolved by
 // name (cuTensorMapEncodeTiled optionally: drivers before CUDA 12.0 lack
-// it). The types and constants below are declared here, in their own
+// it; so, optionally, the stream-ordered allocator's cuMemAllocAsync and
+// cuMemFreeAsync, CUDA 11.2+). The types and constants below are declared here, in their own
 // namespace, so the runtime builds on machines without CUDA headers
 // (runtime/CudaAbiCheck.cpp checks them against cuda.h where it exists).
 // Every call goes through check(), which turns a failure into an
@@ -48,6 +49,7 @@ static_assert(sizeof(CUtensorMap) == 128, "a CUtensorMap is 128 bytes");
 
 constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_DEINITIALIZED = 4;
+constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X = 5;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y = 6;
@@ -117,6 +119,11 @@ struct Driver {
   CUresult (*cuTensorMapEncodeTiled)(CUtensorMap *, int, cuuint32_t, void *, const cuuint64_t *,
                                      const cuuint64_t *, const cuuint32_t *, const cuuint32_t *,
                                      int, int, int, int) = nullptr;
+  /// Optional (CUDA 11.2+, the stream-ordered allocator): nullptr when the
+  /// driver lacks them; Kernel::launch then allocates a workspace with
+  /// cuMemAlloc and frees it after a cuStreamSynchronize.
+  CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream) = nullptr;
+  CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream) = nullptr;
 };
 
 /// The driver, loaded and initialised (cuInit) on first use, thread-safely.

@@ -100,6 +100,8 @@ const char *gridRuleName(GridRule g) {
   switch (g) {
   case GridRule::QTilesHeadsBatch: return "qtiles_heads_batch";
   case GridRule::QTilesKvHeadsBatch: return "qtiles_kvheads_batch";
+  case GridRule::ChunkedRowBlocks: return "chunked_row_blocks";
+  case GridRule::RowsKvHeadsBatch: return "rows_kvheads_batch";
   }
   return "?";
 }
@@ -288,7 +290,9 @@ const std::vector<std::pair<const char *, std::string>> kTensorMapTensors = {
     {"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
 const std::vector<std::pair<const char *, GridRule>> kGridRules = {
     {"qtiles_heads_batch", GridRule::QTilesHeadsBatch},
-    {"qtiles_kvheads_batch", GridRule::QTilesKvHeadsBatch}};
+    {"qtiles_kvheads_batch", GridRule::QTilesKvHeadsBatch},
+    {"chunked_row_blocks", GridRule::ChunkedRowBlocks},
+    {"rows_kvheads_batch", GridRule::RowsKvHeadsBatch}};
 const std::vector<std::pair<const char *, Axis>> kAxes = {
     {"batch", Axis::Batch}, {"head", Axis::Head}, {"token", Axis::Token}};
 const std::vector<std::pair<const char *, ModuleKind>> kModuleKinds = {
@@ -313,10 +317,10 @@ const std::map<std::string, std::vector<std::string>> kStrideAxes = {
 
 const std::set<std::string> kPointerNames = {"q",     "k",       "v",          "o",
                                              "lse",   "sinks",   "indices",    "indexer.qI",
-                                             "indexer.w", "indexer.kI"};
-const std::set<std::string> kIntegerNames = {"batch",   "heads_q",  "heads_kv",
-                                             "qlen",    "klen",     "head_dim",
-                                             "q_offset", "k_offset", "topk"};
+                                             "indexer.w", "indexer.kI", "workspace"};
+const std::set<std::string> kIntegerNames = {"batch",    "heads_q",  "heads_kv", "qlen",
+                                             "klen",     "head_dim", "q_offset", "k_offset",
+                                             "topk",     "block_first"};
 
 ArgMeaning classifyArg(const std::string &n, const VariantSpec &v) {
   ArgMeaning m;
@@ -391,8 +395,9 @@ ArgMeaning classifyArg(const std::string &n, const VariantSpec &v) {
     return m;
   }
   m.why = "not in the argument vocabulary (see docs/runtime.md: q, k, v, o, lse, sinks, "
-          "indices, indexer.qI/w/kI, X_stride_A, batch, heads_q, heads_kv, qlen, klen, "
-          "head_dim, q_offset, k_offset, topk, scale, input:NAME[:stride|size:AXIS], tmap:NAME)";
+          "indices, indexer.qI/w/kI, workspace, X_stride_A, batch, heads_q, heads_kv, qlen, "
+          "klen, head_dim, q_offset, k_offset, topk, block_first, scale, "
+          "input:NAME[:stride|size:AXIS], tmap:NAME)";
   return m;
 }
 
@@ -448,6 +453,23 @@ void checkArgs(const VariantSpec &v, const std::string &path) {
   if (!v.select && (seen.count("indices") || seen.count("topk")))
     fail(path + ".args", std::string("'") + (seen.count("indices") ? "indices" : "topk") +
                              "' is an argument, but the variant has no select");
+  // A chunked stage (chunked_row_blocks) needs its first row block and its
+  // scratch passed; the workspace exists only for selection, and both only
+  // where a chunked stage sizes and numbers them.
+  if (!v.select && seen.count("workspace"))
+    fail(path + ".args", "'workspace' is an argument, but the variant has no select");
+  const KernelSpec *chunked = nullptr;
+  for (const KernelSpec &k : v.kernels)
+    if (!chunked && v.gridOf(k) == GridRule::ChunkedRowBlocks)
+      chunked = &k;
+  for (const char *n : {"block_first", "workspace"})
+    if (bool(chunked) != bool(seen.count(n)))
+      fail(path + ".args",
+           chunked ? "kernel '" + chunked->symbol + "' has grid 'chunked_row_blocks', but '" + n +
+                         "' is not among the arguments"
+                   : std::string("'") + n +
+                         "' is an argument, but no kernel of the variant has grid "
+                         "'chunked_row_blocks'");
   for (const auto &in : v.inputs)
     if (!seen.count("input:" + in.name))
       fail(path + ".args", "the variant reads input '" + in.name + "', but 'input:" + in.name +
@@ -487,7 +509,7 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
   for (size_t i = 0; i < ks.size(); ++i) {
     std::string p = idx(o.sub("kernels"), i);
     Obj ko(ks[i], p, {"head_dim", "dtype", "symbol", "block_m", "block_n", "threads", "shared_bytes"},
-           {"stage", "grid"});
+           {"stage", "grid", "workspace_per_key"});
     KernelSpec k;
     k.headDim = ko.integer("head_dim", 1, 1 << 20);
     if (std::find(v.headDims.begin(), v.headDims.end(), k.headDim) == v.headDims.end())
@@ -503,6 +525,8 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
     }
     if (ko.get("grid"))
       k.grid = enumValue(ko.at("grid"), ko.sub("grid"), kGridRules);
+    if (ko.get("workspace_per_key"))
+      k.workspacePerKey = ko.integer("workspace_per_key", 1, 65536);
     std::vector<std::string> &stages = pairs[{k.headDim, k.dtype}];
     if (std::find(stages.begin(), stages.end(), k.stage) != stages.end())
       fail(p, "a second kernel for head_dim " + std::to_string(k.headDim) + " and dtype " +
@@ -534,6 +558,20 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
                "] (every pair of head_dims x dtypes needs the same stages, in launch order)");
 
   v.grid = enumValue(o.at("grid"), o.sub("grid"), kGridRules);
+  // workspace_per_key sizes the workspace of a chunked stage, and only that.
+  for (size_t i = 0; i < v.kernels.size(); ++i) {
+    const KernelSpec &k = v.kernels[i];
+    std::string p = idx(o.sub("kernels"), i);
+    const bool chunked = v.gridOf(k) == GridRule::ChunkedRowBlocks;
+    if (chunked && !k.workspacePerKey)
+      fail(p, "missing required field 'workspace_per_key' (the grid is 'chunked_row_blocks', " +
+                  std::string(k.grid ? "the kernel's" : "the variant's") + ")");
+    if (!chunked && k.workspacePerKey)
+      fail(p + ".workspace_per_key",
+           std::string("only a kernel with grid 'chunked_row_blocks' has a workspace, but the "
+                       "grid is '") +
+               gridRuleName(v.gridOf(k)) + "'" + (k.grid ? "" : " (the variant's)"));
+  }
   v.sink = o.boolean("sink");
   if (const Value *s = o.get("scale"); s && s->kind != Value::Kind::Null) {
     if (s->kind != Value::Kind::Number || !std::isfinite(s->number) || s->number <= 0)
@@ -707,6 +745,8 @@ Value variantValue(const VariantSpec &v) {
       ko.add("stage", Value::makeString(k.stage));
     if (k.grid)
       ko.add("grid", Value::makeString(gridRuleName(*k.grid)));
+    if (k.workspacePerKey)
+      ko.add("workspace_per_key", Value::makeInt(*k.workspacePerKey));
     ks.array.push_back(ko);
   }
   o.add("kernels", ks);

@@ -8,8 +8,10 @@
 // the dynamic shared-memory limit is raised where a kernel needs more than
 // 48 KiB, and the block size is checked against what the compiled kernel
 // allows. Launching: checkArguments(), the TMA descriptors of tensormap
-// arguments (from the module's cache, encoded on a miss), then one
-// cuLaunchKernel per stage on the caller's stream.
+// arguments (from the module's cache, encoded on a miss), the workspace of a
+// chunked stage if the caller gave none (stream-ordered where the driver
+// can), then one cuLaunchKernel per stage, or per chunk of a chunked stage,
+// on the caller's stream.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime.h"
@@ -368,20 +370,78 @@ void Kernel::launch(const LaunchArgs &a, void *stream) const {
     params[i] = &maps[m];
   }
   const Driver &d = driver();
+  CUstream st = reinterpret_cast<CUstream>(stream);
+
+  // The workspace the caller did not give: allocated in stream order, so
+  // that it is ready for the first stage and reusable by the driver's pool
+  // as soon as the last one is done, without a synchronisation; without the
+  // stream-ordered allocator (old drivers, devices without memory pools),
+  // allocated now and freed after waiting for the stream.
+  struct Workspace {
+    const Driver &d;
+    CUstream st;
+    CUdeviceptr ptr = 0;
+    bool async = false;
+    ~Workspace() { release(); }
+    /// Frees after the work enqueued so far; returns the failure, if any.
+    CUresult release() {
+      if (!ptr)
+        return CUDA_SUCCESS;
+      CUdeviceptr p = ptr;
+      ptr = 0;
+      if (async)
+        return d.cuMemFreeAsync(p, st);
+      CUresult r = d.cuStreamSynchronize(st);
+      CUresult f = d.cuMemFree(p);
+      return r != CUDA_SUCCESS ? r : f;
+    }
+  } ws{d, st};
+  if (plan.allocateWorkspace && plan.workspaceBytes > 0) {
+    const std::string why = "allocating the " + std::to_string(plan.workspaceBytes) +
+                            "-byte workspace of " + what(spec().kernels[plan.kernelIndex]);
+    CUresult r = CUDA_ERROR_NOT_SUPPORTED;
+    if (d.cuMemAllocAsync && d.cuMemFreeAsync)
+      r = d.cuMemAllocAsync(&ws.ptr, size_t(plan.workspaceBytes), st);
+    if (r == CUDA_SUCCESS) {
+      ws.async = true;
+    } else if (r == CUDA_ERROR_NOT_SUPPORTED) {
+      ws.ptr = 0;
+      rt::cu::check(d.cuMemAlloc(&ws.ptr, size_t(plan.workspaceBytes)), "cuMemAlloc", why);
+    } else {
+      ws.ptr = 0;
+      rt::cu::check(r, "cuMemAllocAsync", why);
+    }
+    plan.values.at(size_t(plan.workspaceSlot)) = ws.ptr; // params[] points at the slot
+  }
+
   for (const StagePlan &s : plan.stages) {
     const KernelSpec &k = spec().kernels[s.kernelIndex];
-    CUresult r = d.cuLaunchKernel(l.funcs[variant_][s.kernelIndex], s.grid[0], s.grid[1],
-                                  s.grid[2], s.block[0], s.block[1], s.block[2], s.sharedBytes,
-                                  reinterpret_cast<CUstream>(stream), params.data(), nullptr);
-    if (r != CUDA_SUCCESS)
-      rt::cu::check(r, "cuLaunchKernel",
-                    "launching " + what(k) +
-                        (plan.stages.size() > 1 ? " (stage '" + k.stage + "')" : "") +
-                        " with grid [" + std::to_string(s.grid[0]) + ", " +
-                        std::to_string(s.grid[1]) + ", " + std::to_string(s.grid[2]) +
-                        "], block [" + std::to_string(s.block[0]) + ", 1, 1] and " +
-                        std::to_string(s.sharedBytes) + " bytes of dynamic shared memory");
+    const int64_t launches = s.launches();
+    for (int64_t i = 0; i < launches; ++i) {
+      int64_t first = 0;
+      uint32_t g[3];
+      s.launchGeometry(i, first, g);
+      plan.setBlockFirst(first); // cuLaunchKernel copies the parameters
+      CUresult r = d.cuLaunchKernel(l.funcs[variant_][s.kernelIndex], g[0], g[1], g[2],
+                                    s.block[0], s.block[1], s.block[2], s.sharedBytes, st,
+                                    params.data(), nullptr);
+      if (r != CUDA_SUCCESS)
+        rt::cu::check(r, "cuLaunchKernel",
+                      "launching " + what(k) +
+                          (plan.stages.size() > 1 ? " (stage '" + k.stage + "')" : "") +
+                          (s.chunked() ? " for row blocks " + std::to_string(first) + " .. " +
+                                             std::to_string(first + g[0] - 1) + " (launch " +
+                                             std::to_string(i + 1) + " of " +
+                                             std::to_string(launches) + ")"
+                                       : std::string()) +
+                          " with grid [" + std::to_string(g[0]) + ", " + std::to_string(g[1]) +
+                          ", " + std::to_string(g[2]) + "], block [" + std::to_string(s.block[0]) +
+                          ", 1, 1] and " + std::to_string(s.sharedBytes) +
+                          " bytes of dynamic shared memory");
+    }
   }
+  rt::cu::check(ws.release(), ws.async ? "cuMemFreeAsync" : "cuMemFree",
+                "freeing the workspace of " + what(spec().kernels[plan.kernelIndex]));
 }
 
 //===----------------------------------------------------------------------===//

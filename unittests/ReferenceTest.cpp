@@ -587,6 +587,66 @@ TEST(Reference, IndexerSelectionHandComputed) {
     }
 }
 
+TEST(Reference, GivenSelectionReplacesTopk) {
+  auto p = compile(R"(
+    attention t { mask k <= q; select topk(4) by k % 2; }
+  )");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "t", 1, 2, 1, 8, 8, 4);
+  Result own = reference::run(r);
+  // The reference's own selection, given back in another order: the same O.
+  Request g = r;
+  reference::InputTensor sel;
+  sel.shape = own.indicesShape;
+  sel.ints = own.indices;
+  for (size_t row = 0; row < 8; ++row)
+    std::reverse(sel.ints.begin() + row * 4, sel.ints.begin() + row * 4 + 4);
+  g.selection = sel;
+  Result given = reference::run(g);
+  EXPECT_EQ(given.o.data, own.o.data);
+  EXPECT_EQ(given.lse.data, own.lse.data);
+  // Another selection: row 7 over keys {2, 6} only is the mask k == 2 || k == 6 there.
+  sel.ints.assign(sel.ints.size(), -1);
+  sel.ints[7 * 4 + 1] = 6;
+  sel.ints[7 * 4 + 3] = 2;
+  g.selection = sel;
+  Result two = reference::run(g);
+  auto c = compile("attention c { mask k == 2 || k == 6; }");
+  ASSERT_TRUE(c);
+  Request cr = r;
+  cr.program = &*c->p;
+  cr.variant = 0;
+  Result cc = reference::run(cr);
+  for (int64_t h = 0; h < 2; ++h)
+    for (size_t x = 0; x < 4; ++x) {
+      size_t at = size_t((h * 8 + 7) * 4) + x;
+      EXPECT_EQ(two.o.data[at], cc.o.data[at]);
+    }
+  EXPECT_EQ(two.lse.data[0], -kInf); // row 0: nothing given
+  // Errors name the selection: a disallowed key, a duplicate, a bad shape.
+  sel.ints[0] = 5; // row 0 allows key 0 only
+  g.selection = sel;
+  try {
+    reference::run(g);
+    ADD_FAILURE() << "a disallowed key was accepted";
+  } catch (const reference::ReferenceError &e) {
+    EXPECT_EQ(e.arg, "selection");
+    EXPECT_NE(std::string(e.what()).find("not allowed by the mask"), std::string::npos) << e.what();
+  }
+  sel.ints[0] = -1;
+  sel.ints[7 * 4] = 6;
+  g.selection = sel;
+  try {
+    reference::run(g);
+    ADD_FAILURE() << "a duplicate key was accepted";
+  } catch (const reference::ReferenceError &e) {
+    EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+  }
+  sel.shape = {1, 1, 8, 3};
+  g.selection = sel;
+  EXPECT_THROW(reference::run(g), reference::ReferenceError);
+}
+
 TEST(Reference, ModelLayerPicksItsVariant) {
   auto p = compile(R"(
     attention g { }

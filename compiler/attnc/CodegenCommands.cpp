@@ -89,10 +89,27 @@ bool sameParameters(const std::vector<ArgSpec> &x, const std::vector<ArgSpec> &y
 
 /// A grid rule by its manifest name (a backend writes one of these).
 GridRule gridRuleOf(const std::string &name) {
-  for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch})
+  for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch, GridRule::ChunkedRowBlocks,
+                     GridRule::RowsKvHeadsBatch})
     if (name == gridRuleName(g))
       return g;
   throw std::logic_error("a kernel names the unknown grid rule '" + name + "'");
+}
+
+/// Why the code generator cannot compile variant `i`'s selection yet, or "".
+std::string selectionUnsupported(const dsl::CheckedProgram &program, int i) {
+  const dsl::SelectClause &sel = *program.ast.attentions[size_t(i)].select;
+  const dsl::VariantInfo &info = program.variants[size_t(i)];
+  if (!sel.byIndexer)
+    return "";
+  if (sel.indexerDType == dsl::IndexerDType::FP32)
+    return "the code generator has no kernel for indexer dtype fp32 yet (fp8, bf16 and fp16 it has)";
+  if (info.indexerDim % 16 != 0 || info.indexerDim > 256)
+    return "the code generator needs an indexer dim that is a multiple of 16 up to 256, got " +
+           std::to_string(info.indexerDim);
+  if (info.indexerHeads > 128)
+    return "the code generator takes up to 128 indexer heads, got " + std::to_string(info.indexerHeads);
+  return "";
 }
 
 Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
@@ -119,6 +136,8 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
         ks.stage = k.info.stage;
       if (!k.info.grid.empty())
         ks.grid = gridRuleOf(k.info.grid);
+      if (k.info.workspacePerKey)
+        ks.workspacePerKey = k.info.workspacePerKey;
       v.kernels.push_back(ks);
       std::vector<ArgSpec> args;
       for (const KernelArg &arg : k.info.args)
@@ -137,6 +156,19 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
     if (op.getScale())
       v.scale = op.getScale()->convertToDouble();
     v.sink = op.getSink();
+    if (auto topk = op.getTopk()) {
+      SelectSpec sel;
+      sel.topk = int64_t(*topk);
+      if (DictionaryAttr ix = op.getIndexerAttr()) {
+        IndexerSpec spec;
+        spec.heads = cast<IntegerAttr>(ix.get("heads")).getInt();
+        spec.dim = cast<IntegerAttr>(ix.get("dim")).getInt();
+        std::string dt = cast<StringAttr>(ix.get("dtype")).str();
+        spec.dtype = dt == "fp8" ? DType::F8E4M3 : dt == "bf16" ? DType::BF16 : DType::F16;
+        sel.indexer = spec;
+      }
+      v.select = sel;
+    }
     for (const ArgSpec &arg : v.args) {
       if (arg.name.rfind("input:", 0) != 0 || arg.name.find(':', 6) != std::string::npos)
         continue;
@@ -169,15 +201,20 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
 
 int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &program, const dsl::SourceFile &file,
              const std::string &stage, const CodegenOptions &o) {
-  // Selection (topk) needs its own kernels (the DSA issue): refuse clearly.
-  for (size_t i = 0; i < program.ast.attentions.size(); ++i)
-    if (program.variants[i].topk) {
-      const dsl::AttentionDecl &a = program.ast.attentions[i];
-      auto [line, col] = file.lineCol(a.select->range.begin);
-      err << file.name() << ":" << line << ":" << col << ": error: variant '" << a.name
-          << "': 'select topk' is not implemented by the code generator yet (use attnc run --reference)\n";
-      return 1;
-    }
+  // Selection: what its kernels (SelectStage.cpp) do not cover yet is
+  // refused where the selection is written.
+  for (size_t i = 0; i < program.ast.attentions.size(); ++i) {
+    if (!program.variants[i].topk)
+      continue;
+    const dsl::AttentionDecl &a = program.ast.attentions[i];
+    std::string why = selectionUnsupported(program, int(i));
+    if (why.empty())
+      continue;
+    auto [line, col] = file.lineCol(a.select->range.begin);
+    err << file.name() << ":" << line << ":" << col << ": error: variant '" << a.name << "': " << why
+        << " (use attnc run --reference)\n";
+    return 1;
+  }
 
   // An input with two token axes (allow[q, k]) is valid, but the runtime's
   // argument vocabulary names one stride per axis name (docs/runtime.md),

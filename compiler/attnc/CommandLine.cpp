@@ -448,7 +448,7 @@ const char kRunUsage[] =
     R"(usage: attnc run [--reference | --module K.ptx] FILE
                  [--variant NAME | --layer I [--model NAME]]
                  --q q.npy --k k.npy --v v.npy [--input NAME=x.npy]...
-                 [--sinks s.npy] [--indexer qI.npy,w.npy,kI.npy]
+                 [--sinks s.npy] [--indexer qI.npy,w.npy,kI.npy] [--selection idx.npy]
                  [--q-offset N] [--k-offset N] [-D NAME=VALUE]...
                  --out o.npy [--lse lse.npy] [--indices idx.npy]
                  [--dtype-out f32|f64] [--threads N]
@@ -510,6 +510,9 @@ std::optional<int> parseRunCommandLine(int argc, char **argv, RunCommandOptions 
                 if (p.empty())
                   throw UsageError{"--indexer: expected three non-empty paths, got '" + v + "'"};
             });
+  cmd.text("--selection", "PATH",
+           "the reference only: attend over these key columns\n[B, Hkv, Lq, K] (ints, -1 unfilled) instead of\ncomputing topk",
+           o.selection);
   cmd.integer("--q-offset", "N", "absolute position of query row 0 (default Lk - Lq)", o.qOffset);
   cmd.integer("--k-offset", "N", "absolute position of key row 0 (default 0)", o.kOffset);
 

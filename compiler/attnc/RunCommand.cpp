@@ -156,6 +156,7 @@ std::string describeArg(const Options &o, const std::string &arg) {
   if (arg == "v") return "--v " + o.v;
   if (arg == "sinks") return o.sinks.empty() ? "--sinks" : "--sinks " + o.sinks;
   if (arg == "indexer") return "--indexer";
+  if (arg == "selection") return "--selection " + o.selection;
   if (arg == "indexer.qI") return "--indexer qI " + o.indexer[0];
   if (arg == "indexer.w") return "--indexer w " + o.indexer[1];
   if (arg == "indexer.kI") return "--indexer kI " + o.indexer[2];
@@ -211,6 +212,19 @@ int runReference(const Options &o) {
     ix.w = readFloat("--indexer (w)", o.indexer[1]);
     ix.kI = readFloat("--indexer (kI)", o.indexer[2]);
     req.indexer = std::move(ix);
+  }
+  if (!o.selection.empty()) {
+    if (!variant.select)
+      throw InputError{"--selection: variant '" + variant.name + "' has no `select topk(...)` clause"};
+    try {
+      NpyArray a = attnc::support::readNpy(o.selection);
+      ref::InputTensor t;
+      t.shape = a.shape;
+      t.ints = a.toInt64(o.selection + " (selection)");
+      req.selection = std::move(t);
+    } catch (const NpyError &e) {
+      throw InputError{"--selection: " + std::string(e.what())};
+    }
   }
   for (const auto &[name, path] : o.inputs) {
     int idx = p.findInput(name);
@@ -335,6 +349,8 @@ int runGpu(const Options &o) {
   int64_t layer = -1;
   int vi = pickVariant(p, o, layer);
   const std::string &variant = p.ast.attentions[size_t(vi)].name;
+  if (!o.selection.empty())
+    throw InputError{"--selection: only the reference (--reference) attends over a given selection"};
 
   NpyArray q = readArray("--q", o.q), k = readArray("--k", o.k), v = readArray("--v", o.v);
   attnc::DType dt = runtimeDType(q, "--q");

@@ -12,8 +12,9 @@ no build step. Tensors are anything with ``data_ptr()``, ``stride()``,
 Arguments are checked by the runtime before anything is launched; a bad one
 raises ``attnc.Error`` whose ``arg`` names it and whose message says what was
 expected and what was given. Kernels launch on PyTorch's current stream of
-q's device (or the ``stream=`` given). ``out`` and ``lse`` are allocated with
-torch when not given.
+q's device (or the ``stream=`` given). ``out`` and ``lse`` (and, for the
+variants that need them, ``indices`` and the ``workspace`` scratch) are
+allocated with torch when not given.
 
 The library is found through $ATTNC_LIBRARY (a path to libattnrt.so), then
 next to this package, then in the source tree's build/lib, then on the
@@ -39,6 +40,10 @@ __all__ = [
 ]
 
 _MAX_RANK = 8
+# The C API version whose structs and functions this package declares
+# (attnrt.h's ATTNRT_API_VERSION; 2 added attnrt_launch_args.workspace and
+# attnrt_kernel_workspace_bytes). Newer libraries only ever extend it.
+_API_VERSION = 2
 _HAS_Q_OFFSET = 1
 _HAS_K_OFFSET = 2
 _LOAD_LAZY = 1
@@ -125,6 +130,8 @@ class _LaunchArgs(ctypes.Structure):
         ("reserved0", ctypes.c_int32),
         ("q_offset", ctypes.c_int64),
         ("k_offset", ctypes.c_int64),
+        # C API version 2.
+        ("workspace", _TensorP),
     ]
 
 
@@ -197,18 +204,21 @@ def _library():
         "attnrt_kernel_manifest_json": (cp, [vp]),
         "attnrt_kernel_check": (c.c_int, [vp, c.POINTER(_LaunchArgs), c.POINTER(_Plan)]),
         "attnrt_kernel_describe_launch": (c.c_int, [vp, c.POINTER(_LaunchArgs), c.c_char_p, c.c_size_t]),
+        "attnrt_kernel_workspace_bytes": (c.c_int, [vp, c.POINTER(_LaunchArgs), c.POINTER(c.c_uint64)]),
         "attnrt_kernel_launch": (c.c_int, [vp, c.POINTER(_LaunchArgs), vp]),
         "attnrt_compile": (c.c_int, [cp, c.POINTER(cp), i32, pp]),
         "attnrt_has_compiler": (c.c_int, []),
         "attnrt_driver_info": (c.c_int, [c.c_char_p, c.c_size_t]),
     }
+    lib.attnrt_api_version.restype = c.c_int
+    lib.attnrt_api_version.argtypes = []
+    if lib.attnrt_api_version() < _API_VERSION:
+        raise Error("libattnrt at %s has C API version %d; this package needs version %d or newer"
+                    % (p, lib.attnrt_api_version(), _API_VERSION))
     for name, (res, args) in protos.items():
         fn = getattr(lib, name)
         fn.restype = res
         fn.argtypes = args
-    if lib.attnrt_api_version() != 1:
-        raise Error("libattnrt at %s has C API version %d; this package speaks version 1"
-                    % (tried[0], lib.attnrt_api_version()))
     _lib = lib
     return lib
 
@@ -305,8 +315,10 @@ class Kernel:
     def __repr__(self):
         return "<attnc.Kernel %s>" % self.name
 
-    def _prepare(self, q, k, v, sinks, inputs, q_offset, k_offset, out, lse, indexer, indices):
-        """Allocates missing outputs and builds the C launch arguments.
+    def _prepare(self, q, k, v, sinks, inputs, q_offset, k_offset, out, lse, indexer, indices,
+                 workspace=None):
+        """Allocates missing outputs and builds the C launch arguments (the
+        workspace, when not given, is left to _allocate_workspace).
 
         Returns (args, keep_alive, out, lse, indices)."""
         if out is None or lse is None or (indices is None and "indices" in self._arg_names):
@@ -347,6 +359,8 @@ class Kernel:
             a.indexer_k = tensor("indexer.kI", indexer[2])
         if indices is not None:
             a.indices = tensor("indices", indices)
+        if workspace is not None:
+            a.workspace = tensor("workspace", workspace)
         inputs = dict(inputs or {})
         if inputs:
             arr = (_Input * len(inputs))()
@@ -366,8 +380,43 @@ class Kernel:
             a.k_offset = int(k_offset)
         return a, keep, out, lse, indices
 
+    def _workspace_bytes(self, a):
+        """The bytes of workspace the launch described by a needs (checks a)."""
+        n = ctypes.c_uint64()
+        _check(_library().attnrt_kernel_workspace_bytes(self._handle, ctypes.byref(a),
+                                                        ctypes.byref(n)))
+        return n.value
+
+    def _allocate_workspace(self, a, keep, q, stream=None):
+        """For a variant taking 'workspace' called without one: allocates the
+        bytes the launch needs as a torch uint8 tensor on q's device, so that
+        PyTorch's caching allocator serves it (rather than a cuMemAllocAsync
+        per launch in the runtime), and puts it into a. stream: the launch's
+        stream when it is not torch's current one (a torch.cuda.Stream or a
+        handle): the tensor is recorded on it, so that the allocator reuses
+        the memory only after the work enqueued there."""
+        if "workspace" not in self._arg_names or a.workspace:
+            return
+        n = self._workspace_bytes(a)
+        try:
+            import torch
+        except ImportError:
+            raise Error("workspace: variant '%s' needs a workspace of %d bytes; pass workspace= "
+                        "(a 1-D CUDA tensor of at least that many bytes), or install torch to have "
+                        "it allocated" % (self.name, n), "ATTNRT_ERROR_INVALID_ARGUMENT", "workspace")
+        ws = torch.empty((max(1, n),), dtype=torch.uint8, device=q.device)
+        if stream is not None:
+            if not isinstance(stream, torch.cuda.Stream):
+                handle = int(getattr(stream, "cuda_stream", stream))
+                stream = (torch.cuda.default_stream(q.device) if handle == 0
+                          else torch.cuda.ExternalStream(handle, device=q.device))
+            ws.record_stream(stream)
+        d = _marshal("workspace", ws, getattr(q, "device", None))
+        keep.extend([ws, d])
+        a.workspace = ctypes.pointer(d)
+
     def __call__(self, q, k, v, *, sinks=None, inputs=None, q_offset=None, k_offset=None,
-                 out=None, lse=None, indexer=None, indices=None, stream=None):
+                 out=None, lse=None, indexer=None, indices=None, workspace=None, stream=None):
         """Checks the arguments and launches; returns (out, lse).
 
         q [B, Hq, Lq, D], k and v [B, Hkv, Lk, D] (bf16 or fp16); sinks [Hq]
@@ -376,12 +425,15 @@ class Kernel:
         selecting by the DSA indexer; q_offset (default Lk - Lq) and k_offset
         (default 0) are absolute positions. out and lse (and indices, for a
         variant that writes selected indices: then (out, lse, indices) is
-        returned) are allocated with torch when not given. stream: a CUDA
+        returned) are allocated with torch when not given. workspace: the
+        scratch of a variant with a chunked selection stage (any 1-D CUDA
+        tensor of at least check()["workspace_bytes"] bytes); default: a
+        torch uint8 tensor on q's device, allocated per call. stream: a CUDA
         stream handle (int) or a torch.cuda.Stream; default: torch's current
         stream on q's device.
         """
         a, keep, out, lse, indices = self._prepare(q, k, v, sinks, inputs, q_offset, k_offset,
-                                                   out, lse, indexer, indices)
+                                                   out, lse, indexer, indices, workspace)
         device = getattr(q, "device", None)
         if stream is None:
             try:
@@ -391,12 +443,17 @@ class Kernel:
             if torch is not None and hasattr(torch, "cuda") and isinstance(device, torch.device):
                 with torch.cuda.device(device):
                     s = torch.cuda.current_stream(device).cuda_stream
+                    self._allocate_workspace(a, keep, q)
                     _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
                                                            ctypes.c_void_p(s)))
+                del keep
                 return (out, lse, indices) if "indices" in self._arg_names else (out, lse)
+            self._allocate_workspace(a, keep, q)
             stream = 0
-        elif hasattr(stream, "cuda_stream"):
-            stream = stream.cuda_stream
+        else:
+            self._allocate_workspace(a, keep, q, stream)
+            if hasattr(stream, "cuda_stream"):
+                stream = stream.cuda_stream
         _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
                                                ctypes.c_void_p(int(stream) or None)))
         del keep
@@ -404,20 +461,24 @@ class Kernel:
 
     def check(self, q, k, v, **kwargs):
         """Checks the arguments like a call would, without launching (no GPU
-        needed). Returns the launch plan as a dict (kernel symbol, grid,
-        block, shared_bytes); raises Error for a bad argument."""
+        needed). Returns the launch plan as a dict: the primary kernel's
+        symbol, grid, block and shared_bytes, and workspace_bytes, the
+        scratch the launch needs (0 for a variant without a chunked
+        selection stage); raises Error for a bad argument."""
         a, keep, *_ = self._prepare(q, k, v, kwargs.get("sinks"), kwargs.get("inputs"),
                                     kwargs.get("q_offset"), kwargs.get("k_offset"),
                                     kwargs.get("out"), kwargs.get("lse"), kwargs.get("indexer"),
-                                    kwargs.get("indices"))
+                                    kwargs.get("indices"), kwargs.get("workspace"))
         plan = _Plan()
         _check(_library().attnrt_kernel_check(self._handle, ctypes.byref(a), ctypes.byref(plan)))
+        workspace_bytes = self._workspace_bytes(a)
         del keep
         return {
             "kernel": self.spec["kernels"][plan.kernel_index]["symbol"],
             "grid": tuple(plan.grid),
             "block": tuple(plan.block),
             "shared_bytes": plan.shared_bytes,
+            "workspace_bytes": workspace_bytes,
         }
 
     def describe(self, q, k, v, **kwargs):
@@ -427,7 +488,7 @@ class Kernel:
         a, keep, *_ = self._prepare(q, k, v, kwargs.get("sinks"), kwargs.get("inputs"),
                                     kwargs.get("q_offset"), kwargs.get("k_offset"),
                                     kwargs.get("out"), kwargs.get("lse"), kwargs.get("indexer"),
-                                    kwargs.get("indices"))
+                                    kwargs.get("indices"), kwargs.get("workspace"))
         buf = ctypes.create_string_buffer(1 << 16)
         _check(_library().attnrt_kernel_describe_launch(self._handle, ctypes.byref(a), buf, len(buf)))
         del keep

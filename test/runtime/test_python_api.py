@@ -6,13 +6,15 @@ forced absent with ATTNC_CUDA_DRIVER=/nonexistent). Fake tensor objects
 stand in for torch tensors, so what is tested is the marshalling (data
 pointers, shapes, strides in elements, dtypes, offsets, inputs, sinks),
 the error reporting (attnc.Error with the runtime's message, status and
-argument name), lazy loading, the no-driver error and compile() without a
-compiler. Launching on a GPU with real torch tensors is
+argument name), lazy loading, the no-driver error, compile() without a
+compiler, and a DSA variant's workspace (the ctypes layout of
+attnrt_launch_args, workspace_bytes, a given or missing workspace). Launching on a GPU with real torch tensors is
 runtime/tools/torch_check.py's job (scripts/gpu_runtime_check.sh).
 
 Environment: ATTNC_LIBRARY (path of libattnrt.so; default: the package's own
 search) and ATTNC_TESTDATA (runtime/testdata; default: found from this file).
 """
+import ctypes
 import os
 import subprocess
 import sys
@@ -74,6 +76,51 @@ def tensors(B=2, Hq=8, Hkv=4, Lq=100, Lk=1000, D=128, dtype="bfloat16"):
     )
 
 
+def dsa_module():
+    """A lazily loaded module with a DSA variant: a chunked selection stage
+    (64 rows per row block, 4 bytes of workspace per key) and a sparse
+    attention stage, as in unittests/RuntimeDsaTest.cpp."""
+    args = [("q", "ptr"), ("k", "ptr"), ("v", "ptr"), ("o", "ptr"), ("lse", "ptr"),
+            ("indexer.qI", "ptr"), ("indexer.w", "ptr"), ("indexer.kI", "ptr"), ("indices", "ptr"),
+            ("workspace", "ptr"), ("block_first", "i64"), ("qlen", "i32"), ("klen", "i32"),
+            ("scale", "f32")]
+    kernels = [
+        {"head_dim": 128, "dtype": "bf16", "symbol": "dsa_select_d128", "block_m": 64,
+         "block_n": 64, "threads": 256, "shared_bytes": 16384, "stage": "select",
+         "grid": "chunked_row_blocks", "workspace_per_key": 4},
+        {"head_dim": 128, "dtype": "bf16", "symbol": "dsa_attention_d128", "block_m": 64,
+         "block_n": 64, "threads": 128, "shared_bytes": 65536, "stage": "attention",
+         "grid": "rows_kvheads_batch"},
+    ]
+    manifest = {
+        "format": "attnc-module", "format_version": 1, "attnc_version": "0.1.0",
+        "target": "sm_90a", "kind": "variants",
+        "variants": [{
+            "name": "dsa", "head_dims": [128], "dtypes": ["bf16"], "kernels": kernels,
+            "grid": "qtiles_heads_batch", "sink": False,
+            "select": {"topk": 2048, "indexer": {"heads": 64, "dim": 128, "dtype": "fp8_e4m3"}},
+            "args": [{"name": n, "kind": k} for n, k in args],
+        }],
+    }
+    width = {"ptr": ".u64", "i64": ".u64", "i32": ".u32", "f32": ".f32"}
+    ptx = ".version 8.0\n.target sm_90a\n.address_size 64\n"
+    for k in kernels:
+        params = ",\n".join("\t.param %s %s_param_%d" % (width[kind], k["symbol"], i)
+                            for i, (_, kind) in enumerate(args))
+        ptx += ".visible .entry %s(\n%s\n)\n{\n\tret;\n}\n" % (k["symbol"], params)
+    return attnc.load_data(ptx, manifest=manifest, lazy=True, name="dsa.ptx")
+
+
+def dsa_tensors(B=2, Hq=128, Hkv=1, Lq=8192, Lk=8192):
+    """Valid arguments of dsa_module()'s variant (fake device addresses)."""
+    t = tensors(B, Hq, Hkv, Lq, Lk)
+    t["indexer"] = (FakeTensor((B, Lq, 64, 128), "float8_e4m3fn", BASE + 0x500000),
+                    FakeTensor((B, Lq, 64), "float32", BASE + 0x600000),
+                    FakeTensor((B, Lk, 128), "float8_e4m3fn", BASE + 0x700000))
+    t["indices"] = FakeTensor((B, Hkv, Lq, 2048), "int32", BASE + 0x800000)
+    return t
+
+
 def packed(description):
     """The name=value lines of Kernel.describe() as a dict."""
     lines = description.splitlines()
@@ -120,7 +167,7 @@ class PythonApiTest(unittest.TestCase):
         t = tensors()
         plan = kern.check(t["q"], t["k"], t["v"], out=t["out"], lse=t["lse"])
         self.assertEqual(plan, {"kernel": "attnc_fixture_causal_bf16_d128", "grid": (2, 8, 2),
-                                "block": (64, 1, 1), "shared_bytes": 65536})
+                                "block": (64, 1, 1), "shared_bytes": 65536, "workspace_bytes": 0})
         p = packed(kern.describe(t["q"], t["k"], t["v"], out=t["out"], lse=t["lse"]))
         self.assertEqual(int(p["q"], 16), BASE)
         self.assertEqual(int(p["v"], 16), BASE + 0x200000)
@@ -205,6 +252,54 @@ class PythonApiTest(unittest.TestCase):
             kern(t["q"], t["k"], t["v"], out=t["out"], lse=t["lse"], stream=0)
         self.assertEqual(cm.exception.status, "ATTNRT_ERROR_NO_DRIVER")
         self.assertIn("no CUDA driver found", str(cm.exception))
+
+    def test_dsa_workspace(self):
+        # The ctypes struct matches attnrt.h (checked there by RuntimeDsaTest).
+        L = attnc._LaunchArgs
+        self.assertEqual(ctypes.sizeof(L), 128)
+        self.assertEqual(L.workspace.offset, 120)
+        kern = dsa_module().variant("dsa")
+        t = dsa_tensors()
+        common = dict(out=t["out"], lse=t["lse"], indexer=t["indexer"], indices=t["indices"])
+        # 2 x 128 row blocks of 64 rows x 8192 keys x 4 bytes: 128 per launch fill 256 MiB.
+        plan = kern.check(t["q"], t["k"], t["v"], **common)
+        self.assertEqual(plan, {"kernel": "dsa_attention_d128", "grid": (16384, 1, 2),
+                                "block": (128, 1, 1), "shared_bytes": 65536,
+                                "workspace_bytes": 268435456})
+        d = kern.describe(t["q"], t["k"], t["v"], **common)
+        self.assertIn("\n  stage select: dsa_select_d128 grid=[128, 1, 1] x 2 launches (256 row "
+                      "blocks, chunks of 128) block=[256, 1, 1] shared=16384 workspace=268435456\n", d)
+        self.assertIn("\n  workspace=(allocated at launch, 268435456 bytes)\n", d)
+        # A given workspace: any dtype, at least the bytes needed.
+        ws = FakeTensor((268435456 // 4,), "float32", BASE + 0x10000000)
+        p = packed(kern.describe(t["q"], t["k"], t["v"], workspace=ws, **common))
+        self.assertEqual(int(p["workspace"], 16), BASE + 0x10000000)
+        small = FakeTensor((1024,), "uint8", BASE + 0x10000000)
+        with self.assertRaises(attnc.Error) as cm:
+            kern.check(t["q"], t["k"], t["v"], workspace=small, **common)
+        self.assertEqual(cm.exception.arg, "workspace")
+        self.assertEqual(str(cm.exception), "workspace: expected at least 268435456 bytes (stage "
+                         "'select': 128 row blocks per launch x block_m 64 x klen 8192 x 4 bytes "
+                         "per key), got 1024 bytes (1024 x u8)")
+        # A launch with a workspace checks, then needs the driver.
+        with self.assertRaises(attnc.Error) as cm:
+            kern(t["q"], t["k"], t["v"], workspace=ws, stream=0, **common)
+        self.assertEqual(cm.exception.status, "ATTNRT_ERROR_NO_DRIVER")
+        # Without one, torch allocates it (not available here: an error naming it).
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            with self.assertRaises(attnc.Error) as cm:
+                kern(t["q"], t["k"], t["v"], stream=0, **common)
+            self.assertEqual(cm.exception.arg, "workspace")
+            self.assertIn("variant 'dsa' needs a workspace of 268435456 bytes", str(cm.exception))
+        # A variant without a workspace rejects one.
+        causal = attnc.load(CAUSAL, lazy=True).variant("causal")
+        u = tensors()
+        with self.assertRaises(attnc.Error) as cm:
+            causal.check(u["q"], u["k"], u["v"], out=u["out"], lse=u["lse"], workspace=small)
+        self.assertEqual(str(cm.exception),
+                         "workspace: variant 'causal' takes no workspace, but one was given")
 
     def test_compile_without_compiler(self):
         if attnc.has_compiler():

@@ -48,6 +48,8 @@ struct KernelInfo {
   std::string stage;
   /// Its own grid rule ("qtiles_heads_batch", ...), "" for the variant's.
   std::string grid;
+  /// Bytes of workspace per key and query row (a select stage), else 0.
+  int64_t workspacePerKey = 0;
 };
 
 } // namespace attnc

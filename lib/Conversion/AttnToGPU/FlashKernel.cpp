@@ -79,6 +79,22 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   }
   if (variant_.getSink())
     arg("sinks", KernelArg::Ptr, globalType(f32_));
+  if (selects_) {
+    // Both stages of a selecting variant take the same list (SelectStage.cpp).
+    arg("indices", KernelArg::Ptr, globalType(i32_));
+    for (const char *a : {"b", "h", "l"})
+      arg(std::string("indices_stride_") + a, KernelArg::I64, i64_);
+    arg("workspace", KernelArg::Ptr, globalType(selectKeyType()));
+    arg("block_first", KernelArg::I64, i64_);
+    if (indexer_) {
+      arg("indexer.qI", KernelArg::Ptr, globalType(indexerStorageType()));
+      arg("indexer.w", KernelArg::Ptr, globalType(f32_));
+      arg("indexer.kI", KernelArg::Ptr, globalType(indexerStorageType()));
+      for (const char *a : {"indexer.qI_stride_b", "indexer.qI_stride_l", "indexer.qI_stride_h",
+                            "indexer.w_stride_b", "indexer.w_stride_l", "indexer.kI_stride_b", "indexer.kI_stride_l"})
+        arg(a, KernelArg::I64, i64_);
+    }
+  }
 
   // Inputs the mask or score regions read, in first-use order.
   std::vector<std::string> names;
@@ -139,9 +155,31 @@ void KernelEmitter::setupBlock() {
   tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
   warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
   lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
-  rowBase_ = mul(mIdx_, ci(BM_));
-  q0_ = add(rowBase_, qOff_);
-  q1_ = add(sub(minI(add(rowBase_, ci(BM_)), qlen_), ci(1)), qOff_);
+  rowLimit_ = qlen_;
+  qRowStride_ = qsl_;
+  oRowStride_ = osl_;
+  if (overSelection_) {
+    // Grid rows_kvheads_batch: x = query row * ceil(G / BM) + the part of
+    // the KV group's G query heads, y = the KV group. The tile's rows are
+    // those heads (hIdx_ the first); every row has the query position of
+    // mIdx_, the query row.
+    Value groupSize = arith::DivSIOp::create(b_, loc_, headsQ_, headsKv_);
+    Value parts = arith::DivSIOp::create(b_, loc_, add(groupSize, ci(BM_ - 1)), ci(BM_));
+    Value x = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x));
+    mIdx_ = arith::DivSIOp::create(b_, loc_, x, parts);
+    Value group = hIdx_;
+    hIdx_ = add(mul(group, groupSize), mul(arith::RemSIOp::create(b_, loc_, x, parts), ci(BM_)));
+    rowBase_ = hIdx_;
+    rowLimit_ = mul(add(group, ci(1)), groupSize);
+    qRowStride_ = qsh_;
+    oRowStride_ = osh_;
+    lseRowStride_ = lsh_;
+    q0_ = q1_ = add(mIdx_, qOff_);
+  } else {
+    rowBase_ = mul(mIdx_, ci(BM_));
+    q0_ = add(rowBase_, qOff_);
+    q1_ = add(sub(minI(add(rowBase_, ci(BM_)), qlen_), ci(1)), qOff_);
+  }
 
   // Shared memory: the Q tile, and two buffers each of K and V (the next
   // key tile streams in while this one is computed); rows padded to LD.
@@ -233,6 +271,12 @@ void KernelEmitter::emitPrologue() {
   vBase_ = add(mul(bIdx_, vsb_), mul(hkv, vsh_));
   oBase_ = add(mul(bIdx_, osb_), mul(hIdx_, osh_));
   lseBase_ = add(mul(bIdx_, lsb_), mul(hIdx_, lsh_));
+  if (overSelection_) { // rows are heads: the bases are those of query row mIdx_
+    qBase_ = add(mul(bIdx_, qsb_), mul(mIdx_, qsl_));
+    oBase_ = add(mul(bIdx_, osb_), mul(mIdx_, osl_));
+    lseBase_ = add(mul(bIdx_, lsb_), mIdx_);
+    selBase_ = add(add(mul(bIdx_, isb_), mul(hkv, ish_)), mul(mIdx_, isl_));
+  }
 
   // Per-thread geometry: lane t holds rows t/4 and t/4 + 8 of each of its
   // warp's 16-row m-tiles, columns 2*(t%4) + {0, 1} of each 8-wide block.
@@ -245,7 +289,7 @@ void KernelEmitter::emitPrologue() {
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     Value row = add(add(mul(warp_, ci(16 * MT_)), ci((r / 2) * 16 + (r % 2) * 8)), quad_);
     rows_.push_back(row);
-    qPos_.push_back(add(add(rowBase_, row), qOff_));
+    qPos_.push_back(overSelection_ ? q0_ : add(add(rowBase_, row), qOff_));
   }
 
   // This warp's query positions (empty past qlen).
@@ -267,7 +311,7 @@ void KernelEmitter::lowerOp(Operation &op) {
         if (params_.producer) { // the producer's TMA copy (TmaPipeline.cpp)
           waitBarrier(qBarrier(), ci(0));
         } else {
-          loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, qlen_, qsl_);
+          loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, rowLimit_, qRowStride_);
           NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
         }
         shared_[load.getTile()] = {Qs_, Value()};
@@ -343,12 +387,18 @@ void KernelEmitter::lowerOp(Operation &op) {
 /// one's K and V into the other shared buffer while it is computed.
 void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
-  auto [first, last] = visitRange();
+  auto [first, last] = overSelection_ ? std::pair<Value, Value>{ci(0), ci((*variant_.getTopk() + BN_ - 1) / BN_ - 1)}
+                                      : visitRange();
   if (summaries_) {
     computeQRanges();
     fillSummaries(first, last);
   }
   auto loadKV = [&](Value n, Value buf) {
+    if (overSelection_) { // the rows of the selected keys
+      loadSelectedTile(Ks_, buf, k_, kBase_, n, ksl_);
+      loadSelectedTile(Vs_, buf, v_, vBase_, n, vsl_);
+      return;
+    }
     Value colFirst = mul(n, ci(BN_));
     loadTile(Ks_, buf, BN_, k_, kBase_, colFirst, klen_, ksl_);
     loadTile(Vs_, buf, BN_, v_, vBase_, colFirst, klen_, vsl_);
@@ -368,11 +418,20 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     openTurns(cmpI(arith::CmpIPredicate::sle, n0, last));
 
   // Running state: m (log2 units), l (this lane's partial sum), acc.
-  Value m0 = negInf(), l0 = cf(0);
+  SmallVector<Value> m0(rowsPerThread, negInf());
+  Value l0 = cf(0);
   if (keyLoop.getSink()) {
     // The sink joins as if it were a key with score S_h and a zero value:
     // m starts at S_h and l at exp(S_h - m) = 1, once per row (quad lane 0).
-    m0 = mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(hIdx_)}), cf(kLog2e));
+    // Over a selection the rows are heads (past the group's: any head's).
+    auto sinkOf = [&](Value h) {
+      return mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(h)}), cf(kLog2e));
+    };
+    if (overSelection_)
+      for (int64_t r = 0; r < rowsPerThread; ++r)
+        m0[r] = sinkOf(minI(add(hIdx_, rows_[r]), sub(headsQ_, ci(1))));
+    else
+      m0.assign(rowsPerThread, sinkOf(hIdx_));
     l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), cf(1), cf(0));
   }
   // Loop-carried: the tile n, its shared buffer (or ring slot and parity), the state.
@@ -380,8 +439,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   if (producer)
     init.push_back(ci(0));
   const int64_t lead = init.size();
-  for (int64_t r = 0; r < rowsPerThread; ++r)
-    init.push_back(m0);
+  llvm::append_range(init, m0);
   for (int64_t r = 0; r < rowsPerThread; ++r)
     init.push_back(l0);
   for (int64_t i = 0; i < accLayout().size(); ++i)
@@ -421,7 +479,12 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
         ptxStatement("fence.proxy.async.shared::cta;");
       barrier();
     }
-    Value needMask = classifyTile(n).second;
+    Value needMask = overSelection_ ? Value() : classifyTile(n).second;
+    if (overSelection_) { // a tile with unfilled slots: the last one, or one past topk
+      Value end = add(mul(n, ci(BN_)), ci(BN_));
+      needMask = orB(cmpI(arith::CmpIPredicate::sgt, end, ci(*variant_.getTopk())),
+                     cmpI(arith::CmpIPredicate::slt, selectedKey(sub(minI(end, ci(*variant_.getTopk())), ci(1))), ci(0)));
+    }
     if (summaries_) {
       Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
       needMask = sel(inWindow, notB(summaryBit(fullBits_, n)), needMask);
@@ -431,7 +494,8 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     }
     // Each warp classifies the tile again over its own rows (the closed
     // forms only): a warp whose rows the tile covers drops the mask.
-    needMask = andB(needMask, classifyTile(n, false, warpRows_).second);
+    if (!overSelection_)
+      needMask = andB(needMask, classifyTile(n, false, warpRows_).second);
 
     // The body: n, need_mask and the state are this iteration's; K and V
     // of tile n are in shared buffer (or ring slot) `buf`.
@@ -504,12 +568,13 @@ void KernelEmitter::emitEpilogue(ArrayRef<Value> mRegs, ArrayRef<Value> lRegs, A
                               llvm::MaybeAlign(4));
     }
     Value row = add(rowBase_, rows[r]);
-    Value lead = andB(cmpI(arith::CmpIPredicate::slt, row, qlen_), cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)));
+    Value lead = andB(cmpI(arith::CmpIPredicate::slt, row, rowLimit_), cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)));
     auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, lead, false);
     OpBuilder::InsertionGuard g4(b_);
     b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
     Value lse = arith::SelectOp::create(b_, loc_, empty, negInf(), mulF(addF(m, log2F(l)), cf(1.0 / kLog2e)));
-    memref::StoreOp::create(b_, loc_, lse, lse_, ValueRange{toIndex(add(lseBase, row))});
+    Value at = add(lseBase, lseRowStride_ ? mul(row, lseRowStride_) : row);
+    memref::StoreOp::create(b_, loc_, lse, lse_, ValueRange{toIndex(at)});
   }
   NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
   const int64_t chunksPerRow = D_ / 8, rowsPerWarp = 16 * MT_;
@@ -519,12 +584,12 @@ void KernelEmitter::emitEpilogue(ArrayRef<Value> mRegs, ArrayRef<Value> lRegs, A
     Value row = add(mul(warp_, ci(rowsPerWarp)), arith::DivUIOp::create(b_, loc_, c, ci(chunksPerRow)));
     Value col = mul(arith::RemUIOp::create(b_, loc_, c, ci(chunksPerRow)), ci(8));
     Value globalRow = add(rowBase_, row);
-    auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::slt, globalRow, qlen_), false);
+    auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::slt, globalRow, rowLimit_), false);
     OpBuilder::InsertionGuard g5(b_);
     b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
     Value x = vector::LoadOp::create(b_, loc_, chunk, Qs_, tileIndex(Value(), row, col, BM_), false,
                                      llvm::MaybeAlign(16));
-    Value at = add(add(oBase, mul(globalRow, osl_)), col);
+    Value at = add(add(oBase, mul(globalRow, oRowStride_)), col);
     vector::StoreOp::create(b_, loc_, x, o_, ValueRange{toIndex(at)}, false, llvm::MaybeAlign(16));
   }
 }
@@ -556,11 +621,29 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   }
   if (variant_.getSink())
     sinks_ = next();
+  if (selects_) {
+    indices_ = next();
+    isb_ = next(); ish_ = next(); isl_ = next();
+    workspace_ = next();
+    blockFirst_ = next();
+    if (indexer_) {
+      iq_ = next(); iw_ = next(); ik_ = next();
+      iqsb_ = next(); iqsl_ = next(); iqsh_ = next();
+      iwsb_ = next(); iwsl_ = next();
+      iksb_ = next(); iksl_ = next();
+    }
+  }
   for (InputArg &in : inputs_) {
     in.ptr = next();
     auto decl = SymbolTable::lookupNearestSymbolFrom<attn::InputOp>(variant_, StringAttr::get(b_.getContext(), in.name));
     for (size_t a = 0; a < decl.getAxisKinds().size(); ++a)
       in.strides.push_back(next());
+  }
+  if (selectStage_) {
+    emitSelectStage();
+    gpu::ReturnOp::create(b_, loc_);
+    setKernelInfo(func);
+    return;
   }
   setupBlock();
   if (params_.producer) {
@@ -582,15 +665,25 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   if (params_.producer)
     b_.setInsertionPointToEnd(&entry);
   gpu::ReturnOp::create(b_, loc_);
-  // What the runtime needs to launch it (read back into the manifest).
+  setKernelInfo(func);
+}
+
+/// What the runtime needs to launch it (read back into the manifest).
+void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
   NamedAttrList kinfo;
   kinfo.append("variant", variant_.getSymNameAttr());
-  kinfo.append("head_dim", b_.getI64IntegerAttr(D_));
-  kinfo.append("elem", TypeAttr::get(elem_));
-  kinfo.append("block_m", b_.getI64IntegerAttr(BM_));
+  kinfo.append("head_dim", b_.getI64IntegerAttr(int64_t(kernel_.getHeadDim())));
+  kinfo.append("elem", TypeAttr::get(kernel_.getElem())); // a select stage's elem_ is the indexer's
+  kinfo.append("block_m", b_.getI64IntegerAttr(int64_t(kernel_.getBlockM())));
   kinfo.append("block_n", b_.getI64IntegerAttr(BN_));
   kinfo.append("threads", b_.getI64IntegerAttr(params_.blockThreads()));
   kinfo.append("shared_bytes", b_.getI64IntegerAttr(info_.sharedBytes));
+  if (selects_) { // docs/runtime.md: the two stages' grids
+    kinfo.append("stage", b_.getStringAttr(selectStage_ ? "select" : "attention"));
+    kinfo.append("grid", b_.getStringAttr(selectStage_ ? "chunked_row_blocks" : "rows_kvheads_batch"));
+    if (selectStage_)
+      kinfo.append("workspace_per_key", b_.getI64IntegerAttr(selectKeyType().getIntOrFloatBitWidth() / 8));
+  }
   func->setAttr("attn.kernel_info", kinfo.getDictionary(b_.getContext()));
 }
 

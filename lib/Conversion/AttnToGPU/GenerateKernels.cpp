@@ -36,6 +36,8 @@ std::vector<GeneratedKernel> collectKernels(ModuleOp module) {
       k.info.stage = stage.str();
     if (auto grid = info.getAs<StringAttr>("grid"))
       k.info.grid = grid.str();
+    if (auto ws = info.getAs<IntegerAttr>("workspace_per_key"))
+      k.info.workspacePerKey = ws.getInt();
     for (unsigned a = 0; a < func.getNumArguments(); ++a) {
       Type t = func.getArgument(a).getType();
       KernelArg arg;

@@ -15,7 +15,13 @@
 //   TmaPipeline.cpp    the warp-specialised kernel's producer warpgroup (TMA
 //                      loads into an mbarrier ring) and the consumers' waits;
 //   VariantRegions.cpp the variant's mask and score regions cloned per element
-//                      (lowered after by attn-lower-region-ops' patterns).
+//                      (lowered after by attn-lower-region-ops' patterns);
+//   SelectStage.cpp    the select stage of a selecting variant: selection
+//                      scores (indexer on tensor cores, or the select
+//                      region) into the workspace, then a radix top-k.
+// The attention stage of a selecting variant is the ordinary kernel with its
+// rows remapped (one query row, the query heads of one KV group) and its key
+// tiles gathered from the selected indices (overSelection_).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -127,6 +133,24 @@ public:
     LD_ = wgmma_ ? D_ : D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
     summaries_ = needsTileSummaries(ki);
+    selects_ = bool(variant_.getTopk());
+    selectStage_ = kernel.isSelectStage();
+    overSelection_ = kernel.overSelection();
+    if (DictionaryAttr ix = variant_.getIndexerAttr())
+      indexer_ = IndexerInfo{cast<IntegerAttr>(ix.get("heads")).getInt(), cast<IntegerAttr>(ix.get("dim")).getInt(),
+                             cast<StringAttr>(ix.get("dtype")).str()};
+    if (selectStage_) {
+      // The Q tile holds the indexer heads of one query row (zero rows up
+      // to a multiple of the warps' 16-row m-tiles); fp8 is widened to f16
+      // in shared memory (SelectStage.cpp). Without an indexer the select
+      // region needs no tiles.
+      D_ = indexer_ ? indexer_->dim : 16;
+      bf16_ = indexer_ && indexer_->dtype == "bf16";
+      BM_ = indexer_ ? (indexer_->heads + 16 * kWarps - 1) / (16 * kWarps) * (16 * kWarps) : 16 * kWarps;
+      LD_ = D_ + params.pad;
+      MT_ = BM_ / (16 * kWarps);
+      summaries_ = false; // the select stage classifies its tiles by the closed forms (or visits them all)
+    }
   }
 
   /// Builds the gpu.func into `module`.
@@ -143,6 +167,36 @@ private:
   bool wgmma_ = false; ///< EmitterParams::wgmma
   int64_t stages_ = 2; ///< EmitterParams::stages
   KernelInfo info_;
+
+  // Selection (SelectStage.cpp; docs/runtime.md's DSA stages).
+  struct IndexerInfo {
+    int64_t heads = 0, dim = 0;
+    std::string dtype; ///< "fp8", "bf16", "fp16" (the code generator refuses "fp32")
+  };
+  bool selects_ = false;      ///< the variant selects (topk): both stages take the selection's arguments
+  bool selectStage_ = false;  ///< this kernel is the select stage
+  bool overSelection_ = false; ///< this kernel is the attention stage over the selected keys
+  std::optional<IndexerInfo> indexer_;
+  Value indices_, isb_, ish_, isl_, workspace_, blockFirst_;
+  Value iq_, iw_, ik_, iqsb_, iqsl_, iqsh_, iwsb_, iwsl_, iksb_, iksl_;
+  Value selBase_; ///< overSelection_: indices[b, g, row, 0]'s offset
+  Type selectKeyType();      ///< the workspace's element: i32 keys of f32 scores, i64 keys of i64 ones
+  Type indexerStorageType(); ///< qI and kI in memory (i8 for fp8)
+  void setKernelInfo(gpu::GPUFuncOp func);
+  void emitSelectStage();
+  void indexerScores(Value n, Value wsRow, Value needMask, ArrayRef<Value> w);
+  void regionScores(Value n, Value wsRow, Value needMask);
+  Value orderedKey(Value score);
+  Value allowedAt(Value q, Value col, Value needMask);
+  void loadIndexerRows(Value smem, Value global, Value base, int64_t rows, Value rowLimit, Value rowStride);
+  void radixTopK(Value wsRow, Value begin, Value end, Value row);
+  std::pair<Value, Value> blockCount(Value flag, Value counts);
+  Value selScratch_, selCounts_, selHist_, selRed_, selK_;
+  // overSelection_: the gathered K/V rows and the remapped rows.
+  Value selectedKey(Value slot); ///< the key column in selection slot `slot` of this row (-1: none)
+  SmallVector<Value> loadSelectedTile(Value smem, Value buf, Value global, Value base, Value n, Value rowStride);
+  Value headAt(int64_t mt, int64_t e); ///< the query head of element e of m-tile mt
+  Value rowLimit_, qRowStride_, oRowStride_, lseRowStride_; ///< rows: query positions, or heads (overSelection_)
 
   // The tile program's values as this backend holds them.
   DenseMap<Value, SmallVector<Value>> regs_; ///< fp32 tiles and row tiles: registers in AccLayout order
@@ -250,6 +304,7 @@ private:
   SmallVector<Value> maskTile(ArrayRef<Value> s, Value needMask, attn::MaskKind by, Value colFirst);
   SmallVector<Value> maskByIntervals(ArrayRef<Value> s, Value colFirst);
   SmallVector<Value> maskByRegion(ArrayRef<Value> s, Value colFirst);
+  SmallVector<Value> maskBySelection(ArrayRef<Value> s, Value colFirst);
   SmallVector<Value> rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale);
   SmallVector<Value> expTile(SmallVector<Value> &s, ArrayRef<Value> m, double log2Scale);
   void accumulatePV(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
@@ -284,7 +339,8 @@ private:
   Value quadReduce(Value v, bool isMax);
 
   Value inlineRegion(Region &region, ArrayRef<Value> args);
-  Value scoreOf(Value s, Value q, Value k);
+  Value scoreOf(Value s, Value q, Value k, Value h = Value());
+  Value selectScoreOf(Value q, Value k);
   Value maskOf(Value q, Value k);
 
   void emitEpilogue(ArrayRef<Value> m, ArrayRef<Value> l, ArrayRef<Value> acc);

@@ -43,7 +43,8 @@ public:
   LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
                             gpu::GPUModuleOp module) const override {
     flash::EmitterParams params;
-    if (int64_t(kernel.getBlockM()) % (16 * params.warps) != 0 || int64_t(kernel.getBlockN()) % 16 != 0)
+    if ((!kernel.isSelectStage() && int64_t(kernel.getBlockM()) % (16 * params.warps) != 0) ||
+        int64_t(kernel.getBlockN()) % 16 != 0)
       return kernel.emitOpError() << "expected block_m a multiple of " << 16 * params.warps
                                   << " and block_n of 16 for the mma-sync backend, got " << kernel.getBlockM() << "x"
                                   << kernel.getBlockN();
@@ -83,6 +84,10 @@ public:
     // CTAs, each scanning its range's inputs; bench/NOTES.md v7): they keep
     // it until the summaries are computed once per call.
     if (flash::needsTileSummaries(intervals))
+      return fallback_.lowerKernel(kernel, intervals, module);
+    // A selecting variant's stages gather K/V rows (cp.async, not TMA
+    // tiles): the mma-sync kernels, for now.
+    if (kernel.getStage())
       return fallback_.lowerKernel(kernel, intervals, module);
     // The swizzled layout takes the head dim in 64-element chunks; a
     // warpgroup holds 64 query rows; an m64nN wgmma takes N <= 256.

@@ -3,7 +3,7 @@
 // The mma.sync lowering of attn.tile.qk (ldmatrix + mma.sync m16n8k16),
 // attn.tile.score (scale and score rule), attn.tile.mask (partial tiles),
 // attn.tile.rescale (lazily, by a warp vote), attn.tile.exp (exp2 on the
-// SFU) and attn.tile.pv (P kept in registers as the A operand). Register
+// SFU), attn.tile.pv (P kept in registers as the A operand). Register
 // layouts follow PTX's m16n8k16 fragments (AccLayout in KernelEmitter.h):
 // lane t holds rows t/4 and t/4 + 8 of each 16-row m-tile and columns
 // 2*(t%4) + {0, 1} of each 8-wide column block.
@@ -92,9 +92,66 @@ Value KernelEmitter::quadReduce(Value v, bool isMax) {
 //===----------------------------------------------------------------------===//
 // One key tile.
 //===----------------------------------------------------------------------===//
-/// The key of element e of column block j (absolute position).
+/// The key of element e of column block j (absolute position): over a
+/// selection, the key in that slot of the row's selection.
 Value KernelEmitter::keyAt(Value colFirst, int64_t j, int64_t e) {
-  return add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), kOff_);
+  Value col = add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2))));
+  return add(overSelection_ ? selectedKey(col) : col, kOff_);
+}
+
+/// The query head of element e of m-tile mt: the CTA's, or over a
+/// selection (rows are heads) the row's.
+Value KernelEmitter::headAt(int64_t mt, int64_t e) {
+  return overSelection_ ? add(hIdx_, rows_[AccLayout::rowSlot(mt, e)]) : hIdx_;
+}
+
+/// Selection slot `slot` of this CTA's query row: a key column, or -1 when
+/// the selection left it unfilled or it is past topk.
+Value KernelEmitter::selectedKey(Value slot) {
+  int64_t topk = *variant_.getTopk();
+  Value inRange = cmpI(arith::CmpIPredicate::slt, slot, ci(topk));
+  Value at = add(selBase_, sel(inRange, slot, ci(0)));
+  Value key = arith::ExtSIOp::create(b_, loc_, i64_, memref::LoadOp::create(b_, loc_, indices_, ValueRange{toIndex(at)}));
+  return sel(inRange, key, ci(-1));
+}
+
+/// K or V rows of the selected keys of tile n (slots n*BN ..) into `smem`,
+/// 16 bytes per cp.async; unfilled slots and keys outside [0, klen) are
+/// zero-filled.
+SmallVector<Value> KernelEmitter::loadSelectedTile(Value smem, Value buf, Value global, Value base, Value n,
+                                                   Value rowStride) {
+  int64_t chunksPerRow = D_ / 8, perThread = BN_ * chunksPerRow / kThreads;
+  SmallVector<Value> tokens;
+  for (int64_t i = 0; i < perThread; ++i) {
+    Value chunk = add(tid_, ci(i * kThreads));
+    Value r = arith::DivUIOp::create(b_, loc_, chunk, ci(chunksPerRow));
+    Value col = mul(arith::RemUIOp::create(b_, loc_, chunk, ci(chunksPerRow)), ci(8));
+    Value key = selectedKey(add(mul(n, ci(BN_)), r));
+    Value valid = andB(cmpI(arith::CmpIPredicate::sge, key, ci(0)), cmpI(arith::CmpIPredicate::slt, key, klen_));
+    Value src = sel(valid, add(add(base, mul(key, rowStride)), col), ci(0));
+    Value count = toIndex(sel(valid, ci(8), ci(0)));
+    auto copy = nvgpu::DeviceAsyncCopyOp::create(b_, loc_, nvgpu::DeviceAsyncTokenType::get(b_.getContext()), smem,
+                                                 tileIndex(buf, r, col, BN_), global, ValueRange{toIndex(src)},
+                                                 b_.getIndexAttr(8), count, b_.getUnitAttr());
+    tokens.push_back(copy);
+  }
+  return tokens;
+}
+
+/// Partial tiles over a selection: unfilled slots (and those past topk) -inf.
+SmallVector<Value> KernelEmitter::maskBySelection(ArrayRef<Value> s, Value colFirst) {
+  const int64_t nTilesN = BN_ / 8;
+  const AccLayout layout = scoreLayout();
+  SmallVector<Value> masked(s.begin(), s.end());
+  for (int64_t j = 0; j < nTilesN; ++j)
+    for (int64_t c = 0; c < 2; ++c) { // the lane's two columns of block j, for all its rows
+      Value slot = add(colFirst, add(ci(j * 8 + c), mul(inQuad_, ci(2))));
+      Value filled = cmpI(arith::CmpIPredicate::sge, selectedKey(slot), ci(0));
+      for (int64_t mt = 0; mt < MT_; ++mt)
+        for (int64_t e = c; e < 4; e += 2)
+          masked[layout.index(mt, j, e)] = sel(filled, s[layout.index(mt, j, e)], negInf());
+    }
+  return masked;
 }
 
 /// The query of element e of m-tile mt (absolute position).
@@ -298,7 +355,8 @@ void KernelEmitter::applyScore(SmallVector<Value> &s, double scale, Value colFir
     for (int64_t j = 0; j < nTilesN; ++j)
       for (int64_t e = 0; e < 4; ++e) {
         Value &x = s[layout.index(mt, j, e)];
-        x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e)), cf(kLog2e))
+        x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e), headAt(mt, e)),
+                            cf(kLog2e))
                      : mulF(x, cf(scale * kLog2e));
       }
 }
@@ -310,7 +368,9 @@ SmallVector<Value> KernelEmitter::maskTile(ArrayRef<Value> s, Value needMask, at
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
     scf::YieldOp::create(b_, loc_,
-                         by == attn::MaskKind::region ? maskByRegion(s, colFirst) : maskByIntervals(s, colFirst));
+                         by == attn::MaskKind::selection ? maskBySelection(s, colFirst)
+                         : by == attn::MaskKind::region  ? maskByRegion(s, colFirst)
+                                                         : maskByIntervals(s, colFirst));
     b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
     scf::YieldOp::create(b_, loc_, s);
   }

@@ -9,6 +9,10 @@
 //   2. `mask by intervals` when the mask is solved into key intervals,
 //      `by region` when unsolved conditions remain;
 //   3. `sink` on the key loop when the variant has a sink.
+// A variant that selects (topk) gets two kernels per (head dim, dtype): the
+// select stage (`attn.tile.select_topk`: scores and top-k of one query row
+// an instance) and the attention stage, the same program over the selected
+// key tiles (`mask by selection`), 64 query heads of one row an instance.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Analysis/TileAnalysis.h"
@@ -33,6 +37,12 @@ constexpr double kLog2e = 1.4426950408889634;
 /// The tile program of one kernel into `kernel`'s body.
 void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp variant,
                       const analysis::KeyIntervals &intervals) {
+  if (kernel.isSelectStage()) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&kernel.getBody().front());
+    attn::TileSelectTopkOp::create(b, kernel.getLoc());
+    return;
+  }
   Location loc = kernel.getLoc();
   int64_t d = int64_t(kernel.getHeadDim()), bm = int64_t(kernel.getBlockM()), bn = int64_t(kernel.getBlockN());
   Type elem = kernel.getElem(), f32 = b.getF32Type();
@@ -57,7 +67,9 @@ void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp v
     Value s = attn::TileQKOp::create(b, loc, scores, q, k);
     if (!foldScale)
       s = attn::TileScoreOp::create(b, loc, scores, s, n, b.getF64FloatAttr(scale));
-    attn::MaskKind by = intervals.hasRest() ? attn::MaskKind::region : attn::MaskKind::intervals;
+    attn::MaskKind by = kernel.overSelection() ? attn::MaskKind::selection
+                        : intervals.hasRest()    ? attn::MaskKind::region
+                                                 : attn::MaskKind::intervals;
     s = attn::TileMaskOp::create(b, loc, scores, s, n, needMask, by);
     FloatAttr l2s = b.getF64FloatAttr(log2Scale);
     auto rescaled = attn::TileRescaleOp::create(b, loc, TypeRange{m.getType(), l.getType(), acc.getType()}, s, m, l,
@@ -97,20 +109,29 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
     OpBuilder b(module.getContext());
     SmallVector<attn::VariantOp> variants(module.getOps<attn::VariantOp>());
     for (attn::VariantOp v : variants) {
-      if (v.getTopk())
-        continue; // selection: its kernels are the DSA issue's
       analysis::TileAnalysis analysis(v.getOperation());
       for (int64_t d : dims)
         for (bool bf16 : elems) {
-          TileChoice t = mma->chooseTiles(v, analysis.keyIntervals(), d, overrides);
-          b.setInsertionPointToEnd(module.getBody());
           Type elem = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
-          auto kernel = attn::TileKernelOp::create(
-              b, v.getLoc(), b.getStringAttr(kernelSymbol(v.getSymName().str(), d, bf16)),
-              FlatSymbolRefAttr::get(v.getSymNameAttr()), b.getI64IntegerAttr(d), TypeAttr::get(elem),
-              b.getI64IntegerAttr(t.blockM), b.getI64IntegerAttr(t.blockN), b.getI64IntegerAttr(t.ctasPerSm));
-          kernel.getBody().push_back(new Block());
-          buildTileProgram(b, kernel, v, analysis.keyIntervals());
+          std::string symbol = kernelSymbol(v.getSymName().str(), d, bf16);
+          auto add = [&](const std::string &sym, TileChoice t, StringAttr stage) {
+            b.setInsertionPointToEnd(module.getBody());
+            auto kernel = attn::TileKernelOp::create(
+                b, v.getLoc(), b.getStringAttr(sym), FlatSymbolRefAttr::get(v.getSymNameAttr()),
+                b.getI64IntegerAttr(d), TypeAttr::get(elem), b.getI64IntegerAttr(t.blockM),
+                b.getI64IntegerAttr(t.blockN), b.getI64IntegerAttr(t.ctasPerSm), stage);
+            kernel.getBody().push_back(new Block());
+            buildTileProgram(b, kernel, v, analysis.keyIntervals());
+          };
+          if (v.getTopk()) {
+            // One query row a select instance; 64 query heads of one row an
+            // attention instance (mma.sync, 4 warps: the selection gathers
+            // its K/V rows, which TMA's tiles cannot).
+            add(symbol + "_select", TileChoice{1, 64, 1}, b.getStringAttr("select"));
+            add(symbol, TileChoice{64, 64, 1}, b.getStringAttr("attention"));
+            continue;
+          }
+          add(symbol, mma->chooseTiles(v, analysis.keyIntervals(), d, overrides), StringAttr());
         }
     }
   }

@@ -235,6 +235,14 @@ Value KernelEmitter::summaryBit(Value bits, Value n) {
 //===----------------------------------------------------------------------===//
 /// The first key tile after `n` that the query tile visits (last + 1 if none).
 Value KernelEmitter::nextVisited(Value n, Value last) {
+  if (overSelection_) {
+    // The selection fills its slots in ascending key order from the first:
+    // the tiles after n hold keys until one whose first slot is empty.
+    Value next = add(n, ci(1));
+    Value inRange = cmpI(arith::CmpIPredicate::sle, next, last);
+    Value first = selectedKey(mul(sel(inRange, next, ci(0)), ci(BN_)));
+    return sel(andB(inRange, cmpI(arith::CmpIPredicate::sge, first, ci(0))), next, add(last, ci(1)));
+  }
   auto loop = scf::WhileOp::create(b_, loc_, TypeRange{i64_}, ValueRange{add(n, ci(1))});
   Block *before = b_.createBlock(&loop.getBefore(), {}, {i64_}, {loc_});
   {

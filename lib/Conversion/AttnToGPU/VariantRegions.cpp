@@ -43,10 +43,14 @@ Value KernelEmitter::maskOf(Value q, Value k) {
   return inlineRegion(variant_.getMask(), {q, k, hIdx_, bIdx_, qlen_, klen_});
 }
 
-Value KernelEmitter::scoreOf(Value s, Value q, Value k) {
+Value KernelEmitter::scoreOf(Value s, Value q, Value k, Value h) {
   if (variant_.getScore().empty())
     return s;
-  return inlineRegion(variant_.getScore(), {q, k, hIdx_, bIdx_, qlen_, klen_, s});
+  return inlineRegion(variant_.getScore(), {q, k, h ? h : hIdx_, bIdx_, qlen_, klen_, s});
+}
+
+Value KernelEmitter::selectScoreOf(Value q, Value k) {
+  return inlineRegion(variant_.getSelect(), {q, k, bIdx_, qlen_, klen_});
 }
 
 } // namespace attnc::flash

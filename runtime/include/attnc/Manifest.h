@@ -101,8 +101,23 @@ enum class GridRule {
   /// GQA packing: the G = heads_q / heads_kv query heads of a KV group share
   /// a tile. x = ceil(qlen * G / block_m), y = heads_kv, z = batch
   QTilesKvHeadsBatch,
+  /// DSA's selection stage: one CTA per "row block" of block_m query rows of
+  /// one batch entry, numbered over batch and rows together (block f covers
+  /// batch f / ceil(qlen / block_m), rows (f % ceil(qlen / block_m)) *
+  /// block_m ..., clipped to qlen). The runtime launches the stage in chunks
+  /// of row blocks so that the scores fit a bounded workspace: launch c
+  /// covers blocks [block_first, block_first + n), grid (n, 1, 1), and the
+  /// kernel uses workspace slot blockIdx.x (see LaunchPlan, docs/runtime.md).
+  /// Needs KernelSpec::workspacePerKey and the args block_first, workspace.
+  ChunkedRowBlocks,
+  /// DSA's sparse attention stage: one CTA per query row and KV group (up to
+  /// block_m of the group's G = heads_q / heads_kv query heads).
+  /// x = qlen * ceil(G / block_m), y = heads_kv, z = batch
+  RowsKvHeadsBatch,
 };
-const char *gridRuleName(GridRule g); ///< "qtiles_heads_batch", "qtiles_kvheads_batch"
+/// "qtiles_heads_batch", "qtiles_kvheads_batch", "chunked_row_blocks",
+/// "rows_kvheads_batch"
+const char *gridRuleName(GridRule g);
 
 /// The stage of a single-kernel variant, and the stage findKernel() prefers.
 inline constexpr const char *kAttentionStage = "attention";
@@ -128,6 +143,10 @@ struct KernelSpec {
   /// same stages in the same order.
   std::string stage = kAttentionStage;
   std::optional<GridRule> grid; ///< kernels[].grid; absent: the variant's grid
+  /// kernels[].workspace_per_key: bytes of workspace per key and query row
+  /// (4 for f32 scores, 8 for score and index); present iff the kernel's
+  /// grid is chunked_row_blocks.
+  std::optional<int64_t> workspacePerKey;
 };
 
 /// One kernel parameter, in order.

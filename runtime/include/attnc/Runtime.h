@@ -26,6 +26,7 @@
 
 #include "attnc/Manifest.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,11 @@ struct LaunchArgs {
   std::optional<TensorRef> sinks;            ///< [Hq] f32, iff the variant has a sink
   std::optional<IndexerTensors> indexer;     ///< iff the variant selects by indexer
   std::optional<TensorRef> indices;          ///< [B, Hkv, Lq, topk] i32, iff the kernel takes 'indices'
+  /// The scratch of a chunked selection stage (argument 'workspace'):
+  /// 1-D, contiguous, any dtype, 16-byte aligned, at least
+  /// LaunchPlan::workspaceBytes bytes. Optional: without it Kernel::launch
+  /// allocates one on the stream and frees it after the last stage.
+  std::optional<TensorRef> workspace;
   std::map<std::string, TensorRef> inputs;   ///< by input name, every input the variant reads
   std::optional<int64_t> qOffset;            ///< default klen - qlen
   std::optional<int64_t> kOffset;            ///< default 0
@@ -117,13 +123,41 @@ struct TensorMapParams {
 /// Error(Usage) if `arg` is not a tensormap. A pure function, no GPU needed.
 TensorMapParams tensorMapParams(const ArgSpec &arg, const TensorRef &t);
 
+/// The most workspace a chunked stage (grid chunked_row_blocks) is sized to:
+/// the runtime picks the number of row blocks per launch as
+///   chunk = max(1, min(total, floor(kWorkspaceBudget / (block_m * klen * workspace_per_key))))
+/// so that one launch's scores fit 256 MiB (more only when a single row
+/// block needs more). Smaller chunks mean more launches; larger ones more
+/// memory and fewer, fuller launches.
+inline constexpr uint64_t kWorkspaceBudget = uint64_t(256) << 20;
+
 /// One kernel of a launch (a variant has one per stage): its own grid rule
-/// and block_m give its grid, its threads and shared_bytes the rest.
+/// and block_m give its grid, its threads and shared_bytes the rest. A
+/// chunked stage (grid chunked_row_blocks) is launched launches() times,
+/// over consecutive chunks of row blocks.
 struct StagePlan {
   size_t kernelIndex = 0; ///< into VariantSpec::kernels
+  /// The grid; for a chunked stage, its first launch's (chunkBlocks, 1, 1).
   uint32_t grid[3] = {1, 1, 1};
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0;
+  // For a chunked stage only (0 otherwise):
+  int64_t totalBlocks = 0;     ///< row blocks: batch * ceil(qlen / block_m)
+  int64_t chunkBlocks = 0;     ///< row blocks per launch (the last may have fewer)
+  uint64_t workspaceBytes = 0; ///< chunkBlocks * block_m * klen * workspace_per_key
+
+  bool chunked() const { return chunkBlocks > 0; }
+  /// ceil(totalBlocks / chunkBlocks) for a chunked stage, else 1.
+  int64_t launches() const { return chunked() ? (totalBlocks + chunkBlocks - 1) / chunkBlocks : 1; }
+  /// Launch i (0 <= i < launches()): its first row block (the block_first
+  /// argument; 0 for a stage that is not chunked) and its grid, (n, 1, 1)
+  /// with n = min(chunkBlocks, totalBlocks - blockFirst) when chunked.
+  void launchGeometry(int64_t i, int64_t &blockFirst, uint32_t (&g)[3]) const {
+    blockFirst = chunked() ? i * chunkBlocks : 0;
+    g[0] = chunked() ? uint32_t(std::min(chunkBlocks, totalBlocks - blockFirst)) : grid[0];
+    g[1] = grid[1];
+    g[2] = grid[2];
+  }
 };
 
 /// The result of checking: which kernels, the launch geometry, and the packed
@@ -137,6 +171,17 @@ struct LaunchPlan {
   uint32_t sharedBytes = 0;
   /// Every kernel to launch, in order (one for a single-stage variant).
   std::vector<StagePlan> stages;
+  /// Bytes of workspace the launch needs: the largest of the stages'
+  /// workspaceBytes; 0 if the variant takes no 'workspace'.
+  uint64_t workspaceBytes = 0;
+  /// The caller gave no workspace although the variant takes one: the slot
+  /// of 'workspace' holds 0 and Kernel::launch allocates workspaceBytes.
+  bool allocateWorkspace = false;
+  /// Indices into `values` of the 'workspace' and 'block_first' arguments,
+  /// or -1. The launch sets block_first per chunk launch (0 for stages that
+  /// are not chunked).
+  int workspaceSlot = -1;
+  int blockFirstSlot = -1;
   /// One 8-byte slot per argument: a pointer or i64 as 64 bits, an i32 in the
   /// low 4 bytes, an f32's bits in the low 4 bytes, for a tensormap the index
   /// of its parameters in `tensorMaps` (the launch passes the 128-byte
@@ -154,14 +199,21 @@ struct LaunchPlan {
   /// A tensormap's entry points at its slot; the launch replaces it with
   /// the descriptor's address.
   std::vector<void *> params();
+  /// Sets the block_first slot (if any) to `blockFirst`, as its kind (i32
+  /// or i64) wants.
+  void setBlockFirst(int64_t blockFirst);
   /// Human-readable: "symbol grid=[x, y, z] block=[t, 1, 1] shared=N", one
   /// such line per stage for a variant of several, and one "name=value" per
-  /// argument (pointers in hex).
+  /// argument (pointers in hex). A chunked stage's line reads
+  /// "symbol grid=[n, 1, 1] x L launches (T row blocks, chunks of n)
+  /// block=[t, 1, 1] shared=N workspace=BYTES" (n = chunkBlocks, the first
+  /// launch's grid; "1 launch" when L is 1).
   std::string describe(const VariantSpec &v) const;
 };
 
 /// Checks every argument of a launch of variant `v` against its manifest and
-/// packs the kernel parameters. A pure function: no GPU or driver needed.
+/// packs the kernel parameters, and sizes the workspace of chunked stages
+/// (kWorkspaceBudget). A pure function: no GPU or driver needed.
 /// Throws Error(InvalidArgument) naming the argument, e.g.
 ///   k: expected shape [2, 4, 1000, 128] (batch, heads_kv, klen, head_dim), got [2, 4, 999, 128]
 /// docs/runtime.md lists every rule.
@@ -224,8 +276,14 @@ public:
   LaunchPlan check(const LaunchArgs &a) const;
   /// Checks the arguments, then launches on `stream` (a CUstream; nullptr is
   /// the legacy default stream) of the current context: each stage's kernel
-  /// in order, with the tensormap arguments' descriptors (cached by the
-  /// module). Asynchronous, like any kernel launch.
+  /// in order (a chunked stage as its chunk launches, each with its
+  /// block_first), with the tensormap arguments' descriptors (cached by the
+  /// module). Asynchronous, like any kernel launch. A workspace the variant
+  /// needs but the caller did not give is allocated with cuMemAllocAsync on
+  /// the stream and freed with cuMemFreeAsync after the last stage (drivers
+  /// or devices without the stream-ordered allocator: cuMemAlloc, and
+  /// cuStreamSynchronize + cuMemFree after the last stage, which makes the
+  /// launch synchronous).
   void launch(const LaunchArgs &a, void *stream = nullptr) const;
 
 private:

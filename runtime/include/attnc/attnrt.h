@@ -10,8 +10,11 @@
  * ATTNRT_ERROR_NO_DRIVER ("no CUDA driver found: ...").
  *
  * ABI: structs are only ever extended at the end; attnrt_launch_args starts
- * with its size so that older callers keep working. docs/runtime.md has the
- * full reference.
+ * with its size so that older callers keep working (fields past their
+ * struct_size read as NULL / 0). Output structs without a size field
+ * (attnrt_launch_plan) are never extended; new results get new functions.
+ * ATTNRT_API_VERSION counts such additions. docs/runtime.md has the full
+ * reference.
  *
  *===----------------------------------------------------------------------===*/
 #ifndef ATTNC_ATTNRT_H
@@ -24,7 +27,9 @@
 extern "C" {
 #endif
 
-#define ATTNRT_API_VERSION 1
+/* 1: the first API; 2: attnrt_launch_args.workspace and
+ * attnrt_kernel_workspace_bytes (DSA's chunked selection stage). */
+#define ATTNRT_API_VERSION 2
 #define ATTNRT_MAX_RANK 8
 
 typedef enum attnrt_status {
@@ -90,7 +95,17 @@ typedef struct attnrt_launch_args {
   int32_t reserved0;
   int64_t q_offset; /* read iff flags & ATTNRT_HAS_Q_OFFSET; default klen - qlen */
   int64_t k_offset; /* read iff flags & ATTNRT_HAS_K_OFFSET; default 0 */
+  /* Since API version 2 (read only if struct_size covers it): the scratch of
+   * a variant taking 'workspace' (a chunked selection stage), 1-D, contiguous,
+   * any dtype, 16-byte aligned, at least attnrt_kernel_workspace_bytes bytes;
+   * or NULL: the launch allocates it on the stream (cuMemAllocAsync) and
+   * frees it after the last stage. */
+  const attnrt_tensor *workspace;
 } attnrt_launch_args;
+
+/* The struct_size of an attnrt_launch_args from before API version 2 (no
+ * workspace field): the smallest size accepted. */
+#define ATTNRT_LAUNCH_ARGS_SIZE_V1 offsetof(attnrt_launch_args, workspace)
 
 /* The launch geometry chosen by checking (see attnrt_kernel_check). For a
  * variant of several kernels (stages, launched in manifest order) this is
@@ -142,6 +157,11 @@ int attnrt_kernel_check(const attnrt_kernel *k, const attnrt_launch_args *args,
  * packed parameter) into buf (truncated to size, NUL-terminated). */
 int attnrt_kernel_describe_launch(const attnrt_kernel *k, const attnrt_launch_args *args,
                                   char *buf, size_t size);
+/* Checks the arguments like attnrt_kernel_check and writes the bytes of
+ * workspace the launch needs to *bytes (0 if the variant takes none; needed
+ * whether or not args->workspace is given, so it may be NULL here). */
+int attnrt_kernel_workspace_bytes(const attnrt_kernel *k, const attnrt_launch_args *args,
+                                  uint64_t *bytes);
 /* Checks, then launches on stream (a CUstream; NULL: the legacy default stream). */
 int attnrt_kernel_launch(const attnrt_kernel *k, const attnrt_launch_args *args, void *stream);
 

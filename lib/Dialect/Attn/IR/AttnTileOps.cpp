@@ -58,22 +58,27 @@ LogicalResult TileKernelOp::verify() {
   if (!getElem().isBF16() && !getElem().isF16())
     return emitOpError() << "expected elem bf16 or f16, got " << getElem();
   for (auto [name, v] : {std::pair{"block_m", getBlockM()}, std::pair{"block_n", getBlockN()}})
-    if (v <= 0 || v % 16 != 0)
+    if (v <= 0 || (v % 16 != 0 && !(isSelectStage() && StringRef(name) == "block_m"))) // a select stage's block_m: query rows
       return emitOpError() << "expected " << name << " a positive multiple of 16, got " << v;
   if (getCtasPerSm() < 1)
     return emitOpError() << "expected ctas_per_sm >= 1, got " << getCtasPerSm();
-  // The tile program: load_q, key_loop, epilogue, in this order.
+  if (getStage() && !isSelectStage() && !overSelection())
+    return emitOpError() << "expected stage \"select\" or \"attention\", got \"" << *getStage() << "\"";
+  // The tile program: load_q, key_loop, epilogue, in this order; a select
+  // stage's is attn.tile.select_topk alone.
   SmallVector<StringRef> expected = {TileLoadQOp::getOperationName(), TileKeyLoopOp::getOperationName(),
                                      TileEpilogueOp::getOperationName()};
+  if (isSelectStage())
+    expected = {TileSelectTopkOp::getOperationName()};
   SmallVector<StringRef> got;
   for (Operation &op : getBody().front())
     got.push_back(op.getName().getStringRef());
   if (got != expected) {
-    std::string s;
-    llvm::raw_string_ostream os(s);
+    std::string s, e;
+    llvm::raw_string_ostream os(s), es(e);
     llvm::interleaveComma(got, os);
-    return emitOpError() << "expected the body to be attn.tile.load_q, attn.tile.key_loop, attn.tile.epilogue, got "
-                         << (got.empty() ? std::string("nothing") : s);
+    llvm::interleaveComma(expected, es);
+    return emitOpError() << "expected the body to be " << e << ", got " << (got.empty() ? std::string("nothing") : s);
   }
   return success();
 }

@@ -44,6 +44,19 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
     `attn.tile.key_loop` and `attn.tile.epilogue`. `ctas_per_sm` is the
     occupancy the backend allocates registers for.
 
+    A variant that selects (`select topk(K) by ...`) has two kernels per
+    head dim and element type, told apart by `stage`:
+    - `stage = "select"`: one instance scores every allowed key of
+      `block_m` query rows (the indexer or the select expression, per key
+      tile of `block_n` keys) and keeps each row's top K; the body is one
+      `attn.tile.select_topk`;
+    - `stage = "attention"` (with `selection`): one instance computes the
+      query heads of one KV group at one query row (up to `block_m` of
+      them) over that row's selected keys; key tile `n` holds selected
+      keys `n * block_n ..`, and `attn.tile.mask ... by selection` drops the
+      unfilled slots. The body is the ordinary tile program.
+    A kernel without `stage` is a variant's only kernel.
+
     The tile sizes are the MMA backend's choice (TilePolicy.h for mma.sync),
     made by `attn-tile-variants`; everything below the tile (threads,
     fragments, shared-memory layout, pipelining) is decided when the kernel
@@ -67,7 +80,8 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
                        TypeAttr:$elem,
                        I64Attr:$block_m,
                        I64Attr:$block_n,
-                       I64Attr:$ctas_per_sm);
+                       I64Attr:$ctas_per_sm,
+                       OptionalAttr<StrAttr>:$stage);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $sym_name `variant` `(` $variant `)` attr-dict-with-keyword $body
@@ -76,7 +90,33 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
   let extraClassDeclaration = [{
     /// The attn.variant this kernel computes (the verifier guarantees it).
     ::attnc::attn::VariantOp getVariantOp();
+    /// The select stage of a selecting variant (body: attn.tile.select_topk).
+    bool isSelectStage() { return getStage() && *getStage() == "select"; }
+    /// The attention stage of a selecting variant: over the selected keys.
+    bool overSelection() { return getStage() && *getStage() == "attention"; }
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// attn.tile.select_topk
+//===----------------------------------------------------------------------===//
+
+def Attn_TileSelectTopkOp : Attn_TileOp<"select_topk", [HasParent<"TileKernelOp">]> {
+  let summary = "the top K allowed keys of each query row, by the selection score";
+  let description = [{
+    The whole program of a select-stage kernel: for each of the instance's
+    query rows, the selection score of every key the mask allows (the DSA
+    indexer `sum_j w[t, j] relu(qI[t, j] . kI[s])` or the variant's select
+    region), over the key tiles the mask's closed forms visit, into the
+    launch's workspace; then the K best (higher score, then lower key; NaN
+    last) into `indices[b, g, t, :]` for every KV group g, in ascending key
+    order, -1 after the last when fewer than K keys are allowed.
+
+    ```mlir
+    attn.tile.select_topk
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
 }
 
 //===----------------------------------------------------------------------===//
@@ -227,7 +267,7 @@ def Attn_TileScoreOp : Attn_TileOp<"score", [Pure, AllTypesMatch<["s", "result"]
 }
 
 def Attn_MaskKindAttr : I32EnumAttr<"MaskKind", "how a partial tile is masked", [
-    I32EnumAttrCase<"intervals", 0>, I32EnumAttrCase<"region", 1>]> {
+    I32EnumAttrCase<"intervals", 0>, I32EnumAttrCase<"region", 1>, I32EnumAttrCase<"selection", 2>]> {
   let cppNamespace = "::attnc::attn";
 }
 
@@ -238,7 +278,10 @@ def Attn_TileMaskOp : Attn_TileOp<"mask", [Pure, AllTypesMatch<["s", "result"]>]
     whose pair the variant's mask excludes becomes `-inf`; otherwise `s`
     passes unchanged. `by intervals`: the mask is solved into key intervals
     and each row compares its keys against its bounds; `by region`: the
-    variant's mask region is evaluated per element (unsolved conditions).
+    variant's mask region is evaluated per element (unsolved conditions);
+    `by selection` (the attention stage of a selecting variant): the slots
+    of the key tile the selection left unfilled (index -1, or past topk)
+    become `-inf` (every selected key is allowed by construction).
 
     ```mlir
     %t = attn.tile.mask %s, %n, %need_mask by intervals : tensor<128x64xf32>
