@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles every example (DSA's selection has no kernel yet) to PTX with the
-# MLIR build's attnc, and checks each with ptxas: build-ptx/<example>.ptx.
+# Compiles every example to PTX with the MLIR build's attnc, and checks each
+# with ptxas: build-ptx/<example>.ptx (examples/dsa.attn as build-ptx/dsa/,
+# beside test/gpu/dsa_cases.attn: check_kernels.py runs the others).
 # These are what scripts/gpu_check.sh runs on the GPU machine (carry build-ptx),
 # with a copy of CLI11's headers in build-ptx/third_party/include for its build.
 # Usage: scripts/build_ptx.sh [--target=sm_90a] [BUILD_DIR]
@@ -19,15 +20,25 @@ rm -rf "$out/third_party/include/CLI"
 mkdir -p "$out/third_party/include"
 cp -r /usr/include/CLI "$out/third_party/include/CLI"
 ptxas=${PTXAS:-/usr/local/cuda/bin/ptxas}
+compile() { # SOURCE OUTPUT [attnc flags]
+  local f=$1 o=$2 start ms regs
+  shift 2
+  start=$(date +%s%N)
+  "$build/bin/attnc" "$f" --target="$target" "$@" -o "$o"
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  regs=$("$ptxas" -arch="$target" -v "$o" -o /dev/null 2>&1 | grep -o "Used [0-9]* registers" | sort -u | tr '\n' ' ')
+  echo "$(basename "$o" .ptx): compiled in ${ms} ms; ptxas: $regs"
+}
+mkdir -p "$out/dsa"
+rm -f "$out/dsa.ptx"
 for f in "$root"/examples/*.attn; do
   name=$(basename "$f" .attn)
   [ "$name" = dsa ] && continue
-  start=$(date +%s%N)
-  "$build/bin/attnc" "$f" --target="$target" ${ATTNC_FLAGS:-} -o "$out/$name.ptx"
-  ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  regs=$("$ptxas" -arch="$target" -v "$out/$name.ptx" -o /dev/null 2>&1 | grep -o "Used [0-9]* registers" | sort -u | tr '\n' ' ')
-  echo "$name: compiled in ${ms} ms; ptxas: $regs"
+  compile "$f" "$out/$name.ptx" ${ATTNC_FLAGS:-}
 done
+# The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
+compile "$root/examples/dsa.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
+compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 # The benchmark's patterns (bf16, head dims 64, 128 and 256), and the same kernels built other
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds

@@ -9,17 +9,19 @@
 #      --module), the C API (a C program) and Python, against the reference;
 #      compute-sanitizer memcheck and racecheck on a small subset;
 #   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention;
-#   5. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
+#   5. test/gpu/check_dsa.py: the selecting variants (build-ptx/dsa/) against
+#      the reference; bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
+#   6. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
-# Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench generated";
+# Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench dsa dsabench generated";
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/build-gpu-logs}
 mkdir -p "$out"
-steps=${GPU_STEPS:-runtime kernels apis sanitizer bench}
+steps=${GPU_STEPS:-runtime kernels apis sanitizer bench dsa}
 build=$root/build-gpu-rt
 export ATTNC_LIBRARY=$build/lib/libattnrt.so
 export PYTHONUNBUFFERED=1
@@ -58,6 +60,22 @@ if has sanitizer; then
       || status=1
     grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_$tool.log"
   done
+fi
+if has dsa; then
+  echo "== selecting variants (DSA) vs reference"
+  python3 "$root/test/gpu/check_dsa.py" --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" \
+    --attnc "$build/bin/attnc" --json "$out/dsa.json" > "$out/dsa.log" 2>&1 || status=1
+  grep -v "^ok" "$out/dsa.log" | head -n 40
+  echo "== compute-sanitizer memcheck (DSA)"
+  compute-sanitizer --tool memcheck --error-exitcode 9 python3 "$root/test/gpu/check_dsa.py" \
+    --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" --attnc "$build/bin/attnc" \
+    --quick --only ix_fp8 > "$out/sanitizer_dsa.log" 2>&1 || status=1
+  grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_dsa.log"
+fi
+if has dsabench; then
+  echo "== DSA benchmark"
+  python3 "$root/bench/bench_dsa.py" --ptx "$root/build-ptx/dsa/dsa.ptx" ${DSA_LENGTHS:+--lengths "$DSA_LENGTHS"} \
+    --json "$out/bench_dsa.json" 2>&1 | tee "$out/bench_dsa.log" || status=1
 fi
 if has generated; then
   echo "== generated programs vs reference"

@@ -28,9 +28,10 @@ def save_npy(path, t):
 
 
 def run_reference(attnc_bin, src, variant, q, k, v, tmp, *, q_off, k_off, inputs=None, sinks=None,
-                  defines=(), threads=None):
+                  defines=(), threads=None, extra=()):
     """O and LSE of `attnc run --reference` in float64 (torch, CPU), or
-    (None, message) when the executor refuses. Returns also the command."""
+    (None, message) when the executor refuses. Returns also the command.
+    `extra`: more arguments (--indexer, --indices, --selection)."""
     paths = {}
     for name, t in (("q", q), ("k", k), ("v", v)):
         paths[name] = os.path.join(tmp, name + ".npy")
@@ -50,6 +51,7 @@ def run_reference(attnc_bin, src, variant, q, k, v, tmp, *, q_off, k_off, inputs
         p = os.path.join(tmp, "sinks.npy")
         save_npy(p, sinks)
         cmd += ["--sinks", p]
+    cmd += list(extra)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         errors = [l for l in r.stderr.splitlines() if "error" in l] or r.stderr.strip().splitlines()[-1:]

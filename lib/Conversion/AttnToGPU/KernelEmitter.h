@@ -136,6 +136,8 @@ public:
     selects_ = bool(variant_.getTopk());
     selectStage_ = kernel.isSelectStage();
     overSelection_ = kernel.overSelection();
+    if (overSelection_)
+      summaries_ = false; // its key tiles are the selection's: no mask to summarise
     if (DictionaryAttr ix = variant_.getIndexerAttr())
       indexer_ = IndexerInfo{cast<IntegerAttr>(ix.get("heads")).getInt(), cast<IntegerAttr>(ix.get("dim")).getInt(),
                              cast<StringAttr>(ix.get("dtype")).str()};

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""DSA on the GPU: attnc's select stage (indexer + top-k) and its attention
+over the selection, beside dense causal attention of the same shape (cuDNN
+SDPA) and the FP8 GEMM rate (torch._scaled_mm), in one process.
+
+Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--json OUT]
+DSA.ptx: examples/dsa.attn compiled by attnc (64 indexer heads of dim 128 in
+fp8, top 2048, causal). Shapes: V3.2's 128 query heads on one KV head at head
+dim 128 (the language's kernels take one head dim for Q, K and V; V3.2's MLA
+uses 576/512), and 16 heads for the sparse-attention target. Per-stage device
+times come from the CUDA profiler (the kernels' own names): the select stage
+may be several launches (chunks of row blocks).
+"""
+import argparse, json, os, sys
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import attnc  # noqa: E402
+
+
+def timed(fn, reps=5):
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def stage_times(fn):
+    """Device milliseconds per kernel name of one call of fn."""
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    out = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            out[e.name] = out.get(e.name, 0.0) + e.device_time / 1e3
+    return out
+
+
+def fp8_gemm_tflops(n=8192):
+    a = torch.randn(n, n, device="cuda").to(torch.float8_e4m3fn)
+    b = torch.randn(n, n, device="cuda").to(torch.float8_e4m3fn).t()
+    one = torch.ones((), device="cuda")
+    ms = timed(lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+    return 2 * n ** 3 / ms / 1e9
+
+
+def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
+    dev = "cuda"
+    q = torch.randn(1, Hq, L, D, device=dev, dtype=torch.bfloat16)
+    k = torch.randn(1, 1, L, D, device=dev, dtype=torch.bfloat16)
+    v = torch.randn(1, 1, L, D, device=dev, dtype=torch.bfloat16)
+    qI = torch.randn(1, L, HI, dI, device=dev).to(torch.float8_e4m3fn)
+    w = torch.randn(1, L, HI, device=dev) / HI
+    kI = torch.randn(1, L, dI, device=dev).to(torch.float8_e4m3fn)
+    out = torch.empty_like(q)
+    lse = torch.empty(1, Hq, L, device=dev)
+    idx = torch.empty(1, 1, L, K, device=dev, dtype=torch.int32)
+    run = lambda: kern(q, k, v, indexer=(qI, w, kI), out=out, lse=lse, indices=idx)  # noqa: E731
+    total = timed(run, reps=3)
+    stages = stage_times(run)
+    sel_ms = sum(t for n, t in stages.items() if n.endswith("_select"))
+    att_ms = sum(t for n, t in stages.items() if not n.endswith("_select") and "dsa" in n)
+    pairs_causal = L * (L + 1) / 2
+    m = min(K, L)  # causal row t attends min(K, t + 1) keys
+    selected = m * (m + 1) / 2 + (L - m) * K
+    r = {"L": L, "Hq": Hq, "D": D, "K": K, "total_ms": total, "select_ms": sel_ms, "attention_ms": att_ms,
+         "indexer_tflops": 2 * pairs_causal * HI * dI / sel_ms / 1e9 if sel_ms else None,
+         "attention_tflops_selected": 4 * selected * Hq * D / att_ms / 1e9 if att_ms else None}
+    if dense:
+        # cuDNN SDPA, causal, K/V expanded to the query heads (MQA).
+        kd, vd = k.expand(1, Hq, L, D), v.expand(1, Hq, L, D)
+        with torch.nn.attention.sdpa_kernel([torch.nn.attention.SDPBackend.CUDNN_ATTENTION]):
+            dms = timed(lambda: F.scaled_dot_product_attention(q, kd, vd, is_causal=True), reps=3)
+        r["cudnn_causal_ms"] = dms
+        r["speedup_vs_dense"] = dms / total
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ptx", required=True)
+    ap.add_argument("--lengths", default="16384,32768,65536")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    kern = attnc.load(args.ptx).variant("dsa")
+    K = kern.spec["select"]["topk"]
+    rows = []
+    gemm = fp8_gemm_tflops()
+    print(f"FP8 GEMM (torch._scaled_mm 8192^3): {gemm:.0f} TF/s")
+    for L in [int(x) for x in args.lengths.split(",")]:
+        r = case(kern, L, 128, 128, K)
+        r["fp8_gemm_tflops"] = gemm
+        rows.append(r)
+        print(f"V3.2-like H128 D128 L={L}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, attention "
+              f"{r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s ({r['indexer_tflops'] / gemm:.2f}x "
+              f"FP8 GEMM); attention {r['attention_tflops_selected']:.0f} TF/s on selected pairs; cuDNN dense causal "
+              f"{r['cudnn_causal_ms']:.1f} ms: x{r['speedup_vs_dense']:.2f}", flush=True)
+    r = case(kern, 65536, 16, 128, K, dense=False)
+    rows.append(r)
+    print(f"H16 D128 one KV head L=65536 top-{K}: attention over the selection {r['attention_ms']:.2f} ms "
+          f"({r['attention_tflops_selected']:.0f} TF/s), select {r['select_ms']:.1f} ms", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
