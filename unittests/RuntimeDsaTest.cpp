@@ -298,24 +298,24 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
 //===----------------------------------------------------------------------===//
 
 TEST(RuntimeDsaPlan, ChunksFollowTheWorkspaceBudget) {
-  EXPECT_EQ(kWorkspaceBudget, 268435456u);
+  EXPECT_EQ(kWorkspaceBudget, 1073741824u);
   // B = 2, 128 query heads over one KV head (MLA-like, G = 128).
   struct Case {
     int64_t qlen, klen;
     int64_t total, chunk, launches;
     uint64_t workspace;
   } cases[] = {
-      // 64 rows x 8192 keys x 4 bytes = 2 MiB per row block: 128 fit.
-      {8192, 8192, 256, 128, 2, 268435456},
-      // 131072 keys: 32 MiB per row block, 8 per launch, 512 launches.
-      {131072, 131072, 4096, 8, 512, 268435456},
-      // 20000 keys: 52 row blocks per launch; the last of 13 has 626 - 624 = 2.
-      {20000, 20000, 626, 52, 13, 52ull * 64 * 20000 * 4},
+      // 64 rows x 32768 keys x 4 bytes = 8 MiB per row block: 128 fit.
+      {8192, 32768, 256, 128, 2, 1073741824},
+      // 131072 keys: 32 MiB per row block, 32 per launch, 128 launches.
+      {131072, 131072, 4096, 32, 128, 1073741824},
+      // 20000 keys: 209 row blocks per launch; the last of 3 has 626 - 418 = 208.
+      {20000, 20000, 626, 209, 3, 209ull * 64 * 20000 * 4},
       // Everything fits: one launch of all row blocks, the workspace only as large as needed.
       {100, 1000, 4, 4, 1, 4ull * 64 * 1000 * 4},
       {3000, 3000, 94, 94, 1, 94ull * 64 * 3000 * 4},
       // One row block alone exceeds the budget: chunks of 1.
-      {64, int64_t(1) << 21, 2, 1, 2, uint64_t(1) << 29},
+      {64, int64_t(1) << 23, 2, 1, 2, uint64_t(1) << 31},
   };
   for (const Case &c : cases) {
     SCOPED_TRACE("qlen " + std::to_string(c.qlen) + ", klen " + std::to_string(c.klen));
@@ -362,18 +362,18 @@ TEST(RuntimeDsaPlan, ChunksFollowTheWorkspaceBudget) {
   LaunchPlan p = checkArguments(dsa(), dsaArgs(2, 128, 1, 20000, 20000));
   int64_t first = 0;
   uint32_t g[3];
-  p.stages[0].launchGeometry(12, first, g);
-  EXPECT_EQ(first, 624);
-  EXPECT_EQ(geometry(g), "[2, 1, 1]");
+  p.stages[0].launchGeometry(2, first, g);
+  EXPECT_EQ(first, 418);
+  EXPECT_EQ(geometry(g), "[208, 1, 1]");
   // workspace_per_key 8 halves the chunk.
   Manifest m8 = parseManifest(kDsa);
   m8.variants[0].kernels[0].workspacePerKey = 8;
-  p = checkArguments(m8.variants[0], dsaArgs(2, 128, 1, 8192, 8192));
+  p = checkArguments(m8.variants[0], dsaArgs(2, 128, 1, 8192, 32768));
   EXPECT_EQ(p.stages[0].chunkBlocks, 64);
   EXPECT_EQ(p.stages[0].launches(), 4);
-  EXPECT_EQ(p.workspaceBytes, 268435456u);
+  EXPECT_EQ(p.workspaceBytes, 1073741824u);
   // A partial last row block of each batch entry: rows 8192 .. 8199 make a block of their own.
-  p = checkArguments(dsa(), dsaArgs(3, 128, 1, 8200, 8192));
+  p = checkArguments(dsa(), dsaArgs(3, 128, 1, 8200, 32768));
   EXPECT_EQ(p.stages[0].totalBlocks, 3 * 129);
   EXPECT_EQ(p.stages[0].chunkBlocks, 128);
   EXPECT_EQ(p.stages[0].launches(), 4);
@@ -414,7 +414,7 @@ TEST(RuntimeDsaPlan, RowsKvHeadsBatchGrid) {
 }
 
 TEST(RuntimeDsaPlan, DescribeAndTheBlockFirstSlot) {
-  LaunchPlan p = checkArguments(dsa(), dsaArgs(2, 128, 1, 8192, 8192));
+  LaunchPlan p = checkArguments(dsa(), dsaArgs(2, 128, 1, 8192, 32768));
   const int bf = dsa().findArg("block_first"), ws = dsa().findArg("workspace");
   EXPECT_EQ(p.blockFirstSlot, bf);
   EXPECT_EQ(p.workspaceSlot, ws);
@@ -429,9 +429,9 @@ TEST(RuntimeDsaPlan, DescribeAndTheBlockFirstSlot) {
   EXPECT_EQ(d.substr(0, d.find("\n  q=")),
             "dsa_attention_d128 grid=[16384, 1, 2] block=[128, 1, 1] shared=65536\n"
             "  stage select: dsa_select_d128 grid=[128, 1, 1] x 2 launches (256 row blocks, chunks "
-            "of 128) block=[256, 1, 1] shared=16384 workspace=268435456\n"
+            "of 128) block=[256, 1, 1] shared=16384 workspace=1073741824\n"
             "  stage attention: dsa_attention_d128 grid=[16384, 1, 2] block=[128, 1, 1] shared=65536");
-  EXPECT_NE(d.find("\n  workspace=(allocated at launch, 268435456 bytes)\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("\n  workspace=(allocated at launch, 1073741824 bytes)\n"), std::string::npos) << d;
   EXPECT_NE(d.find("\n  block_first=(per launch: the chunk's first row block; 0 for stages that are "
                    "not chunked)\n"),
             std::string::npos)
@@ -452,7 +452,7 @@ TEST(RuntimeDsaPlan, DescribeAndTheBlockFirstSlot) {
   Manifest m = parseManifest(kDsa);
   VariantSpec v = m.variants[0];
   v.args[size_t(bf)].kind = ArgKind::I32;
-  p = checkArguments(v, dsaArgs(2, 128, 1, 8192, 8192));
+  p = checkArguments(v, dsaArgs(2, 128, 1, 8192, 32768));
   EXPECT_EQ(p.kinds[size_t(bf)], ArgKind::I32);
   p.setBlockFirst(-1);
   EXPECT_EQ(p.values[size_t(bf)], 0xffffffffu);
@@ -470,11 +470,11 @@ TEST(RuntimeDsaPlan, SelectOnlyVariantAndLimits) {
   VariantSpec v = m.variants[0];
   v.kernels.pop_back();
   EXPECT_EQ(v.findKernel(128, DType::BF16), &v.kernels[0]);
-  LaunchPlan p = checkArguments(v, dsaArgs(2, 128, 1, 8192, 8192));
+  LaunchPlan p = checkArguments(v, dsaArgs(2, 128, 1, 8192, 32768));
   ASSERT_EQ(p.stages.size(), 1u);
   EXPECT_EQ(p.describe(v).substr(0, p.describe(v).find('\n')),
             "dsa_select_d128 grid=[128, 1, 1] x 2 launches (256 row blocks, chunks of 128) "
-            "block=[256, 1, 1] shared=16384 workspace=268435456");
+            "block=[256, 1, 1] shared=16384 workspace=1073741824");
   // An i32 block_first must hold the last chunk's first row block: 2^31 + 1
   // row blocks in chunks of 1 (one block needs 2^30 bytes).
   v.args[size_t(v.findArg("block_first"))].kind = ArgKind::I32;
@@ -498,38 +498,38 @@ TEST(RuntimeDsaPlan, SelectOnlyVariantAndLimits) {
 
 TEST(RuntimeDsaWorkspace, Rules) {
   const VariantSpec &v = dsa();
-  LaunchArgs a = dsaArgs(2, 128, 1, 8192, 8192);
+  LaunchArgs a = dsaArgs(2, 128, 1, 8192, 32768);
   // Exactly the bytes needed, as u8 or as f32.
-  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {268435456});
+  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {1073741824});
   LaunchPlan p = checkArguments(v, a);
   EXPECT_FALSE(p.allocateWorkspace);
   EXPECT_EQ(p.values[size_t(p.workspaceSlot)], addr(9));
-  a.workspace = TensorRef::contiguous(addr(9), DType::F32, {268435456 / 4 + 10});
+  a.workspace = TensorRef::contiguous(addr(9), DType::F32, {1073741824 / 4 + 10});
   EXPECT_FALSE(checkArguments(v, a).allocateWorkspace);
   // Too small.
-  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {268435455});
+  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {1073741823});
   expectExactError([&] { checkArguments(v, a); }, ErrorCode::InvalidArgument, "workspace",
-                   "workspace: expected at least 268435456 bytes (stage 'select': 128 row blocks per "
-                   "launch x block_m 64 x klen 8192 x 4 bytes per key), got 268435455 bytes "
-                   "(268435455 x u8)");
+                   "workspace: expected at least 1073741824 bytes (stage 'select': 128 row blocks per "
+                   "launch x block_m 64 x klen 32768 x 4 bytes per key), got 1073741823 bytes "
+                   "(1073741823 x u8)");
   a.workspace = TensorRef::contiguous(addr(9), DType::F32, {1 << 20});
   expectExactError([&] { checkArguments(v, a); }, ErrorCode::InvalidArgument, "workspace",
-                   "workspace: expected at least 268435456 bytes (stage 'select': 128 row blocks per "
-                   "launch x block_m 64 x klen 8192 x 4 bytes per key), got 4194304 bytes "
+                   "workspace: expected at least 1073741824 bytes (stage 'select': 128 row blocks per "
+                   "launch x block_m 64 x klen 32768 x 4 bytes per key), got 4194304 bytes "
                    "(1048576 x f32)");
   // Layout.
   a.workspace = TensorRef::contiguous(addr(9), DType::U8, {16384, 16384});
   expectExactError([&] { checkArguments(v, a); }, ErrorCode::InvalidArgument, "workspace",
                    "workspace: expected rank 1 [elements], got rank 2 [16384, 16384]");
-  a.workspace = TensorRef::contiguous(addr(9) + 8, DType::U8, {268435456});
+  a.workspace = TensorRef::contiguous(addr(9) + 8, DType::U8, {1073741824});
   expectExactError([&] { checkArguments(v, a); }, ErrorCode::InvalidArgument, "workspace",
                    "workspace: data pointer 0x880000000008 is not 16-byte aligned");
-  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {268435456});
+  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {1073741824});
   a.workspace->strides = {2};
   expectExactError([&] { checkArguments(v, a); }, ErrorCode::InvalidArgument, "workspace",
                    "workspace: the last dimension (elements) must be contiguous (stride 1), got "
                    "strides [2]");
-  a.workspace = TensorRef::contiguous(0, DType::U8, {268435456});
+  a.workspace = TensorRef::contiguous(0, DType::U8, {1073741824});
   expectExactError([&] { checkArguments(v, a); }, ErrorCode::InvalidArgument, "workspace",
                    "workspace: null data pointer");
   // A variant without a workspace.
@@ -561,11 +561,11 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
   lazy.lazy = true;
   Module mod = Module::loadData(ptx, "", lazy, "dsa.ptx");
   Kernel k = mod.variant("dsa");
-  EXPECT_EQ(k.check(dsaArgs(2, 128, 1, 8192, 8192)).workspaceBytes, 268435456u);
+  EXPECT_EQ(k.check(dsaArgs(2, 128, 1, 8192, 32768)).workspaceBytes, 1073741824u);
   // A launch checks first (a too-small workspace stays an argument error),
   // then needs the driver.
   rt::cu::resetDriverForTesting("/nonexistent/libcuda.so.1");
-  LaunchArgs bad = dsaArgs(2, 128, 1, 8192, 8192);
+  LaunchArgs bad = dsaArgs(2, 128, 1, 8192, 32768);
   bad.workspace = TensorRef::contiguous(addr(9), DType::U8, {16});
   try {
     k.launch(bad);
@@ -575,7 +575,7 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
     EXPECT_EQ(e.arg(), "workspace");
   }
   try {
-    k.launch(dsaArgs(2, 128, 1, 8192, 8192));
+    k.launch(dsaArgs(2, 128, 1, 8192, 32768));
     ADD_FAILURE();
   } catch (const Error &e) {
     EXPECT_EQ(int(e.code()), int(ErrorCode::NoDriver)) << e.what();
@@ -594,7 +594,7 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
       << attnrt_last_error();
   attnrt_kernel *ck = nullptr;
   ASSERT_EQ(attnrt_module_variant(cm, "dsa", &ck), ATTNRT_OK) << attnrt_last_error();
-  LaunchArgs a = dsaArgs(2, 128, 1, 8192, 8192);
+  LaunchArgs a = dsaArgs(2, 128, 1, 8192, 32768);
   attnrt_tensor q = cTensor(a.q), kk = cTensor(a.k), vv = cTensor(a.v), o = cTensor(a.o),
                 lse = cTensor(a.lse), qi = cTensor(a.indexer->qI), w = cTensor(a.indexer->w),
                 ki = cTensor(a.indexer->kI), idx = cTensor(*a.indices);
@@ -611,7 +611,7 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
   ca.indices = &idx;
   uint64_t bytes = 0;
   ASSERT_EQ(attnrt_kernel_workspace_bytes(ck, &ca, &bytes), ATTNRT_OK) << attnrt_last_error();
-  EXPECT_EQ(bytes, 268435456u);
+  EXPECT_EQ(bytes, 1073741824u);
   EXPECT_EQ(attnrt_kernel_workspace_bytes(ck, &ca, nullptr), ATTNRT_ERROR_USAGE);
   EXPECT_EQ(attnrt_kernel_workspace_bytes(nullptr, &ca, &bytes), ATTNRT_ERROR_USAGE);
   attnrt_launch_plan plan{};
@@ -625,9 +625,9 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
   ca.workspace = &wsp;
   EXPECT_EQ(attnrt_kernel_check(ck, &ca, &plan), ATTNRT_ERROR_INVALID_ARGUMENT);
   EXPECT_STREQ(attnrt_last_error_arg(), "workspace");
-  EXPECT_EQ(std::string(attnrt_last_error()).rfind("workspace: expected at least 268435456 bytes", 0), 0u)
+  EXPECT_EQ(std::string(attnrt_last_error()).rfind("workspace: expected at least 1073741824 bytes", 0), 0u)
       << attnrt_last_error();
-  wsp.sizes[0] = 268435456;
+  wsp.sizes[0] = 1073741824;
   ASSERT_EQ(attnrt_kernel_describe_launch(ck, &ca, buf, sizeof buf), ATTNRT_OK) << attnrt_last_error();
   EXPECT_NE(std::string(buf).find("\n  workspace=0x880000000000\n"), std::string::npos) << buf;
   wsp.rank = 9;
@@ -638,7 +638,7 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
   ca.struct_size = uint32_t(ATTNRT_LAUNCH_ARGS_SIZE_V1);
   EXPECT_EQ(ATTNRT_LAUNCH_ARGS_SIZE_V1 + sizeof(void *), sizeof(attnrt_launch_args));
   ASSERT_EQ(attnrt_kernel_workspace_bytes(ck, &ca, &bytes), ATTNRT_OK) << attnrt_last_error();
-  EXPECT_EQ(bytes, 268435456u);
+  EXPECT_EQ(bytes, 1073741824u);
   ca.struct_size = uint32_t(ATTNRT_LAUNCH_ARGS_SIZE_V1 - 8);
   EXPECT_EQ(attnrt_kernel_check(ck, &ca, &plan), ATTNRT_ERROR_USAGE);
   attnrt_kernel_free(ck);

@@ -107,8 +107,8 @@ std::string selectionUnsupported(const dsl::CheckedProgram &program, int i) {
   if (info.indexerDim % 16 != 0 || info.indexerDim > 256)
     return "the code generator needs an indexer dim that is a multiple of 16 up to 256, got " +
            std::to_string(info.indexerDim);
-  if (info.indexerHeads > 128)
-    return "the code generator takes up to 128 indexer heads, got " + std::to_string(info.indexerHeads);
+  if (info.indexerHeads > 64) // a warp's m-tiles hold one row's heads (SelectStage.cpp)
+    return "the code generator takes up to 64 indexer heads, got " + std::to_string(info.indexerHeads);
   return "";
 }
 

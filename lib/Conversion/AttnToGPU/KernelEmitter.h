@@ -52,6 +52,7 @@ using analysis::KeyClause;
 inline constexpr double kRescaleSlack = 8.0;         ///< log2 units m may lag the row maximum (P <= 256)
 inline constexpr int64_t kHugeLen = int64_t(1) << 40; ///< static length of the flat global memrefs
 inline constexpr double kLog2e = 1.4426950408889634;
+inline constexpr int64_t kSelectRows = 4; ///< query rows of a select-stage CTA: one a warp (SelectStage.cpp)
 inline constexpr int64_t kBoxRows = 64; ///< rows of one TMA box (TmaPipeline.cpp): the TMA kernel's tiles are multiples of it
 
 using analysis::Term;
@@ -142,13 +143,13 @@ public:
       indexer_ = IndexerInfo{cast<IntegerAttr>(ix.get("heads")).getInt(), cast<IntegerAttr>(ix.get("dim")).getInt(),
                              cast<StringAttr>(ix.get("dtype")).str()};
     if (selectStage_) {
-      // The Q tile holds the indexer heads of one query row (zero rows up
-      // to a multiple of the warps' 16-row m-tiles); fp8 is widened to f16
-      // in shared memory (SelectStage.cpp). Without an indexer the select
-      // region needs no tiles.
+      // The Q tile holds the indexer heads of kSelectRows query rows, one
+      // warp's m-tiles each (zero rows up to a multiple of 16); fp8 is
+      // widened to f16 in shared memory (SelectStage.cpp). Without an
+      // indexer the select region needs no tiles.
       D_ = indexer_ ? indexer_->dim : 16;
       bf16_ = indexer_ && indexer_->dtype == "bf16";
-      BM_ = indexer_ ? (indexer_->heads + 16 * kWarps - 1) / (16 * kWarps) * (16 * kWarps) : 16 * kWarps;
+      BM_ = indexer_ ? (indexer_->heads + 15) / 16 * 16 * kWarps : 16 * kWarps;
       LD_ = D_ + params.pad;
       MT_ = BM_ / (16 * kWarps);
       summaries_ = false; // the select stage classifies its tiles by the closed forms (or visits them all)
@@ -186,11 +187,16 @@ private:
   Type indexerStorageType(); ///< qI and kI in memory (i8 for fp8)
   void setKernelInfo(gpu::GPUFuncOp func);
   void emitSelectStage();
-  void indexerScores(Value n, Value wsRow, Value needMask, ArrayRef<Value> w);
-  void regionScores(Value n, Value wsRow, Value needMask);
+  void indexerScores(Value n, Value buf, ArrayRef<Value> wsRows, Value needMask, ArrayRef<Value> w);
+  SmallVector<Value> issueIndexerRows(Value smem, Value smemRow0, Value global, Value base, int64_t rows,
+                                      Value rowLimit, Value rowStride);
+  void landIndexerRows(ArrayRef<Value> pending, Value smem, Value smemRow0, int64_t rows);
+  Value zeroBytes();
+  void regionScores(Value n, ArrayRef<Value> wsRows, Value needMask);
   Value orderedKey(Value score);
   Value allowedAt(Value q, Value col, Value needMask);
-  void loadIndexerRows(Value smem, Value global, Value base, int64_t rows, Value rowLimit, Value rowStride);
+  void loadIndexerRows(Value smem, int64_t smemRow0, Value global, Value base, int64_t rows, Value rowLimit,
+                       Value rowStride);
   void radixTopK(Value wsRow, Value begin, Value end, Value row);
   std::pair<Value, Value> blockCount(Value flag, Value counts);
   Value selScratch_, selCounts_, selHist_, selRed_, selK_;

@@ -1,28 +1,31 @@
 //===- SelectStage.cpp - A selecting variant's select stage ---------------===//
 //
 // The first kernel of a variant with `select topk(K) by ...` (the DSA
-// issue; docs/codegen.md "Selection"). One CTA (4 warps) takes one query
-// row t of batch entry b (row block block_first + blockIdx.x, grid
-// chunked_row_blocks) and:
+// issue; docs/codegen.md "Selection"). One CTA (4 warps) takes the 4 query
+// rows t0 .. t0 + 3 of batch entry b (row block block_first + blockIdx.x,
+// grid chunked_row_blocks, block_m 4) and:
 //   1. scores every key the mask's closed forms visit (the hull of the
-//      row's key tiles; the mask region on partial tiles), tile by tile:
-//      - by the indexer, on tensor cores: the Q tile is the row's HI
-//        indexer heads (qI[b, t, j, :]), S = Q kI^T (ldmatrix + mma.sync,
-//        TileCompute.cpp's scoresQK), then sum_j w[b, t, j] relu(S[j, s])
-//        down the columns (lanes, then warps through shared memory). fp8
+//      rows' key tiles; the mask region on partial tiles), tile by tile:
+//      - by the indexer, on tensor cores: warp w holds row t0 + w's HI
+//        indexer heads (qI[b, t, j, :], zero rows up to a multiple of 16)
+//        as its m-tiles of the Q tile, so one K tile serves 4 rows; S = Q
+//        kI^T (ldmatrix + mma.sync, TileCompute.cpp's scoresQK), then
+//        sum_j w[b, t, j] relu(S[j, s]) down each warp's columns (in
+//        registers, then across the lanes of a column by shuffles). fp8
 //        (e4m3) is widened exactly to f16 in shared memory by moving its
 //        bits (an e4m3 value is 2^8 times the f16 of the same sign,
 //        exponent and mantissa bits shifted left by 7), and the sums are
 //        scaled back by 2^16;
 //      - by the select region, per key;
-//      into the workspace (slot blockIdx.x: klen keys) as order-preserving
+//      into the workspace (slot 4 blockIdx.x + w: klen keys) as order-preserving
 //      unsigned keys: 0 for a key the mask excludes, 1 for a NaN score
 //      (last, as the reference orders them), else the score's bits mapped
 //      so that unsigned order is score order (-0 as +0). i64 scores become
 //      64-bit keys (INT64_MIN then ties with INT64_MIN + 1).
-//   2. radix-selects the K-th largest key, 8 bits a pass from the top (a
-//      shared-memory histogram of the keys that match the digits chosen so
-//      far, one thread finding the bin that holds the K-th), then writes
+//   2. per row, radix-selects the K-th largest key, 8 bits a pass from the
+//      top (a shared-memory histogram of the keys that match the digits
+//      chosen so far, each warp adding once per distinct digit among its
+//      lanes (match.any), one thread finding the bin that holds the K-th), then writes
 //      every key above it and the first (by column) of those equal to it
 //      into indices[b, g, t, :] for every KV group g, in ascending column
 //      order (two block-wide counts per chunk of keys keep the order), -1
@@ -93,120 +96,145 @@ Value KernelEmitter::allowedAt(Value q, Value col, Value needMask) {
   return ifMask.getResult(0);
 }
 
-/// `rows` indexer rows (row r at base + (rowStart... ) r * rowStride) into
-/// `smem` [rows][LD]: bf16/f16 by cp.async, fp8 through registers, widened
-/// to f16; rows at or past rowLimit are zero. Waits for its copies.
-void KernelEmitter::loadIndexerRows(Value smem, Value global, Value base, int64_t rows, Value rowLimit,
-                                    Value rowStride) {
+/// Starts copying `rows` indexer rows (row r at base + r * rowStride) into
+/// rows smemRow0 .. of `smem` [..][LD]; rows at or past rowLimit are zero.
+/// bf16/f16: cp.async, to be committed by the caller; returns nothing. fp8:
+/// 16-byte loads into registers, returned for landIndexerRows to widen into
+/// shared memory (so they can be in flight while the tensor cores work).
+SmallVector<Value> KernelEmitter::issueIndexerRows(Value smem, Value smemRow0, Value global, Value base, int64_t rows,
+                                                   Value rowLimit, Value rowStride) {
   const bool fp8 = indexer_->dtype == "fp8";
   const int64_t perChunk = fp8 ? 16 : 8, chunksPerRow = D_ / perChunk, total = rows * chunksPerRow;
+  auto bytesType = VectorType::get({16}, b_.getI8Type());
+  SmallVector<Value> pending;
   for (int64_t i = 0; i * kThreads < total; ++i) {
     Value chunk = add(tid_, ci(i * kThreads));
-    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, chunk, ci(total)), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
     Value r = arith::DivUIOp::create(b_, loc_, chunk, ci(chunksPerRow));
     Value col = mul(arith::RemUIOp::create(b_, loc_, chunk, ci(chunksPerRow)), ci(perChunk));
-    Value valid = cmpI(Pred::slt, r, rowLimit);
+    Value valid = andB(cmpI(Pred::slt, chunk, ci(total)), cmpI(Pred::slt, r, rowLimit));
     Value src = sel(valid, add(add(base, mul(r, rowStride)), col), ci(0));
-    SmallVector<Value> dst = {toIndex(r), toIndex(col)};
     if (!fp8) {
-      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, nvgpu::DeviceAsyncTokenType::get(b_.getContext()), smem, dst,
-                                       global, ValueRange{toIndex(src)}, b_.getIndexAttr(8),
+      auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, chunk, ci(total)), false);
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, nvgpu::DeviceAsyncTokenType::get(b_.getContext()), smem,
+                                       ValueRange{toIndex(add(r, smemRow0)), toIndex(col)}, global,
+                                       ValueRange{toIndex(src)}, b_.getIndexAttr(8),
                                        toIndex(sel(valid, ci(8), ci(0))), b_.getUnitAttr());
       continue;
     }
-    auto bytesType = VectorType::get({16}, b_.getI8Type());
-    auto wideType = VectorType::get({16}, b_.getI16Type());
     auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{bytesType}, valid, true);
+    OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
     scf::YieldOp::create(b_, loc_, ValueRange{vector::LoadOp::create(b_, loc_, bytesType, global,
                                                                       ValueRange{toIndex(src)}, false,
                                                                       llvm::MaybeAlign(16))});
     b_.setInsertionPointToStart(&ifValid.getElseRegion().front());
-    Value zeros = arith::ConstantOp::create(b_, loc_, DenseElementsAttr::get(bytesType, b_.getI8IntegerAttr(0)));
-    scf::YieldOp::create(b_, loc_, ValueRange{zeros});
-    b_.setInsertionPointAfter(ifValid);
-    auto splat = [&](int64_t v) {
-      return arith::ConstantOp::create(b_, loc_, DenseElementsAttr::get(wideType, b_.getI16IntegerAttr(int16_t(v))))
-          .getResult();
-    };
-    Value x = arith::ExtUIOp::create(b_, loc_, wideType, ifValid.getResult(0));
+    scf::YieldOp::create(b_, loc_, ValueRange{zeroBytes()});
+    pending.push_back(ifValid.getResult(0));
+  }
+  return pending;
+}
+
+Value KernelEmitter::zeroBytes() {
+  auto bytesType = VectorType::get({16}, b_.getI8Type());
+  return arith::ConstantOp::create(b_, loc_, DenseElementsAttr::get(bytesType, b_.getI8IntegerAttr(0)));
+}
+
+/// fp8: widens issueIndexerRows' chunks to f16 (the bits moved: see the
+/// header) into rows smemRow0 .. of `smem`.
+void KernelEmitter::landIndexerRows(ArrayRef<Value> pending, Value smem, Value smemRow0, int64_t rows) {
+  const int64_t chunksPerRow = D_ / 16, total = rows * chunksPerRow;
+  auto wideType = VectorType::get({16}, b_.getI16Type());
+  auto splat = [&](int64_t v) {
+    return arith::ConstantOp::create(b_, loc_, DenseElementsAttr::get(wideType, b_.getI16IntegerAttr(int16_t(v))))
+        .getResult();
+  };
+  for (auto [i, bytes] : llvm::enumerate(pending)) {
+    Value chunk = add(tid_, ci(int64_t(i) * kThreads));
+    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, chunk, ci(total)), false);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+    Value r = arith::DivUIOp::create(b_, loc_, chunk, ci(chunksPerRow));
+    Value col = mul(arith::RemUIOp::create(b_, loc_, chunk, ci(chunksPerRow)), ci(16));
+    Value x = arith::ExtUIOp::create(b_, loc_, wideType, bytes);
     Value sign = arith::ShLIOp::create(b_, loc_, arith::AndIOp::create(b_, loc_, x, splat(0x80)), splat(8));
     Value mag = arith::ShLIOp::create(b_, loc_, arith::AndIOp::create(b_, loc_, x, splat(0x7F)), splat(7));
     Value half = vector::BitCastOp::create(b_, loc_, VectorType::get({16}, b_.getF16Type()),
                                            arith::OrIOp::create(b_, loc_, sign, mag));
-    vector::StoreOp::create(b_, loc_, half, smem, dst, false, llvm::MaybeAlign(16));
+    vector::StoreOp::create(b_, loc_, half, smem, ValueRange{toIndex(add(r, smemRow0)), toIndex(col)}, false,
+                            llvm::MaybeAlign(16));
   }
+}
+
+/// issueIndexerRows and landIndexerRows at once; waits for the copies.
+void KernelEmitter::loadIndexerRows(Value smem, int64_t smemRow0, Value global, Value base, int64_t rows,
+                                    Value rowLimit, Value rowStride) {
+  SmallVector<Value> pending = issueIndexerRows(smem, ci(smemRow0), global, base, rows, rowLimit, rowStride);
+  landIndexerRows(pending, smem, ci(smemRow0), rows);
   NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
   NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
   barrier();
 }
 
-/// Key tile n of the row by the indexer: scores into the workspace row
-/// `wsRow`; `w` holds w[b, t, j] of each of the lane's row slots (0 past HI).
-void KernelEmitter::indexerScores(Value n, Value wsRow, Value needMask, ArrayRef<Value> w) {
+/// Key tile n of the rows by the indexer: warp w's scores into its
+/// workspace row wsRows[w]; `w` holds w[b, t, j] of each of the lane's row
+/// slots (0 past HI and past qlen).
+void KernelEmitter::indexerScores(Value n, Value buf, ArrayRef<Value> wsRows, Value needMask, ArrayRef<Value> w) {
   const int64_t nTilesN = BN_ / 8;
   const AccLayout layout = scoreLayout();
   Value colFirst = mul(n, ci(BN_));
-  // kI rows colFirst .. into the K tile (selK_: the same shared memory as Ks_, 2-D).
-  Value kBase = add(mul(bIdx_, iksb_), mul(colFirst, iksl_));
-  loadIndexerRows(selK_, ik_, kBase, BN_, sub(klen_, colFirst), iksl_);
-  SmallVector<Value> s = scoresQK({Qs_, Value()}, {Ks_, cidx(0)});
-  auto red = [&](Value w8, Value col) { return SmallVector<Value>{toIndex(w8), toIndex(col)}; };
+  SmallVector<Value> s = scoresQK({Qs_, Value()}, {Ks_, toIndex(buf)});
+  // This warp's row: the select-stage rows are one per warp.
+  Value q = add(add(rowBase_, warp_), qOff_);
+  Value wsRow = wsRows[0];
+  for (int64_t wi = 1; wi < kWarps; ++wi)
+    wsRow = sel(cmpI(Pred::eq, warp_, ci(wi)), wsRows[wi], wsRow);
   for (int64_t j = 0; j < nTilesN; ++j)
     for (int64_t c = 0; c < 2; ++c) {
       Value sum = cf(0);
       for (int64_t mt = 0; mt < MT_; ++mt)
         for (int64_t e = c; e < 4; e += 2)
           sum = LLVM::FMAOp::create(b_, loc_, maxF(s[layout.index(mt, j, e)], cf(0)), w[AccLayout::rowSlot(mt, e)], sum);
-      for (int32_t offset : {4, 8, 16}) // the lanes holding other rows of these columns
+      for (int32_t offset : {4, 8, 16}) // the lanes holding other rows of this column
         sum = addF(sum, gpu::ShuffleOp::create(b_, loc_, sum, offset, 32, gpu::ShuffleMode::XOR).getShuffleResult());
-      auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, quad_, ci(0)), false);
+      if (indexer_->dtype == "fp8")
+        sum = mulF(sum, cf(kFp8Rescale));
+      // Every lane of the column has the sum: lane quad j % 8 stores it.
+      Value key = add(colFirst, add(ci(j * 8 + c), mul(inQuad_, ci(2))));
+      auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{},
+                                      andB(cmpI(Pred::eq, quad_, ci(j % 8)), cmpI(Pred::slt, key, klen_)), false);
       OpBuilder::InsertionGuard g(b_);
       b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
-      memref::StoreOp::create(b_, loc_, sum, selRed_, red(warp_, add(ci(j * 8 + c), mul(inQuad_, ci(2)))));
+      Value ordered = sel(allowedAt(q, key, needMask), orderedKey(sum), ci32(0));
+      memref::StoreOp::create(b_, loc_, ordered, workspace_, ValueRange{toIndex(add(wsRow, key))});
     }
-  barrier();
-  for (int64_t i = 0; i * kThreads < BN_; ++i) {
-    Value col = add(tid_, ci(i * kThreads));
-    Value key = add(colFirst, col);
-    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
-                                  andB(cmpI(Pred::slt, col, ci(BN_)), cmpI(Pred::slt, key, klen_)), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-    Value total = cf(0);
-    for (int64_t wi = 0; wi < kWarps; ++wi)
-      total = addF(total, memref::LoadOp::create(b_, loc_, selRed_, red(ci(wi), col)));
-    if (indexer_->dtype == "fp8")
-      total = mulF(total, cf(kFp8Rescale));
-    Value ordered = sel(allowedAt(q0_, key, needMask), orderedKey(total), ci32(0));
-    memref::StoreOp::create(b_, loc_, ordered, workspace_, ValueRange{toIndex(add(wsRow, key))});
-  }
-  barrier(); // the K tile and the sums are refilled by the next tile
 }
 
-/// Key tile n of the row by the select region: one key a thread.
-void KernelEmitter::regionScores(Value n, Value wsRow, Value needMask) {
+/// Key tile n of the rows by the select region: one (row, key) a thread.
+void KernelEmitter::regionScores(Value n, ArrayRef<Value> wsRows, Value needMask) {
   Value colFirst = mul(n, ci(BN_));
   Type keyType = selectKeyType();
-  for (int64_t i = 0; i * kThreads < BN_; ++i) {
-    Value col = add(tid_, ci(i * kThreads));
-    Value key = add(colFirst, col);
-    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
-                                  andB(cmpI(Pred::slt, col, ci(BN_)), cmpI(Pred::slt, key, klen_)), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-    // The score only where allowed (the reference evaluates nothing else:
-    // a division by zero or an input read elsewhere must not matter).
-    auto ifAllowed = scf::IfOp::create(b_, loc_, TypeRange{keyType}, allowedAt(q0_, key, needMask), true);
-    b_.setInsertionPointToStart(&ifAllowed.getThenRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{orderedKey(selectScoreOf(q0_, add(key, kOff_)))});
-    b_.setInsertionPointToStart(&ifAllowed.getElseRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{arith::ConstantIntOp::create(b_, loc_, keyType, 0).getResult()});
-    b_.setInsertionPointAfter(ifAllowed);
-    memref::StoreOp::create(b_, loc_, ifAllowed.getResult(0), workspace_, ValueRange{toIndex(add(wsRow, key))});
-  }
+  for (int64_t r = 0; r < int64_t(wsRows.size()); ++r)
+    for (int64_t i = 0; i * kThreads < BN_; ++i) {
+      Value col = add(tid_, ci(i * kThreads));
+      Value key = add(colFirst, col);
+      Value q = add(add(rowBase_, ci(r)), qOff_);
+      auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
+                                    andB(cmpI(Pred::slt, col, ci(BN_)), cmpI(Pred::slt, key, klen_)), false);
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+      // The score only where allowed (the reference evaluates nothing else:
+      // a division by zero or an input read elsewhere must not matter).
+      auto ifAllowed = scf::IfOp::create(b_, loc_, TypeRange{keyType}, allowedAt(q, key, needMask), true);
+      b_.setInsertionPointToStart(&ifAllowed.getThenRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{orderedKey(selectScoreOf(q, add(key, kOff_)))});
+      b_.setInsertionPointToStart(&ifAllowed.getElseRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{arith::ConstantIntOp::create(b_, loc_, keyType, 0).getResult()});
+      b_.setInsertionPointAfter(ifAllowed);
+      memref::StoreOp::create(b_, loc_, ifAllowed.getResult(0), workspace_,
+                              ValueRange{toIndex(add(wsRows[r], key))});
+    }
 }
 
 /// For a per-thread flag: (the number of threads before this one, in thread
@@ -245,6 +273,16 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
   auto loadKey = [&](Value i) {
     return key64(memref::LoadOp::create(b_, loc_, workspace_, ValueRange{toIndex(add(wsRow, i))}));
   };
+  auto loadKeyOrZero = [&](Value i) {
+    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i64_}, cmpI(Pred::slt, i, end), true);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+    scf::YieldOp::create(b_, loc_, ValueRange{loadKey(i)});
+    b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, ValueRange{ci(0)});
+    return ifIn.getResult(0);
+  };
+  Value chunks = arith::DivSIOp::create(b_, loc_, add(sub(end, begin), ci(kThreads - 1)), ci(kThreads));
   auto scratch = [&](int64_t i) { return memref::LoadOp::create(b_, loc_, selScratch_, ValueRange{cidx(i)}).getResult(); };
   auto setScratch = [&](int64_t i, Value v) { memref::StoreOp::create(b_, loc_, v, selScratch_, ValueRange{cidx(i)}); };
   auto forEach = [&](Value from, Value to, int64_t step, const std::function<void(Value)> &body) {
@@ -277,14 +315,23 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
     forEach(tid_, ci(kRadixBins), kThreads,
             [&](Value i) { memref::StoreOp::create(b_, loc_, ci32(0), selHist_, ValueRange{toIndex(i)}); });
     barrier();
-    forEach(add(begin, tid_), end, kThreads, [&](Value i) {
-      Value key = loadKey(i);
+    // Whole warps a step (match.any needs every lane): lanes past `end`
+    // and keys that do not match take the digit kRadixBins, counted nowhere.
+    forEach(ci(0), chunks, 1, [&](Value c) {
+      Value i = add(add(begin, mul(c, ci(kThreads))), tid_);
+      Value key = loadKeyOrZero(i);
       Value match = andB(cmpI(Pred::ne, key, ci(0)), cmpI(Pred::eq, andB(key, mask), prefix));
-      auto ifMatch = scf::IfOp::create(b_, loc_, TypeRange{}, match, false);
+      Value digit = sel(match, andB(arith::ShRUIOp::create(b_, loc_, key, ci(shift)), ci(kRadixBins - 1)),
+                        ci(kRadixBins));
+      Value digit32 = arith::TruncIOp::create(b_, loc_, i32_, digit);
+      Value same = NVVM::MatchSyncOp::create(b_, loc_, i32_, ci32(-1), digit32, NVVM::MatchSyncKind::any);
+      Value leader = arith::ExtUIOp::create(b_, loc_, i64_,
+                                            LLVM::CountTrailingZerosOp::create(b_, loc_, i32_, same, false));
+      auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, andB(match, cmpI(Pred::eq, leader, lane_)), false);
       OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifMatch.getThenRegion().front());
-      Value digit = andB(arith::ShRUIOp::create(b_, loc_, key, ci(shift)), ci(kRadixBins - 1));
-      memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::addi, ci32(1), selHist_, ValueRange{toIndex(digit)});
+      b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
+      memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::addi, LLVM::CtPopOp::create(b_, loc_, i32_, same),
+                                  selHist_, ValueRange{toIndex(digit)});
     });
     barrier();
     onThread0([&] {
@@ -313,7 +360,6 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
   }
   // Every key above the threshold, and the first `need` equal to it.
   Value threshold = scratch(0), need = scratch(2);
-  Value chunks = arith::DivSIOp::create(b_, loc_, add(sub(end, begin), ci(kThreads - 1)), ci(kThreads));
   Value groups = headsKv_;
   auto storeIndex = [&](Value slot, Value column) {
     forEach(ci(0), groups, 1, [&](Value g) {
@@ -329,14 +375,7 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
     b_.setInsertionPointToStart(out.getBody());
     Value taken = out.getRegionIterArgs()[0], equalSeen = out.getRegionIterArgs()[1];
     Value i = add(add(begin, mul(toI64(out.getInductionVar()), ci(kThreads))), tid_);
-    Value inRange = cmpI(Pred::slt, i, end);
-    auto ifLoad = scf::IfOp::create(b_, loc_, TypeRange{i64_}, inRange, true);
-    b_.setInsertionPointToStart(&ifLoad.getThenRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{loadKey(i)});
-    b_.setInsertionPointToStart(&ifLoad.getElseRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{ci(0)});
-    b_.setInsertionPointAfter(ifLoad);
-    Value key = ifLoad.getResult(0);
+    Value key = loadKeyOrZero(i);
     Value above = cmpI(Pred::ugt, key, threshold);
     Value equal = andB(cmpI(Pred::eq, key, threshold), cmpI(Pred::ne, key, ci(0)));
     auto [equalBefore, equalTotal] = blockCount(equal, selCounts_);
@@ -354,21 +393,25 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
 }
 
 void KernelEmitter::emitSelectStage() {
+  const int64_t rows = kSelectRows; // a warp each
   tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
   warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
   lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
   Value block = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x));
-  // Row block f = block_first + blockIdx.x: one query row (block_m 1).
+  // Row block f = block_first + blockIdx.x: rows t0 .. t0 + 3 of batch b.
   Value f = add(blockFirst_, block);
-  bIdx_ = arith::DivSIOp::create(b_, loc_, f, qlen_);
-  Value row = arith::RemSIOp::create(b_, loc_, f, qlen_);
+  Value blocksPerBatch = arith::DivSIOp::create(b_, loc_, add(qlen_, ci(rows - 1)), ci(rows));
+  bIdx_ = arith::DivSIOp::create(b_, loc_, f, blocksPerBatch);
+  rowBase_ = mul(arith::RemSIOp::create(b_, loc_, f, blocksPerBatch), ci(rows));
   hIdx_ = ci(0); // a selecting variant's mask and select region do not read h
-  rowBase_ = row;
-  q0_ = q1_ = add(row, qOff_);
-  Value wsRow = mul(block, klen_);
+  q0_ = add(rowBase_, qOff_);
+  q1_ = add(sub(minI(add(rowBase_, ci(rows)), qlen_), ci(1)), qOff_);
+  SmallVector<Value> wsRows;
+  for (int64_t r = 0; r < rows; ++r)
+    wsRows.push_back(mul(add(mul(block, ci(rows)), ci(r)), klen_));
 
-  // Shared memory: the indexer's Q and K tiles, the column sums of each
-  // warp, the radix histogram, the block counts and the select scratch.
+  // Shared memory: the indexer's Q and K tiles, the radix histogram, the
+  // block counts and the select scratch.
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
   Value dyn = gpu::DynamicSharedMemoryOp::create(b_, loc_, dynType);
   int64_t offset = 0;
@@ -388,9 +431,8 @@ void KernelEmitter::emitSelectStage() {
   if (indexer_) {
     elem_ = bf16_ ? Type(b_.getBF16Type()) : Type(b_.getF16Type());
     Qs_ = view({BM_, LD_}, elem_);
-    selK_ = alias({BN_, LD_}, elem_);
-    Ks_ = view({1, BN_, LD_}, elem_); // scoresQK's view: buffer 0 of one
-    selRed_ = view({kWarps, BN_}, f32_);
+    selK_ = alias({2 * BN_, LD_}, elem_); // the loads' view of both K buffers
+    Ks_ = view({2, BN_, LD_}, elem_);
   }
   selHist_ = view({kRadixBins}, i32_);
   selCounts_ = view({kWarps}, i64_);
@@ -405,53 +447,118 @@ void KernelEmitter::emitSelectStage() {
     laneHalf_ = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
     lane8_ = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
     laneOct_ = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
-    Value qBase = add(mul(bIdx_, iqsb_), mul(row, iqsl_));
-    loadIndexerRows(Qs_, iq_, qBase, BM_, ci(indexer_->heads), iqsh_);
-    // w[b, t, j] for the lane's rows j (0 past the heads: zero rows add nothing).
-    Value wBase = add(mul(bIdx_, iwsb_), mul(row, iwsl_));
+    // Warp r's m-tiles: row t0 + r's heads (none past qlen).
+    const int64_t headRows = BM_ / rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value row = add(rowBase_, ci(r));
+      Value inRange = cmpI(Pred::slt, row, qlen_);
+      Value qBase = add(mul(bIdx_, iqsb_), mul(sel(inRange, row, ci(0)), iqsl_));
+      loadIndexerRows(Qs_, r * headRows, iq_, qBase, headRows, sel(inRange, ci(indexer_->heads), ci(0)), iqsh_);
+    }
+    // w[b, t, j] for the lane's rows j of its warp's row t (0 past the
+    // heads and past qlen: zero rows add nothing).
+    Value row = add(rowBase_, warp_);
+    Value rowValid = cmpI(Pred::slt, row, qlen_);
+    Value wBase = add(mul(bIdx_, iwsb_), mul(sel(rowValid, row, ci(0)), iwsl_));
     for (int64_t r = 0; r < 2 * MT_; ++r) {
-      Value head = add(add(mul(warp_, ci(16 * MT_)), ci((r / 2) * 16 + (r % 2) * 8)), quad_);
-      Value valid = cmpI(Pred::slt, head, ci(indexer_->heads));
+      Value head = add(ci((r / 2) * 16 + (r % 2) * 8), quad_);
+      Value valid = andB(rowValid, cmpI(Pred::slt, head, ci(indexer_->heads)));
       Value wv = memref::LoadOp::create(b_, loc_, iw_, ValueRange{toIndex(add(wBase, sel(valid, head, ci(0))))});
       w.push_back(sel(valid, wv, cf(0)));
     }
   }
 
   // 1. The visited tiles' scores; tiles inside the hull that the rule
-  // skips are written as excluded.
+  // skips are written as excluded. The indexer's kI tiles are double
+  // buffered: tile n + 1's copy is in flight while tile n is on the
+  // tensor cores (fp8: its bytes in registers, widened after).
   auto [first, last] = visitRange();
+  auto kTileBase = [&](Value n) { return add(mul(bIdx_, iksb_), mul(mul(n, ci(BN_)), iksl_)); };
+  auto kTileRows = [&](Value n) { return sub(klen_, mul(n, ci(BN_))); };
+  if (indexer_) {
+    auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::sle, first, last), false);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
+    SmallVector<Value> pending = issueIndexerRows(selK_, ci(0), ik_, kTileBase(first), BN_, kTileRows(first), iksl_);
+    landIndexerRows(pending, selK_, ci(0), BN_);
+  }
+  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
   auto tiles = scf::ForOp::create(b_, loc_, toIndex(first), toIndex(add(last, ci(1))), cidx(1));
   {
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(tiles.getBody());
     Value n = toI64(tiles.getInductionVar());
+    Value buf, next;
+    SmallVector<Value> pending;
+    if (indexer_) {
+      buf = arith::RemSIOp::create(b_, loc_, sub(n, first), ci(2));
+      Value nextRow0 = mul(sub(ci(1), buf), ci(BN_));
+      next = add(n, ci(1));
+      SmallVector<Type> types(indexer_->dtype == "fp8" ? (BN_ * D_ / 16 + kThreads - 1) / kThreads : 0,
+                              VectorType::get({16}, b_.getI8Type()));
+      auto ifNext = scf::IfOp::create(b_, loc_, types, cmpI(Pred::sle, next, last), true);
+      {
+        OpBuilder::InsertionGuard g2(b_);
+        b_.setInsertionPointToStart(&ifNext.getThenRegion().front());
+        SmallVector<Value> p = issueIndexerRows(selK_, nextRow0, ik_, kTileBase(next), BN_, kTileRows(next), iksl_);
+        if (!types.empty() || !ifNext.getThenRegion().front().mightHaveTerminator())
+          scf::YieldOp::create(b_, loc_, p);
+        b_.setInsertionPointToStart(&ifNext.getElseRegion().front());
+        SmallVector<Value> zeros(types.size(), Value());
+        for (Value &z : zeros)
+          z = zeroBytes();
+        if (!types.empty() || !ifNext.getElseRegion().front().mightHaveTerminator())
+          scf::YieldOp::create(b_, loc_, zeros);
+      }
+      pending.assign(ifNext.getResults().begin(), ifNext.getResults().end());
+      NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+      NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 1); // tile n's copies (the group before this one)
+      barrier();
+    }
     auto [visit, needMask] = classifyTile(n);
     auto ifVisit = scf::IfOp::create(b_, loc_, TypeRange{}, visit, true);
     b_.setInsertionPointToStart(&ifVisit.getThenRegion().front());
     if (indexer_)
-      indexerScores(n, wsRow, needMask, w);
+      indexerScores(n, buf, wsRows, needMask, w);
     else
-      regionScores(n, wsRow, needMask);
-    b_.setInsertionPointToStart(&ifVisit.getElseRegion().front());
-    for (int64_t i = 0; i * kThreads < BN_; ++i) {
-      Value key = add(mul(n, ci(BN_)), add(tid_, ci(i * kThreads)));
-      auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
-                                    andB(cmpI(Pred::slt, add(tid_, ci(i * kThreads)), ci(BN_)),
-                                         cmpI(Pred::slt, key, klen_)),
-                                    false);
-      OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-      memref::StoreOp::create(b_, loc_, arith::ConstantIntOp::create(b_, loc_, selectKeyType(), 0).getResult(),
-                              workspace_, ValueRange{toIndex(add(wsRow, key))});
+      regionScores(n, wsRows, needMask);
+    b_.setInsertionPointAfter(ifVisit);
+    if (indexer_) {
+      if (!pending.empty()) {
+        auto ifNext = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::sle, next, last), false);
+        OpBuilder::InsertionGuard g2(b_);
+        b_.setInsertionPointToStart(&ifNext.getThenRegion().front());
+        landIndexerRows(pending, selK_, mul(sub(ci(1), buf), ci(BN_)), BN_);
+      }
+      barrier(); // tile n's buffer is refilled by the next iteration
     }
+    b_.setInsertionPointToStart(&ifVisit.getElseRegion().front());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i * kThreads < BN_; ++i) {
+        Value key = add(mul(n, ci(BN_)), add(tid_, ci(i * kThreads)));
+        auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
+                                      andB(cmpI(Pred::slt, add(tid_, ci(i * kThreads)), ci(BN_)),
+                                           cmpI(Pred::slt, key, klen_)),
+                                      false);
+        OpBuilder::InsertionGuard g2(b_);
+        b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+        memref::StoreOp::create(b_, loc_, arith::ConstantIntOp::create(b_, loc_, selectKeyType(), 0).getResult(),
+                                workspace_, ValueRange{toIndex(add(wsRows[r], key))});
+      }
   }
-  barrier(); // every key of the row is in the workspace
+  barrier(); // every key of the rows is in the workspace
 
-  // 2. The top K of keys [first * BN, min((last + 1) * BN, klen)).
+  // 2. Each row's top K of keys [first * BN, min((last + 1) * BN, klen)).
   Value some = cmpI(Pred::sle, first, last);
   Value begin = sel(some, mul(first, ci(BN_)), ci(0));
   Value end = sel(some, minI(mul(add(last, ci(1)), ci(BN_)), klen_), ci(0));
-  radixTopK(wsRow, begin, end, row);
+  for (int64_t r = 0; r < rows; ++r) {
+    Value row = add(rowBase_, ci(r));
+    auto ifRow = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, row, qlen_), false);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifRow.getThenRegion().front());
+    radixTopK(wsRows[r], begin, end, row);
+  }
 }
 
 } // namespace attnc::flash

@@ -10,9 +10,10 @@
 //      `by region` when unsolved conditions remain;
 //   3. `sink` on the key loop when the variant has a sink.
 // A variant that selects (topk) gets two kernels per (head dim, dtype): the
-// select stage (`attn.tile.select_topk`: scores and top-k of one query row
-// an instance) and the attention stage, the same program over the selected
-// key tiles (`mask by selection`), 64 query heads of one row an instance.
+// select stage (`attn.tile.select_topk`: scores and top-k of four query
+// rows an instance) and the attention stage, the same program over the
+// selected key tiles (`mask by selection`), the query heads of one row an
+// instance.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Analysis/TileAnalysis.h"
@@ -124,11 +125,12 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
             buildTileProgram(b, kernel, v, analysis.keyIntervals());
           };
           if (v.getTopk()) {
-            // One query row a select instance; 64 query heads of one row an
-            // attention instance (mma.sync, 4 warps: the selection gathers
-            // its K/V rows, which TMA's tiles cannot).
-            add(symbol + "_select", TileChoice{1, 64, 1}, b.getStringAttr("select"));
-            add(symbol, TileChoice{64, 64, 1}, b.getStringAttr("attention"));
+            // Four query rows a select instance (a warp each); up to 128
+            // query heads of one row an attention instance at d <= 128, 64
+            // at d = 256 (mma.sync, 4 warps: the selection gathers its K/V
+            // rows, which TMA's tiles cannot).
+            add(symbol + "_select", TileChoice{4, 64, 1}, b.getStringAttr("select"));
+            add(symbol, TileChoice{d <= 128 ? 128 : 64, 64, 1}, b.getStringAttr("attention"));
             continue;
           }
           add(symbol, mma->chooseTiles(v, analysis.keyIntervals(), d, overrides), StringAttr());

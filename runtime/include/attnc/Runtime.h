@@ -126,10 +126,10 @@ TensorMapParams tensorMapParams(const ArgSpec &arg, const TensorRef &t);
 /// The most workspace a chunked stage (grid chunked_row_blocks) is sized to:
 /// the runtime picks the number of row blocks per launch as
 ///   chunk = max(1, min(total, floor(kWorkspaceBudget / (block_m * klen * workspace_per_key))))
-/// so that one launch's scores fit 256 MiB (more only when a single row
+/// so that one launch's scores fit 1 GiB (more only when a single row
 /// block needs more). Smaller chunks mean more launches; larger ones more
 /// memory and fewer, fuller launches.
-inline constexpr uint64_t kWorkspaceBudget = uint64_t(256) << 20;
+inline constexpr uint64_t kWorkspaceBudget = uint64_t(1) << 30;
 
 /// One kernel of a launch (a variant has one per stage): its own grid rule
 /// and block_m give its grid, its threads and shared_bytes the rest. A
