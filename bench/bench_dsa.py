@@ -4,8 +4,10 @@ over the selection, beside dense causal attention of the same shape (cuDNN
 SDPA) and the FP8 GEMM rate (torch._scaled_mm), in one process.
 
 Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--json OUT]
-DSA.ptx: examples/dsa.attn compiled by attnc (64 indexer heads of dim 128 in
-fp8, top 2048, causal). Shapes: V3.2's 128 query heads on one KV head at head
+DSA.ptx: bench/dsa_bench.attn compiled by attnc: `dsa` as examples/dsa.attn
+(64 indexer heads of dim 128 in fp8, top 2048, causal) and `topk_only`, whose
+select stage is the top-k alone (a cheap select expression): the indexer's
+share is the difference. Shapes: V3.2's 128 query heads on one KV head at head
 dim 128 (the language's kernels take one head dim for Q, K and V; V3.2's MLA
 uses 576/512), and 16 heads for the sparse-attention target. Per-stage device
 times come from the CUDA profiler (the kernels' own names): the select stage
@@ -55,6 +57,16 @@ def fp8_gemm_tflops(n=8192):
     return 2 * n ** 3 / ms / 1e9
 
 
+def select_only_ms(kern, L, K):
+    """Device ms of the select stage of `topk_only` at causal length L."""
+    dev = "cuda"
+    q = torch.randn(1, 1, L, 128, device=dev, dtype=torch.bfloat16)
+    k = torch.randn(1, 1, L, 128, device=dev, dtype=torch.bfloat16)
+    idx = torch.empty(1, 1, L, K, device=dev, dtype=torch.int32)
+    stages = stage_times(lambda: kern(q, k, k, indices=idx))
+    return sum(t for n, t in stages.items() if n.endswith("_select"))
+
+
 def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
     dev = "cuda"
     q = torch.randn(1, Hq, L, D, device=dev, dtype=torch.bfloat16)
@@ -93,7 +105,9 @@ def main():
     ap.add_argument("--lengths", default="16384,32768,65536")
     ap.add_argument("--json")
     args = ap.parse_args()
-    kern = attnc.load(args.ptx).variant("dsa")
+    module = attnc.load(args.ptx)
+    kern = module.variant("dsa")
+    topk_only = module.variant("topk_only") if "topk_only" in module.variants else None
     K = kern.spec["select"]["topk"]
     rows = []
     gemm = fp8_gemm_tflops()
@@ -101,11 +115,15 @@ def main():
     for L in [int(x) for x in args.lengths.split(",")]:
         r = case(kern, L, 128, 128, K)
         r["fp8_gemm_tflops"] = gemm
+        if topk_only:
+            r["topk_only_select_ms"] = select_only_ms(topk_only, L, K)
         rows.append(r)
         print(f"V3.2-like H128 D128 L={L}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, attention "
               f"{r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s ({r['indexer_tflops'] / gemm:.2f}x "
               f"FP8 GEMM); attention {r['attention_tflops_selected']:.0f} TF/s on selected pairs; cuDNN dense causal "
               f"{r['cudnn_causal_ms']:.1f} ms: x{r['speedup_vs_dense']:.2f}", flush=True)
+        if topk_only:
+            print(f"  top-k alone (topk_only's select stage): {r['topk_only_select_ms']:.1f} ms", flush=True)
     r = case(kern, 65536, 16, 128, K, dense=False)
     rows.append(r)
     print(f"H16 D128 one KV head L=65536 top-{K}: attention over the selection {r['attention_ms']:.2f} ms "

@@ -37,7 +37,7 @@ for f in "$root"/examples/*.attn; do
   compile "$f" "$out/$name.ptx" ${ATTNC_FLAGS:-}
 done
 # The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
-compile "$root/examples/dsa.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
+compile "$root/bench/dsa_bench.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
 compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 # The benchmark's patterns (bf16, head dims 64, 128 and 256), and the same kernels built other
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that

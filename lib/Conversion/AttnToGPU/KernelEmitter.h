@@ -198,7 +198,7 @@ private:
   void loadIndexerRows(Value smem, int64_t smemRow0, Value global, Value base, int64_t rows, Value rowLimit,
                        Value rowStride);
   void radixTopK(Value wsRow, Value begin, Value end, Value row);
-  std::pair<Value, Value> blockCount(Value flag, Value counts);
+  std::pair<Value, Value> blockScan(Value count, Value totals);
   Value selScratch_, selCounts_, selHist_, selRed_, selK_;
   // overSelection_: the gathered K/V rows and the remapped rows.
   Value selectedKey(Value slot); ///< the key column in selection slot `slot` of this row (-1: none)

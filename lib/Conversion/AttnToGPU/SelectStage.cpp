@@ -28,7 +28,7 @@
 //      lanes (match.any), one thread finding the bin that holds the K-th), then writes
 //      every key above it and the first (by column) of those equal to it
 //      into indices[b, g, t, :] for every KV group g, in ascending column
-//      order (two block-wide counts per chunk of keys keep the order), -1
+//      order (two block-wide scans per step of keys keep the order), -1
 //      in the slots after the last.
 //
 //===----------------------------------------------------------------------===//
@@ -51,6 +51,7 @@ namespace attnc::flash {
 
 namespace {
 constexpr int64_t kRadixBins = 256; ///< 8 bits a pass
+constexpr int64_t kUnroll = 8;      ///< workspace keys a thread handles a step of the top-k passes
 constexpr double kFp8Rescale = 65536.0; ///< both widened operands carry 2^-8
 } // namespace
 
@@ -190,6 +191,9 @@ void KernelEmitter::indexerScores(Value n, Value buf, ArrayRef<Value> wsRows, Va
   Value wsRow = wsRows[0];
   for (int64_t wi = 1; wi < kWarps; ++wi)
     wsRow = sel(cmpI(Pred::eq, warp_, ci(wi)), wsRows[wi], wsRow);
+  // Column (j, c) of the lane's quad: after the butterfly every lane of the
+  // column holds its sum; the lanes of quad j % 8 store those of block j.
+  SmallVector<Value> mine(2 * ((nTilesN + 7) / 8), cf(0));
   for (int64_t j = 0; j < nTilesN; ++j)
     for (int64_t c = 0; c < 2; ++c) {
       Value sum = cf(0);
@@ -198,17 +202,21 @@ void KernelEmitter::indexerScores(Value n, Value buf, ArrayRef<Value> wsRows, Va
           sum = LLVM::FMAOp::create(b_, loc_, maxF(s[layout.index(mt, j, e)], cf(0)), w[AccLayout::rowSlot(mt, e)], sum);
       for (int32_t offset : {4, 8, 16}) // the lanes holding other rows of this column
         sum = addF(sum, gpu::ShuffleOp::create(b_, loc_, sum, offset, 32, gpu::ShuffleMode::XOR).getShuffleResult());
-      if (indexer_->dtype == "fp8")
-        sum = mulF(sum, cf(kFp8Rescale));
-      // Every lane of the column has the sum: lane quad j % 8 stores it.
-      Value key = add(colFirst, add(ci(j * 8 + c), mul(inQuad_, ci(2))));
-      auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{},
-                                      andB(cmpI(Pred::eq, quad_, ci(j % 8)), cmpI(Pred::slt, key, klen_)), false);
-      OpBuilder::InsertionGuard g(b_);
-      b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
-      Value ordered = sel(allowedAt(q, key, needMask), orderedKey(sum), ci32(0));
-      memref::StoreOp::create(b_, loc_, ordered, workspace_, ValueRange{toIndex(add(wsRow, key))});
+      Value &slot = mine[2 * (j / 8) + c];
+      slot = sel(cmpI(Pred::eq, quad_, ci(j % 8)), sum, slot);
     }
+  for (int64_t i = 0; i < int64_t(mine.size()); ++i) {
+    int64_t j8 = i / 2, c = i % 2; // block 8 j8 + quad, column c
+    Value sum = indexer_->dtype == "fp8" ? mulF(mine[i], cf(kFp8Rescale)) : mine[i];
+    Value j = add(ci(8 * j8), quad_);
+    Value key = add(colFirst, add(add(mul(j, ci(8)), ci(c)), mul(inQuad_, ci(2))));
+    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
+                                  andB(cmpI(Pred::slt, j, ci(nTilesN)), cmpI(Pred::slt, key, klen_)), false);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+    Value ordered = sel(allowedAt(q, key, needMask), orderedKey(sum), ci32(0));
+    memref::StoreOp::create(b_, loc_, ordered, workspace_, ValueRange{toIndex(add(wsRow, key))});
+  }
 }
 
 /// Key tile n of the rows by the select region: one (row, key) a thread.
@@ -237,31 +245,31 @@ void KernelEmitter::regionScores(Value n, ArrayRef<Value> wsRows, Value needMask
     }
 }
 
-/// For a per-thread flag: (the number of threads before this one, in thread
-/// order, whose flag is set; the number in the block), as i64.
-std::pair<Value, Value> KernelEmitter::blockCount(Value flag, Value counts) {
-  Value ballot = NVVM::VoteSyncOp::create(b_, loc_, i32_, ci32(-1), flag, NVVM::VoteSyncKind::ballot);
+/// For a per-thread count (small, >= 0): (the sum over the threads before
+/// this one, the sum over the block), as i64: a warp scan by shuffles, then
+/// the warps' totals through shared memory.
+std::pair<Value, Value> KernelEmitter::blockScan(Value count, Value totals) {
+  Value x = arith::TruncIOp::create(b_, loc_, i32_, count);
   Value lane32 = arith::TruncIOp::create(b_, loc_, i32_, lane_);
-  Value below = sub(arith::ShLIOp::create(b_, loc_, ci32(1), lane32), ci32(1));
-  auto popc = [&](Value x) {
-    return arith::ExtUIOp::create(b_, loc_, i64_, LLVM::CtPopOp::create(b_, loc_, i32_, x)).getResult();
-  };
-  Value inWarp = popc(arith::AndIOp::create(b_, loc_, ballot, below));
-  Value warpTotal = popc(ballot);
+  for (int32_t offset = 1; offset < 32; offset *= 2) { // inclusive
+    Value up = gpu::ShuffleOp::create(b_, loc_, x, offset, 32, gpu::ShuffleMode::UP).getShuffleResult();
+    x = sel(cmpI(Pred::sge, lane32, ci32(offset)), arith::AddIOp::create(b_, loc_, x, up), x);
+  }
+  Value inclusive = arith::ExtUIOp::create(b_, loc_, i64_, x);
   {
-    auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, lane_, ci(0)), false);
+    auto ifLast = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, lane_, ci(31)), false);
     OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
-    memref::StoreOp::create(b_, loc_, warpTotal, counts, ValueRange{toIndex(warp_)});
+    b_.setInsertionPointToStart(&ifLast.getThenRegion().front());
+    memref::StoreOp::create(b_, loc_, inclusive, totals, ValueRange{toIndex(warp_)});
   }
   barrier();
-  Value before = inWarp, total = ci(0);
+  Value before = sub(inclusive, count), total = ci(0);
   for (int64_t w = 0; w < kWarps; ++w) {
-    Value c = memref::LoadOp::create(b_, loc_, counts, ValueRange{cidx(w)});
+    Value c = memref::LoadOp::create(b_, loc_, totals, ValueRange{cidx(w)});
     total = add(total, c);
     before = add(before, sel(cmpI(Pred::slt, ci(w), warp_), c, ci(0)));
   }
-  barrier(); // counts are rewritten by the next call
+  barrier(); // the totals are rewritten by the next call
   return {before, total};
 }
 
@@ -282,7 +290,8 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
     scf::YieldOp::create(b_, loc_, ValueRange{ci(0)});
     return ifIn.getResult(0);
   };
-  Value chunks = arith::DivSIOp::create(b_, loc_, add(sub(end, begin), ci(kThreads - 1)), ci(kThreads));
+  const int64_t step = kThreads * kUnroll; // keys a block a step
+  Value chunks = arith::DivSIOp::create(b_, loc_, add(sub(end, begin), ci(step - 1)), ci(step));
   auto scratch = [&](int64_t i) { return memref::LoadOp::create(b_, loc_, selScratch_, ValueRange{cidx(i)}).getResult(); };
   auto setScratch = [&](int64_t i, Value v) { memref::StoreOp::create(b_, loc_, v, selScratch_, ValueRange{cidx(i)}); };
   auto forEach = [&](Value from, Value to, int64_t step, const std::function<void(Value)> &body) {
@@ -317,21 +326,26 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
     barrier();
     // Whole warps a step (match.any needs every lane): lanes past `end`
     // and keys that do not match take the digit kRadixBins, counted nowhere.
+    // kUnroll keys a thread a step, loaded first (coalesced, in flight together).
     forEach(ci(0), chunks, 1, [&](Value c) {
-      Value i = add(add(begin, mul(c, ci(kThreads))), tid_);
-      Value key = loadKeyOrZero(i);
-      Value match = andB(cmpI(Pred::ne, key, ci(0)), cmpI(Pred::eq, andB(key, mask), prefix));
-      Value digit = sel(match, andB(arith::ShRUIOp::create(b_, loc_, key, ci(shift)), ci(kRadixBins - 1)),
-                        ci(kRadixBins));
-      Value digit32 = arith::TruncIOp::create(b_, loc_, i32_, digit);
-      Value same = NVVM::MatchSyncOp::create(b_, loc_, i32_, ci32(-1), digit32, NVVM::MatchSyncKind::any);
-      Value leader = arith::ExtUIOp::create(b_, loc_, i64_,
-                                            LLVM::CountTrailingZerosOp::create(b_, loc_, i32_, same, false));
-      auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, andB(match, cmpI(Pred::eq, leader, lane_)), false);
-      OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
-      memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::addi, LLVM::CtPopOp::create(b_, loc_, i32_, same),
-                                  selHist_, ValueRange{toIndex(digit)});
+      SmallVector<Value> keys;
+      for (int64_t u = 0; u < kUnroll; ++u)
+        keys.push_back(loadKeyOrZero(add(add(begin, mul(add(mul(c, ci(kUnroll)), ci(u)), ci(kThreads))), tid_)));
+      for (Value key : keys) {
+        Value match = andB(cmpI(Pred::ne, key, ci(0)), cmpI(Pred::eq, andB(key, mask), prefix));
+        Value digit = sel(match, andB(arith::ShRUIOp::create(b_, loc_, key, ci(shift)), ci(kRadixBins - 1)),
+                          ci(kRadixBins));
+        Value digit32 = arith::TruncIOp::create(b_, loc_, i32_, digit);
+        Value same = NVVM::MatchSyncOp::create(b_, loc_, i32_, ci32(-1), digit32, NVVM::MatchSyncKind::any);
+        Value leader = arith::ExtUIOp::create(b_, loc_, i64_,
+                                              LLVM::CountTrailingZerosOp::create(b_, loc_, i32_, same, false));
+        auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, andB(match, cmpI(Pred::eq, leader, lane_)), false);
+        OpBuilder::InsertionGuard g2(b_);
+        b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
+        memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::addi,
+                                    LLVM::CtPopOp::create(b_, loc_, i32_, same), selHist_,
+                                    ValueRange{toIndex(digit)});
+      }
     });
     barrier();
     onThread0([&] {
@@ -373,19 +387,37 @@ void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
   {
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(out.getBody());
+    // A step's keys: kUnroll consecutive ones a thread, threads in order,
+    // so that key order is (thread, then position) order: two block scans
+    // of the per-thread counts place every taken key.
     Value taken = out.getRegionIterArgs()[0], equalSeen = out.getRegionIterArgs()[1];
-    Value i = add(add(begin, mul(toI64(out.getInductionVar()), ci(kThreads))), tid_);
-    Value key = loadKeyOrZero(i);
-    Value above = cmpI(Pred::ugt, key, threshold);
-    Value equal = andB(cmpI(Pred::eq, key, threshold), cmpI(Pred::ne, key, ci(0)));
-    auto [equalBefore, equalTotal] = blockCount(equal, selCounts_);
-    Value take = orB(above, andB(equal, cmpI(Pred::slt, add(equalSeen, equalBefore), need)));
-    auto [takeBefore, takeTotal] = blockCount(take, selCounts_);
-    {
-      auto ifTake = scf::IfOp::create(b_, loc_, TypeRange{}, take, false);
-      OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifTake.getThenRegion().front());
-      storeIndex(add(taken, takeBefore), i);
+    Value first = add(add(begin, mul(toI64(out.getInductionVar()), ci(step))), mul(tid_, ci(kUnroll)));
+    SmallVector<Value> above, equal;
+    Value equalCount = ci(0);
+    for (int64_t u = 0; u < kUnroll; ++u) {
+      Value key = loadKeyOrZero(add(first, ci(u)));
+      above.push_back(cmpI(Pred::ugt, key, threshold));
+      equal.push_back(andB(cmpI(Pred::eq, key, threshold), cmpI(Pred::ne, key, ci(0))));
+      equalCount = add(equalCount, arith::ExtUIOp::create(b_, loc_, i64_, equal.back()));
+    }
+    auto [equalBefore, equalTotal] = blockScan(equalCount, selCounts_);
+    SmallVector<Value> take;
+    Value rank = add(equalSeen, equalBefore), takeCount = ci(0);
+    for (int64_t u = 0; u < kUnroll; ++u) {
+      take.push_back(orB(above[u], andB(equal[u], cmpI(Pred::slt, rank, need))));
+      rank = add(rank, arith::ExtUIOp::create(b_, loc_, i64_, equal[u]));
+      takeCount = add(takeCount, arith::ExtUIOp::create(b_, loc_, i64_, take.back()));
+    }
+    auto [takeBefore, takeTotal] = blockScan(takeCount, selCounts_);
+    Value slot = add(taken, takeBefore);
+    for (int64_t u = 0; u < kUnroll; ++u) {
+      {
+        auto ifTake = scf::IfOp::create(b_, loc_, TypeRange{}, take[u], false);
+        OpBuilder::InsertionGuard g2(b_);
+        b_.setInsertionPointToStart(&ifTake.getThenRegion().front());
+        storeIndex(slot, add(first, ci(u)));
+      }
+      slot = add(slot, arith::ExtUIOp::create(b_, loc_, i64_, take[u]));
     }
     scf::YieldOp::create(b_, loc_, ValueRange{add(taken, takeTotal), add(equalSeen, equalTotal)});
   }
