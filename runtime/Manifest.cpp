@@ -571,6 +571,19 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
            std::string("only a kernel with grid 'chunked_row_blocks' has a workspace, but the "
                        "grid is '") +
                gridRuleName(v.gridOf(k)) + "'" + (k.grid ? "" : " (the variant's)"));
+    // Consecutive chunked stages run chunk by chunk on one workspace: the
+    // same row blocks and bytes per key (the kernels of one pair are listed
+    // in launch order).
+    if (chunked && i > 0) {
+      const KernelSpec &prev = v.kernels[i - 1];
+      if (v.gridOf(prev) == GridRule::ChunkedRowBlocks && prev.headDim == k.headDim && prev.dtype == k.dtype &&
+          (prev.blockM != k.blockM || prev.workspacePerKey != k.workspacePerKey))
+        fail(p, "stage '" + k.stage + "' follows the chunked stage '" + prev.stage +
+                    "', which shares its workspace chunk by chunk: expected block_m " +
+                    std::to_string(prev.blockM) + " and workspace_per_key " +
+                    std::to_string(*prev.workspacePerKey) + ", got " + std::to_string(k.blockM) + " and " +
+                    std::to_string(*k.workspacePerKey));
+    }
   }
   v.sink = o.boolean("sink");
   if (const Value *s = o.get("scale"); s && s->kind != Value::Kind::Null) {

@@ -414,10 +414,18 @@ void Kernel::launch(const LaunchArgs &a, void *stream) const {
     plan.values.at(size_t(plan.workspaceSlot)) = ws.ptr; // params[] points at the slot
   }
 
-  for (const StagePlan &s : plan.stages) {
-    const KernelSpec &k = spec().kernels[s.kernelIndex];
-    const int64_t launches = s.launches();
-    for (int64_t i = 0; i < launches; ++i) {
+  // Stages in order; a run of consecutive chunked stages chunk by chunk
+  // (chunk i of each of them, then chunk i + 1: they share the workspace,
+  // so a later one reads what an earlier one wrote for the same row blocks).
+  for (size_t run = 0; run < plan.stages.size();) {
+    size_t runEnd = run + 1;
+    while (plan.stages[run].chunked() && runEnd < plan.stages.size() && plan.stages[runEnd].chunked())
+      ++runEnd;
+    const int64_t launches = plan.stages[run].launches();
+    for (int64_t i = 0; i < launches; ++i)
+    for (size_t si = run; si < runEnd; ++si) {
+      const StagePlan &s = plan.stages[si];
+      const KernelSpec &k = spec().kernels[s.kernelIndex];
       int64_t first = 0;
       uint32_t g[3];
       s.launchGeometry(i, first, g);
@@ -439,6 +447,7 @@ void Kernel::launch(const LaunchArgs &a, void *stream) const {
                           ", 1, 1] and " + std::to_string(s.sharedBytes) +
                           " bytes of dynamic shared memory");
     }
+    run = runEnd;
   }
   rt::cu::check(ws.release(), ws.async ? "cuMemFreeAsync" : "cuMemFree",
                 "freeing the workspace of " + what(spec().kernels[plan.kernelIndex]));

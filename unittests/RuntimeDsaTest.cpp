@@ -238,6 +238,12 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
       {replaced(m, att, R"("stage": "attention", "workspace_per_key": 8})"),
        "manifest: variants[0].kernels[1].workspace_per_key: only a kernel with grid "
        "'chunked_row_blocks' has a workspace, but the grid is 'qtiles_heads_batch' (the variant's)"},
+      // A chunked stage right after another shares its workspace chunk by chunk.
+      {replaced(m, R"("workspace_per_key": 4},)", R"("workspace_per_key": 4},
+        {"head_dim": 128, "dtype": "bf16", "symbol": "dsa_topk_d128", "block_m": 32, "block_n": 64,
+         "threads": 128, "shared_bytes": 0, "stage": "topk", "grid": "chunked_row_blocks", "workspace_per_key": 4},)"),
+       "manifest: variants[0].kernels[1]: stage 'topk' follows the chunked stage 'select', which shares its "
+       "workspace chunk by chunk: expected block_m 64 and workspace_per_key 4, got 32 and 4"},
       // The variant's grid makes every kernel without its own chunked.
       {replaced(replaced(m, R"("grid": "qtiles_heads_batch")", R"("grid": "chunked_row_blocks")"), att,
                 R"("stage": "attention"})"),
@@ -462,6 +468,21 @@ TEST(RuntimeDsaPlan, DescribeAndTheBlockFirstSlot) {
   LaunchPlan plain;
   plain.setBlockFirst(5);
   EXPECT_TRUE(plain.values.empty());
+}
+
+TEST(RuntimeDsaPlan, ConsecutiveChunkedStagesShareTheChunks) {
+  // select, topk and attention: the two chunked stages get the same chunks
+  // (Kernel::launch runs them chunk by chunk) and one workspace.
+  Manifest m = parseManifest(replaced(kDsa, R"("workspace_per_key": 4},)", R"("workspace_per_key": 4},
+        {"head_dim": 128, "dtype": "bf16", "symbol": "dsa_topk_d128", "block_m": 64, "block_n": 64,
+         "threads": 128, "shared_bytes": 1024, "stage": "topk", "grid": "chunked_row_blocks", "workspace_per_key": 4},)"));
+  LaunchPlan p = checkArguments(m.variants[0], dsaArgs(2, 128, 1, 8192, 32768));
+  ASSERT_EQ(p.stages.size(), 3u);
+  EXPECT_TRUE(p.stages[0].chunked() && p.stages[1].chunked() && !p.stages[2].chunked());
+  EXPECT_EQ(p.stages[0].chunkBlocks, p.stages[1].chunkBlocks);
+  EXPECT_EQ(p.stages[0].launches(), 2);
+  EXPECT_EQ(p.stages[1].launches(), 2);
+  EXPECT_EQ(p.workspaceBytes, 1073741824u);
 }
 
 TEST(RuntimeDsaPlan, SelectOnlyVariantAndLimits) {

@@ -639,7 +639,7 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
     for (size_t a = 0; a < decl.getAxisKinds().size(); ++a)
       in.strides.push_back(next());
   }
-  if (selectStage_) {
+  if (selectStage_ || topkStage_) {
     emitSelectStage();
     gpu::ReturnOp::create(b_, loc_);
     setKernelInfo(func);
@@ -679,9 +679,9 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
   kinfo.append("threads", b_.getI64IntegerAttr(params_.blockThreads()));
   kinfo.append("shared_bytes", b_.getI64IntegerAttr(info_.sharedBytes));
   if (selects_) { // docs/runtime.md: the two stages' grids
-    kinfo.append("stage", b_.getStringAttr(selectStage_ ? "select" : "attention"));
-    kinfo.append("grid", b_.getStringAttr(selectStage_ ? "chunked_row_blocks" : "rows_kvheads_batch"));
-    if (selectStage_)
+    kinfo.append("stage", b_.getStringAttr(selectStage_ ? "select" : topkStage_ ? "topk" : "attention"));
+    kinfo.append("grid", b_.getStringAttr(selectStage_ || topkStage_ ? "chunked_row_blocks" : "rows_kvheads_batch"));
+    if (selectStage_ || topkStage_)
       kinfo.append("workspace_per_key", b_.getI64IntegerAttr(selectKeyType().getIntOrFloatBitWidth() / 8));
   }
   func->setAttr("attn.kernel_info", kinfo.getDictionary(b_.getContext()));

@@ -136,20 +136,23 @@ public:
     summaries_ = needsTileSummaries(ki);
     selects_ = bool(variant_.getTopk());
     selectStage_ = kernel.isSelectStage();
+    topkStage_ = kernel.isTopkStage();
     overSelection_ = kernel.overSelection();
     if (overSelection_)
       summaries_ = false; // its key tiles are the selection's: no mask to summarise
     if (DictionaryAttr ix = variant_.getIndexerAttr())
       indexer_ = IndexerInfo{cast<IntegerAttr>(ix.get("heads")).getInt(), cast<IntegerAttr>(ix.get("dim")).getInt(),
                              cast<StringAttr>(ix.get("dtype")).str()};
-    if (selectStage_) {
+    if (selectStage_ || topkStage_) {
       // The Q tile holds the indexer heads of kSelectRows query rows, one
       // warp's m-tiles each (zero rows up to a multiple of 16); fp8 is
       // widened to f16 in shared memory (SelectStage.cpp). Without an
       // indexer the select region needs no tiles.
-      D_ = indexer_ ? indexer_->dim : 16;
-      bf16_ = indexer_ && indexer_->dtype == "bf16";
-      BM_ = indexer_ ? (indexer_->heads + 15) / 16 * 16 * kWarps : 16 * kWarps;
+      // The topk stage reads the workspace alone.
+      const bool mma = indexer_ && selectStage_;
+      D_ = mma ? indexer_->dim : 16;
+      bf16_ = mma && indexer_->dtype == "bf16";
+      BM_ = mma ? (indexer_->heads + 15) / 16 * 16 * kWarps : 16 * kWarps;
       LD_ = D_ + params.pad;
       MT_ = BM_ / (16 * kWarps);
       summaries_ = false; // the select stage classifies its tiles by the closed forms (or visits them all)
@@ -178,6 +181,7 @@ private:
   };
   bool selects_ = false;      ///< the variant selects (topk): both stages take the selection's arguments
   bool selectStage_ = false;  ///< this kernel is the select stage
+  bool topkStage_ = false;    ///< this kernel is the topk stage
   bool overSelection_ = false; ///< this kernel is the attention stage over the selected keys
   std::optional<IndexerInfo> indexer_;
   Value indices_, isb_, ish_, isl_, workspace_, blockFirst_;
@@ -186,7 +190,7 @@ private:
   Type selectKeyType();      ///< the workspace's element: i32 keys of f32 scores, i64 keys of i64 ones
   Type indexerStorageType(); ///< qI and kI in memory (i8 for fp8)
   void setKernelInfo(gpu::GPUFuncOp func);
-  void emitSelectStage();
+  void emitSelectStage(); ///< the select or the topk stage
   void indexerScores(Value n, Value buf, ArrayRef<Value> wsRows, Value needMask, ArrayRef<Value> w);
   SmallVector<Value> issueIndexerRows(Value smem, Value smemRow0, Value global, Value base, int64_t rows,
                                       Value rowLimit, Value rowStride);

@@ -43,7 +43,7 @@ public:
   LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
                             gpu::GPUModuleOp module) const override {
     flash::EmitterParams params;
-    if ((!kernel.isSelectStage() && int64_t(kernel.getBlockM()) % (16 * params.warps) != 0) ||
+    if ((!kernel.overRows() && int64_t(kernel.getBlockM()) % (16 * params.warps) != 0) ||
         int64_t(kernel.getBlockN()) % 16 != 0)
       return kernel.emitOpError() << "expected block_m a multiple of " << 16 * params.warps
                                   << " and block_n of 16 for the mma-sync backend, got " << kernel.getBlockM() << "x"

@@ -1,10 +1,11 @@
 //===- SelectStage.cpp - A selecting variant's select stage ---------------===//
 //
-// The first kernel of a variant with `select topk(K) by ...` (the DSA
+// The first two kernels of a variant with `select topk(K) by ...` (the DSA
 // issue; docs/codegen.md "Selection"). One CTA (4 warps) takes the 4 query
 // rows t0 .. t0 + 3 of batch entry b (row block block_first + blockIdx.x,
-// grid chunked_row_blocks, block_m 4) and:
-//   1. scores every key the mask's closed forms visit (the hull of the
+// grid chunked_row_blocks, block_m 4; the runtime launches the two stages
+// chunk by chunk on one workspace):
+//   1. the select stage scores every key the mask's closed forms visit (the hull of the
 //      rows' key tiles; the mask region on partial tiles), tile by tile:
 //      - by the indexer, on tensor cores: warp w holds row t0 + w's HI
 //        indexer heads (qI[b, t, j, :], zero rows up to a multiple of 16)
@@ -22,7 +23,8 @@
 //      (last, as the reference orders them), else the score's bits mapped
 //      so that unsigned order is score order (-0 as +0). i64 scores become
 //      64-bit keys (INT64_MIN then ties with INT64_MIN + 1).
-//   2. per row, radix-selects the K-th largest key, 8 bits a pass from the
+//   2. the topk stage (few registers, so many CTAs an SM hide the
+//      workspace reads' latency), per row, radix-selects the K-th largest key, 8 bits a pass from the
 //      top (a shared-memory histogram of the keys that match the digits
 //      chosen so far, each warp adding once per distinct digit among its
 //      lanes (match.any), one thread finding the bin that holds the K-th), then writes
@@ -460,19 +462,39 @@ void KernelEmitter::emitSelectStage() {
     offset += (bytes + 15) / 16 * 16;
     return v;
   };
-  if (indexer_) {
+  const bool mma = indexer_ && selectStage_; // the indexer on tensor cores
+  if (mma) {
     elem_ = bf16_ ? Type(b_.getBF16Type()) : Type(b_.getF16Type());
     Qs_ = view({BM_, LD_}, elem_);
     selK_ = alias({2 * BN_, LD_}, elem_); // the loads' view of both K buffers
     Ks_ = view({2, BN_, LD_}, elem_);
   }
-  selHist_ = view({kRadixBins}, i32_);
-  selCounts_ = view({kWarps}, i64_);
-  selScratch_ = view({4}, i64_);
+  if (topkStage_) {
+    selHist_ = view({kRadixBins}, i32_);
+    selCounts_ = view({kWarps}, i64_);
+    selScratch_ = view({4}, i64_);
+  }
   info_.sharedBytes = offset;
+  auto [first, last] = visitRange();
+  Value some = cmpI(Pred::sle, first, last);
+  if (topkStage_) {
+    // Each row's top K of keys [first * BN, min((last + 1) * BN, klen)):
+    // the select stage wrote them all.
+    Value begin = sel(some, mul(first, ci(BN_)), ci(0));
+    Value end = sel(some, minI(mul(add(last, ci(1)), ci(BN_)), klen_), ci(0));
+    auto perRow = scf::ForOp::create(b_, loc_, cidx(0), cidx(rows), cidx(1));
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(perRow.getBody());
+    Value r = toI64(perRow.getInductionVar());
+    Value row = add(rowBase_, r);
+    auto ifRow = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, row, qlen_), false);
+    b_.setInsertionPointToStart(&ifRow.getThenRegion().front());
+    radixTopK(mul(add(mul(block, ci(rows)), r), klen_), begin, end, row);
+    return;
+  }
 
   SmallVector<Value> w;
-  if (indexer_) {
+  if (mma) {
     quad_ = arith::DivUIOp::create(b_, loc_, lane_, ci(4));
     inQuad_ = arith::RemUIOp::create(b_, loc_, lane_, ci(4));
     laneRow16_ = arith::RemUIOp::create(b_, loc_, lane_, ci(16));
@@ -504,10 +526,9 @@ void KernelEmitter::emitSelectStage() {
   // skips are written as excluded. The indexer's kI tiles are double
   // buffered: tile n + 1's copy is in flight while tile n is on the
   // tensor cores (fp8: its bytes in registers, widened after).
-  auto [first, last] = visitRange();
   auto kTileBase = [&](Value n) { return add(mul(bIdx_, iksb_), mul(mul(n, ci(BN_)), iksl_)); };
   auto kTileRows = [&](Value n) { return sub(klen_, mul(n, ci(BN_))); };
-  if (indexer_) {
+  if (mma) {
     auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::sle, first, last), false);
     OpBuilder::InsertionGuard g(b_);
     b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
@@ -522,7 +543,7 @@ void KernelEmitter::emitSelectStage() {
     Value n = toI64(tiles.getInductionVar());
     Value buf, next;
     SmallVector<Value> pending;
-    if (indexer_) {
+    if (mma) {
       buf = arith::RemSIOp::create(b_, loc_, sub(n, first), ci(2));
       Value nextRow0 = mul(sub(ci(1), buf), ci(BN_));
       next = add(n, ci(1));
@@ -550,12 +571,12 @@ void KernelEmitter::emitSelectStage() {
     auto [visit, needMask] = classifyTile(n);
     auto ifVisit = scf::IfOp::create(b_, loc_, TypeRange{}, visit, true);
     b_.setInsertionPointToStart(&ifVisit.getThenRegion().front());
-    if (indexer_)
+    if (mma)
       indexerScores(n, buf, wsRows, needMask, w);
     else
       regionScores(n, wsRows, needMask);
     b_.setInsertionPointAfter(ifVisit);
-    if (indexer_) {
+    if (mma) {
       if (!pending.empty()) {
         auto ifNext = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::sle, next, last), false);
         OpBuilder::InsertionGuard g2(b_);
@@ -577,19 +598,6 @@ void KernelEmitter::emitSelectStage() {
         memref::StoreOp::create(b_, loc_, arith::ConstantIntOp::create(b_, loc_, selectKeyType(), 0).getResult(),
                                 workspace_, ValueRange{toIndex(add(wsRows[r], key))});
       }
-  }
-  barrier(); // every key of the rows is in the workspace
-
-  // 2. Each row's top K of keys [first * BN, min((last + 1) * BN, klen)).
-  Value some = cmpI(Pred::sle, first, last);
-  Value begin = sel(some, mul(first, ci(BN_)), ci(0));
-  Value end = sel(some, minI(mul(add(last, ci(1)), ci(BN_)), klen_), ci(0));
-  for (int64_t r = 0; r < rows; ++r) {
-    Value row = add(rowBase_, ci(r));
-    auto ifRow = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, row, qlen_), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifRow.getThenRegion().front());
-    radixTopK(wsRows[r], begin, end, row);
   }
 }
 

@@ -9,9 +9,10 @@
 //   2. `mask by intervals` when the mask is solved into key intervals,
 //      `by region` when unsolved conditions remain;
 //   3. `sink` on the key loop when the variant has a sink.
-// A variant that selects (topk) gets two kernels per (head dim, dtype): the
-// select stage (`attn.tile.select_topk`: scores and top-k of four query
-// rows an instance) and the attention stage, the same program over the
+// A variant that selects (topk) gets three kernels per (head dim, dtype):
+// the select stage (`attn.tile.select_scores`: the scores of four query rows
+// an instance), the topk stage (`attn.tile.select_topk`: their top K) and
+// the attention stage, the same program over the
 // selected key tiles (`mask by selection`), the query heads of one row an
 // instance.
 //
@@ -38,10 +39,13 @@ constexpr double kLog2e = 1.4426950408889634;
 /// The tile program of one kernel into `kernel`'s body.
 void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp variant,
                       const analysis::KeyIntervals &intervals) {
-  if (kernel.isSelectStage()) {
+  if (kernel.overRows()) {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&kernel.getBody().front());
-    attn::TileSelectTopkOp::create(b, kernel.getLoc());
+    if (kernel.isSelectStage())
+      attn::TileSelectScoresOp::create(b, kernel.getLoc());
+    else
+      attn::TileSelectTopkOp::create(b, kernel.getLoc());
     return;
   }
   Location loc = kernel.getLoc();
@@ -125,11 +129,14 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
             buildTileProgram(b, kernel, v, analysis.keyIntervals());
           };
           if (v.getTopk()) {
-            // Four query rows a select instance (a warp each); up to 128
+            // Four query rows a select instance (a warp each) and a topk
+            // instance (few registers: many CTAs an SM hide the workspace
+            // reads' latency); up to 128
             // query heads of one row an attention instance at d <= 128, 64
             // at d = 256 (mma.sync, 4 warps: the selection gathers its K/V
             // rows, which TMA's tiles cannot).
             add(symbol + "_select", TileChoice{4, 64, 1}, b.getStringAttr("select"));
+            add(symbol + "_topk", TileChoice{4, 64, 6}, b.getStringAttr("topk"));
             add(symbol, TileChoice{d <= 128 ? 128 : 64, 64, 1}, b.getStringAttr("attention"));
             continue;
           }

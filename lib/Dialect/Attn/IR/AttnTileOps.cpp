@@ -58,17 +58,19 @@ LogicalResult TileKernelOp::verify() {
   if (!getElem().isBF16() && !getElem().isF16())
     return emitOpError() << "expected elem bf16 or f16, got " << getElem();
   for (auto [name, v] : {std::pair{"block_m", getBlockM()}, std::pair{"block_n", getBlockN()}})
-    if (v <= 0 || (v % 16 != 0 && !(isSelectStage() && StringRef(name) == "block_m"))) // a select stage's block_m: query rows
+    if (v <= 0 || (v % 16 != 0 && !(overRows() && StringRef(name) == "block_m"))) // select/topk: block_m query rows
       return emitOpError() << "expected " << name << " a positive multiple of 16, got " << v;
   if (getCtasPerSm() < 1)
     return emitOpError() << "expected ctas_per_sm >= 1, got " << getCtasPerSm();
-  if (getStage() && !isSelectStage() && !overSelection())
-    return emitOpError() << "expected stage \"select\" or \"attention\", got \"" << *getStage() << "\"";
+  if (getStage() && !overRows() && !overSelection())
+    return emitOpError() << "expected stage \"select\", \"topk\" or \"attention\", got \"" << *getStage() << "\"";
   // The tile program: load_q, key_loop, epilogue, in this order; a select
   // stage's is attn.tile.select_topk alone.
   SmallVector<StringRef> expected = {TileLoadQOp::getOperationName(), TileKeyLoopOp::getOperationName(),
                                      TileEpilogueOp::getOperationName()};
   if (isSelectStage())
+    expected = {TileSelectScoresOp::getOperationName()};
+  if (isTopkStage())
     expected = {TileSelectTopkOp::getOperationName()};
   SmallVector<StringRef> got;
   for (Operation &op : getBody().front())

@@ -44,12 +44,14 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
     `attn.tile.key_loop` and `attn.tile.epilogue`. `ctas_per_sm` is the
     occupancy the backend allocates registers for.
 
-    A variant that selects (`select topk(K) by ...`) has two kernels per
+    A variant that selects (`select topk(K) by ...`) has three kernels per
     head dim and element type, told apart by `stage`:
     - `stage = "select"`: one instance scores every allowed key of
       `block_m` query rows (the indexer or the select expression, per key
-      tile of `block_n` keys) and keeps each row's top K; the body is one
-      `attn.tile.select_topk`;
+      tile of `block_n` keys) into the workspace; the body is one
+      `attn.tile.select_scores`;
+    - `stage = "topk"`: one instance keeps the top K of the same rows'
+      workspace keys; the body is one `attn.tile.select_topk`;
     - `stage = "attention"` (with `selection`): one instance computes the
       query heads of one KV group at one query row (up to `block_m` of
       them) over that row's selected keys; key tile `n` holds selected
@@ -90,8 +92,12 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
   let extraClassDeclaration = [{
     /// The attn.variant this kernel computes (the verifier guarantees it).
     ::attnc::attn::VariantOp getVariantOp();
-    /// The select stage of a selecting variant (body: attn.tile.select_topk).
+    /// The select stage of a selecting variant (body: attn.tile.select_scores).
     bool isSelectStage() { return getStage() && *getStage() == "select"; }
+    /// The top-k stage of a selecting variant (body: attn.tile.select_topk).
+    bool isTopkStage() { return getStage() && *getStage() == "topk"; }
+    /// One of the two stages over query rows (select, topk), not the attention.
+    bool overRows() { return isSelectStage() || isTopkStage(); }
     /// The attention stage of a selecting variant: over the selected keys.
     bool overSelection() { return getStage() && *getStage() == "attention"; }
   }];
@@ -101,16 +107,31 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
 // attn.tile.select_topk
 //===----------------------------------------------------------------------===//
 
-def Attn_TileSelectTopkOp : Attn_TileOp<"select_topk", [HasParent<"TileKernelOp">]> {
-  let summary = "the top K allowed keys of each query row, by the selection score";
+def Attn_TileSelectScoresOp : Attn_TileOp<"select_scores", [HasParent<"TileKernelOp">]> {
+  let summary = "the selection score of every allowed key of each query row, into the workspace";
   let description = [{
     The whole program of a select-stage kernel: for each of the instance's
     query rows, the selection score of every key the mask allows (the DSA
     indexer `sum_j w[t, j] relu(qI[t, j] . kI[s])` or the variant's select
     region), over the key tiles the mask's closed forms visit, into the
-    launch's workspace; then the K best (higher score, then lower key; NaN
-    last) into `indices[b, g, t, :]` for every KV group g, in ascending key
-    order, -1 after the last when fewer than K keys are allowed.
+    launch's workspace as order-preserving keys (0 for a key the mask
+    excludes).
+
+    ```mlir
+    attn.tile.select_scores
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+def Attn_TileSelectTopkOp : Attn_TileOp<"select_topk", [HasParent<"TileKernelOp">]> {
+  let summary = "the top K allowed keys of each query row, from the workspace";
+  let description = [{
+    The whole program of a topk-stage kernel: for each of the instance's
+    query rows, the K best of the workspace keys attn.tile.select_scores
+    wrote for it (higher score, then lower key; NaN last) into
+    `indices[b, g, t, :]` for every KV group g, in ascending key order, -1
+    after the last when fewer than K keys are allowed.
 
     ```mlir
     attn.tile.select_topk
