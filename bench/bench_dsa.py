@@ -5,9 +5,10 @@ SDPA) and the FP8 GEMM rate (torch._scaled_mm), in one process.
 
 Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--json OUT]
 DSA.ptx: bench/dsa_bench.attn compiled by attnc: `dsa` as examples/dsa.attn
-(64 indexer heads of dim 128 in fp8, top 2048, causal) and `topk_only`, whose
-select stage is the top-k alone (a cheap select expression): the indexer's
-share is the difference. Shapes: V3.2's 128 query heads on one KV head at head
+(64 indexer heads of dim 128 in fp8, top 2048, causal) and `topk_only`, the
+same top-k over other scores (a cheap select expression). The three stages
+(select: the indexer; topk; attention) are timed apart by their kernels'
+names. Shapes: V3.2's 128 query heads on one KV head at head
 dim 128 (the language's kernels take one head dim for Q, K and V; V3.2's MLA
 uses 576/512), and 16 heads for the sparse-attention target. Per-stage device
 times come from the CUDA profiler (the kernels' own names): the select stage
@@ -57,14 +58,14 @@ def fp8_gemm_tflops(n=8192):
     return 2 * n ** 3 / ms / 1e9
 
 
-def select_only_ms(kern, L, K):
-    """Device ms of the select stage of `topk_only` at causal length L."""
+def topk_only_ms(kern, L, K):
+    """Device ms of the topk stage of `topk_only` at causal length L."""
     dev = "cuda"
     q = torch.randn(1, 1, L, 128, device=dev, dtype=torch.bfloat16)
     k = torch.randn(1, 1, L, 128, device=dev, dtype=torch.bfloat16)
     idx = torch.empty(1, 1, L, K, device=dev, dtype=torch.int32)
     stages = stage_times(lambda: kern(q, k, k, indices=idx))
-    return sum(t for n, t in stages.items() if n.endswith("_select"))
+    return sum(t for n, t in stages.items() if n.endswith("_topk"))
 
 
 def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
@@ -82,11 +83,13 @@ def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
     total = timed(run, reps=3)
     stages = stage_times(run)
     sel_ms = sum(t for n, t in stages.items() if n.endswith("_select"))
-    att_ms = sum(t for n, t in stages.items() if not n.endswith("_select") and "dsa" in n)
+    topk_ms = sum(t for n, t in stages.items() if n.endswith("_topk"))
+    att_ms = sum(t for n, t in stages.items() if n.startswith("dsa_") and not n.endswith(("_select", "_topk")))
     pairs_causal = L * (L + 1) / 2
     m = min(K, L)  # causal row t attends min(K, t + 1) keys
     selected = m * (m + 1) / 2 + (L - m) * K
-    r = {"L": L, "Hq": Hq, "D": D, "K": K, "total_ms": total, "select_ms": sel_ms, "attention_ms": att_ms,
+    r = {"L": L, "Hq": Hq, "D": D, "K": K, "total_ms": total, "select_ms": sel_ms, "topk_ms": topk_ms,
+         "attention_ms": att_ms,
          "indexer_tflops": 2 * pairs_causal * HI * dI / sel_ms / 1e9 if sel_ms else None,
          "attention_tflops_selected": 4 * selected * Hq * D / att_ms / 1e9 if att_ms else None}
     if dense:
@@ -116,18 +119,20 @@ def main():
         r = case(kern, L, 128, 128, K)
         r["fp8_gemm_tflops"] = gemm
         if topk_only:
-            r["topk_only_select_ms"] = select_only_ms(topk_only, L, K)
+            r["topk_only_topk_ms"] = topk_only_ms(topk_only, L, K)
         rows.append(r)
-        print(f"V3.2-like H128 D128 L={L}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, attention "
-              f"{r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s ({r['indexer_tflops'] / gemm:.2f}x "
+        print(f"V3.2-like H128 D128 L={L}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, topk "
+              f"{r['topk_ms']:.1f}, attention {r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s "
+              f"({r['indexer_tflops'] / gemm:.2f}x "
               f"FP8 GEMM); attention {r['attention_tflops_selected']:.0f} TF/s on selected pairs; cuDNN dense causal "
               f"{r['cudnn_causal_ms']:.1f} ms: x{r['speedup_vs_dense']:.2f}", flush=True)
         if topk_only:
-            print(f"  top-k alone (topk_only's select stage): {r['topk_only_select_ms']:.1f} ms", flush=True)
+            print(f"  topk_only's topk stage (other scores): {r['topk_only_topk_ms']:.1f} ms", flush=True)
     r = case(kern, 65536, 16, 128, K, dense=False)
     rows.append(r)
     print(f"H16 D128 one KV head L=65536 top-{K}: attention over the selection {r['attention_ms']:.2f} ms "
-          f"({r['attention_tflops_selected']:.0f} TF/s), select {r['select_ms']:.1f} ms", flush=True)
+          f"({r['attention_tflops_selected']:.0f} TF/s), select {r['select_ms']:.1f} ms, topk {r['topk_ms']:.1f} ms",
+          flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
