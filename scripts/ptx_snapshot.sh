@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes the PTX of every example (but dsa, which has no kernel yet) for
+# Writes the PTX of every example for
 # sm_90a and sm_80, and of bench/patterns.attn at the benchmark's tiling,
 # into DIR, so a refactor can be checked byte for byte:
 #   scripts/ptx_snapshot.sh /tmp/before   # at the base commit
@@ -14,7 +14,6 @@ mkdir -p "$out"
 n=0
 for f in "$root"/examples/*.attn; do
   name=$(basename "$f" .attn)
-  [ "$name" = dsa ] && continue
   for target in sm_90a sm_80; do
     "$attnc" "$f" --target="$target" -o "$out/$name.$target.ptx"
     n=$((n + 1))

@@ -4,7 +4,7 @@
 Usage (on the GPU machine; PTX compiled beforehand by attnc on a build machine):
   check_kernels.py --ptx-dir DIR --attnc BUILD/bin/attnc [--quick] [--only NAME] [--json OUT]
 
-For every example (except DSA, whose selection has no kernel yet) and every
+For every example in PTX_DIR (DSA's are in build-ptx/dsa/: check_dsa.py) and every
 variant, over a matrix of shapes (lengths 1, 17, 128, 1000, 4096, qlen != klen,
 batch 2, GQA 4:1 and one KV head, head dims 64/128/256, bf16 and fp16,
 offsets, inputs that make empty rows): random inputs, outputs poisoned with

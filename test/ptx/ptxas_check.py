@@ -7,10 +7,13 @@ Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets=sm_80,sm_90a,sm_90a+mm
 A target TARGET+BACKEND compiles with --backend=BACKEND. A wgmma chain that
 ptxas serializes (warning C7515: something touched its accumulators between
 issue and wait) fails the check too.
-Compiles each example (DSA's selection has no kernel yet) with attnc for each
-target, runs `ptxas -arch=TARGET -v`, and parses its report per kernel:
-registers, spill stores and loads. Fails on an assembler error, or on any
-spill in a kernel of head dim 64 or 128 (head dim 256 is reported only).
+Compiles each example with attnc for each target, runs `ptxas -arch=TARGET
+-v`, and parses its report per kernel: registers, spill stores and loads.
+Fails on an assembler error, or on any spill in a kernel of head dim 64 or
+128 (head dim 256 is reported only), but for DSA's attention stage at head
+dim 128 (128 query heads a CTA), which may spill up to 16 bytes: measured
+at 300 TF/s on selected pairs with that spill, against 200 at 64 heads a CTA
+without (bench/NOTES.md, DSA).
 Also prints the compile time per example (attnc, all kernels of the file).
 """
 import os, re, subprocess, sys, tempfile, time
@@ -26,7 +29,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted(os.listdir(examples)):
-            if not name.endswith(".attn") or name == "dsa.attn":
+            if not name.endswith(".attn"):
                 continue
             for target in targets:
                 arch, _, backend = target.partition("+")
@@ -60,7 +63,8 @@ def main():
                         st, ld = spills.get(kernel, (0, 0))
                         rows.append((name, target, kernel, int(m.group(1)), st, ld))
                         d = int(re.search(r"_d(\d+)_", kernel).group(1))
-                        if d in (64, 128) and (st or ld):
+                        allowed = 16 if name == "dsa.attn" and d == 128 and not kernel.endswith(("_select", "_topk")) else 0
+                        if d in (64, 128) and max(st, ld) > allowed:
                             failures.append(f"{name} {target}: {kernel} spills ({st} bytes stored, {ld} loaded)")
                 print(f"{name:20s} {target:7s} compiled in {secs * 1000:6.0f} ms, "
                       f"{sum(1 for x in rows if x[0] == name and x[1] == target)} kernels assembled")
