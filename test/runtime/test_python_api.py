@@ -261,25 +261,25 @@ class PythonApiTest(unittest.TestCase):
         kern = dsa_module().variant("dsa")
         t = dsa_tensors()
         common = dict(out=t["out"], lse=t["lse"], indexer=t["indexer"], indices=t["indices"])
-        # 2 x 128 row blocks of 64 rows x 8192 keys x 4 bytes: 128 per launch fill 256 MiB.
+        # 2 x 128 row blocks of 64 rows x 8192 keys x 4 bytes: all 256 fit 1 GiB in one launch.
         plan = kern.check(t["q"], t["k"], t["v"], **common)
         self.assertEqual(plan, {"kernel": "dsa_attention_d128", "grid": (16384, 1, 2),
                                 "block": (128, 1, 1), "shared_bytes": 65536,
-                                "workspace_bytes": 268435456})
+                                "workspace_bytes": 536870912})
         d = kern.describe(t["q"], t["k"], t["v"], **common)
-        self.assertIn("\n  stage select: dsa_select_d128 grid=[128, 1, 1] x 2 launches (256 row "
-                      "blocks, chunks of 128) block=[256, 1, 1] shared=16384 workspace=268435456\n", d)
-        self.assertIn("\n  workspace=(allocated at launch, 268435456 bytes)\n", d)
+        self.assertIn("\n  stage select: dsa_select_d128 grid=[256, 1, 1] x 1 launch (256 row "
+                      "blocks, chunks of 256) block=[256, 1, 1] shared=16384 workspace=536870912\n", d)
+        self.assertIn("\n  workspace=(allocated at launch, 536870912 bytes)\n", d)
         # A given workspace: any dtype, at least the bytes needed.
-        ws = FakeTensor((268435456 // 4,), "float32", BASE + 0x10000000)
+        ws = FakeTensor((536870912 // 4,), "float32", BASE + 0x10000000)
         p = packed(kern.describe(t["q"], t["k"], t["v"], workspace=ws, **common))
         self.assertEqual(int(p["workspace"], 16), BASE + 0x10000000)
         small = FakeTensor((1024,), "uint8", BASE + 0x10000000)
         with self.assertRaises(attnc.Error) as cm:
             kern.check(t["q"], t["k"], t["v"], workspace=small, **common)
         self.assertEqual(cm.exception.arg, "workspace")
-        self.assertEqual(str(cm.exception), "workspace: expected at least 268435456 bytes (stage "
-                         "'select': 128 row blocks per launch x block_m 64 x klen 8192 x 4 bytes "
+        self.assertEqual(str(cm.exception), "workspace: expected at least 536870912 bytes (stage "
+                         "'select': 256 row blocks per launch x block_m 64 x klen 8192 x 4 bytes "
                          "per key), got 1024 bytes (1024 x u8)")
         # A launch with a workspace checks, then needs the driver.
         with self.assertRaises(attnc.Error) as cm:
@@ -292,7 +292,7 @@ class PythonApiTest(unittest.TestCase):
             with self.assertRaises(attnc.Error) as cm:
                 kern(t["q"], t["k"], t["v"], stream=0, **common)
             self.assertEqual(cm.exception.arg, "workspace")
-            self.assertIn("variant 'dsa' needs a workspace of 268435456 bytes", str(cm.exception))
+            self.assertIn("variant 'dsa' needs a workspace of 536870912 bytes", str(cm.exception))
         # A variant without a workspace rejects one.
         causal = attnc.load(CAUSAL, lazy=True).variant("causal")
         u = tensors()
