@@ -6,8 +6,8 @@ Usage (on the GPU machine; PTX compiled beforehand by attnc):
   check_dsa.py --ptx DSA.ptx --src DSA.attn --attnc BUILD/bin/attnc [--quick] [--json OUT]
 
 For every variant of the module (test/gpu/dsa_cases.attn: the indexer in fp8,
-bf16 and fp16, windows, documents, a sink with a score rule, selection by i64
-and f32 expressions) over a matrix of shapes (odd lengths, qlen != klen,
+bf16 and fp16, windows, documents, a sink with a score rule, ALiBi (a score
+rule reading the row's head), selection by i64 and f32 expressions) over a matrix of shapes (odd lengths, qlen != klen,
 q_offset < 0 with empty rows, explicit offsets, batch 2, MQA with 16 and 128
 heads, GQA, head dims 64/128/256, one-query decode, K above some rows'
 allowed keys), with random inputs and outputs poisoned before the launch:
@@ -124,6 +124,8 @@ def run_case(kernel, spec, src, variant, case, attnc_bin, tmp, gen):
         if q_off < 0:
             return None, "skipped: a token input needs q_offset >= 0"
         inputs["doc"] = documents(B, max(q_off + Lq, k_off + Lk), gen)
+    if any(i["name"] == "slope" for i in spec.get("inputs", [])):
+        inputs["slope"] = (torch.rand(Hq, generator=gen) * 0.5).float()
     sinks = (torch.randn(Hq, generator=gen) * 2).float().cuda() if spec.get("sink") else None
     sel = spec["select"]
     K = sel["topk"]

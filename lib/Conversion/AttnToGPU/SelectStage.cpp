@@ -1,37 +1,38 @@
-//===- SelectStage.cpp - A selecting variant's select stage ---------------===//
+//===- SelectStage.cpp - A selecting variant's select and topk stages ----===//
 //
 // The first two kernels of a variant with `select topk(K) by ...` (the DSA
-// issue; docs/codegen.md "Selection"). One CTA (4 warps) takes the 4 query
-// rows t0 .. t0 + 3 of batch entry b (row block block_first + blockIdx.x,
-// grid chunked_row_blocks, block_m 4; the runtime launches the two stages
-// chunk by chunk on one workspace):
-//   1. the select stage scores every key the mask's closed forms visit (the hull of the
-//      rows' key tiles; the mask region on partial tiles), tile by tile:
+// issue; docs/codegen.md "Selection (DSA)"). One CTA (4 warps) takes the 4
+// query rows t0 .. t0 + 3 of batch entry b (row block block_first +
+// blockIdx.x, grid chunked_row_blocks, block_m 4; the runtime launches the
+// two stages chunk by chunk on one workspace):
+//   1. the select stage scores every key the mask's closed forms visit (the
+//      hull of the rows' key tiles; the mask region on partial tiles), tile
+//      by tile:
 //      - by the indexer, on tensor cores: warp w holds row t0 + w's HI
 //        indexer heads (qI[b, t, j, :], zero rows up to a multiple of 16)
-//        as its m-tiles of the Q tile, so one K tile serves 4 rows; S = Q
+//        as its m-tiles of the Q tile, so one kI tile serves 4 rows; S = Q
 //        kI^T (ldmatrix + mma.sync, TileCompute.cpp's scoresQK), then
 //        sum_j w[b, t, j] relu(S[j, s]) down each warp's columns (in
 //        registers, then across the lanes of a column by shuffles). fp8
 //        (e4m3) is widened exactly to f16 in shared memory by moving its
 //        bits (an e4m3 value is 2^8 times the f16 of the same sign,
 //        exponent and mantissa bits shifted left by 7), and the sums are
-//        scaled back by 2^16;
-//      - by the select region, per key;
-//      into the workspace (slot 4 blockIdx.x + w: klen keys) as order-preserving
-//      unsigned keys: 0 for a key the mask excludes, 1 for a NaN score
-//      (last, as the reference orders them), else the score's bits mapped
-//      so that unsigned order is score order (-0 as +0). i64 scores become
-//      64-bit keys (INT64_MIN then ties with INT64_MIN + 1).
-//   2. the topk stage (few registers, so many CTAs an SM hide the
-//      workspace reads' latency), per row, radix-selects the K-th largest key, 8 bits a pass from the
-//      top (a shared-memory histogram of the keys that match the digits
-//      chosen so far, each warp adding once per distinct digit among its
-//      lanes (match.any), one thread finding the bin that holds the K-th), then writes
-//      every key above it and the first (by column) of those equal to it
-//      into indices[b, g, t, :] for every KV group g, in ascending column
-//      order (two block-wide scans per step of keys keep the order), -1
-//      in the slots after the last.
+//        scaled back by 2^16. The kI tiles are double buffered;
+//      - by the select region, per (row, key);
+//      into the workspace (slot 4 blockIdx.x + w: klen keys) as
+//      order-preserving unsigned keys: 0 for a key the mask excludes, 1 for
+//      a NaN score (last, as the reference orders them), else the score's
+//      bits mapped so that unsigned order is score order (-0 as +0). i64
+//      scores become 64-bit keys (INT64_MIN then ties with INT64_MIN + 1).
+//   2. the topk stage (few registers, so many CTAs an SM hide the workspace
+//      reads' latency), per row, radix-selects the K-th largest key, 8 bits
+//      a pass from the top (a shared-memory histogram of the keys that
+//      match the digits chosen so far, each warp adding once per distinct
+//      digit among its lanes (match.any), one thread finding the bin that
+//      holds the K-th), then writes every key above it and the first (by
+//      column) of those equal to it into indices[b, g, t, :] for every KV
+//      group g, in ascending column order (two block-wide scans per step of
+//      keys keep the order), -1 in the slots after the last.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"

@@ -3,7 +3,8 @@
 // The mma.sync lowering of attn.tile.qk (ldmatrix + mma.sync m16n8k16),
 // attn.tile.score (scale and score rule), attn.tile.mask (partial tiles),
 // attn.tile.rescale (lazily, by a warp vote), attn.tile.exp (exp2 on the
-// SFU), attn.tile.pv (P kept in registers as the A operand). Register
+// SFU), attn.tile.pv (P kept in registers as the A operand), and over a
+// selection the gathered K/V rows and `mask by selection`. Register
 // layouts follow PTX's m16n8k16 fragments (AccLayout in KernelEmitter.h):
 // lane t holds rows t/4 and t/4 + 8 of each 16-row m-tile and columns
 // 2*(t%4) + {0, 1} of each 8-wide column block.
@@ -100,9 +101,12 @@ Value KernelEmitter::keyAt(Value colFirst, int64_t j, int64_t e) {
 }
 
 /// The query head of element e of m-tile mt: the CTA's, or over a
-/// selection (rows are heads) the row's.
+/// selection (rows are heads) the row's; rows past the last head (padding,
+/// never stored) read the last head's inputs, never past the tensor.
 Value KernelEmitter::headAt(int64_t mt, int64_t e) {
-  return overSelection_ ? add(hIdx_, rows_[AccLayout::rowSlot(mt, e)]) : hIdx_;
+  if (!overSelection_)
+    return hIdx_;
+  return minI(add(hIdx_, rows_[AccLayout::rowSlot(mt, e)]), sub(headsQ_, ci(1)));
 }
 
 /// Selection slot `slot` of this CTA's query row: a key column, or -1 when
