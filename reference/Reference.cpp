@@ -183,6 +183,11 @@ Dims validateImpl(const Request &req) {
   checkData("q", req.q);
   checkData("k", req.k);
   checkData("v", req.v);
+  if (req.gradOut) {
+    checkShape("grad_out", "grad_out", req.gradOut->shape,
+               {{"B", d.B}, {"Hq", d.Hq}, {"Lq", d.Lq}, {"Dv", d.Dv}});
+    checkData("grad_out", *req.gradOut);
+  }
 
   // Sinks.
   if (v.sink) {
@@ -400,10 +405,157 @@ public:
       t.join();
     if (error_)
       std::rethrow_exception(error_);
+    if (req_.gradOut)
+      backward(r, threads);
     return r;
   }
 
 private:
+  /// The gradients (Reference.h), after the forward pass filled O and LSE.
+  /// One task per (b, KV group): it owns dK/dV of that group and dQ of its
+  /// heads, so nothing is shared; sink partials per (b, h) are summed over b
+  /// at the end. The sums run in a fixed order: results do not depend on the
+  /// thread count.
+  void backward(Result &r, unsigned threads) {
+    r.dq = Tensor{req_.q.shape, std::vector<double>(req_.q.data.size(), 0.0)};
+    r.dk = Tensor{req_.k.shape, std::vector<double>(req_.k.data.size(), 0.0)};
+    r.dv = Tensor{req_.v.shape, std::vector<double>(req_.v.data.size(), 0.0)};
+    sinkPartial_.assign(size_t(d_.B * d_.Hq), 0.0);
+    next_ = 0;
+    size_t groups = size_t(d_.B * d_.Hkv);
+    threads = unsigned(std::max<int64_t>(1, std::min<int64_t>(threads, int64_t(groups))));
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t)
+      pool.emplace_back([this, groups] { gradWorker(groups); });
+    gradWorker(groups);
+    for (auto &t : pool)
+      t.join();
+    if (error_)
+      std::rethrow_exception(error_);
+    if (v_.sink) {
+      r.dsinks = Tensor{{d_.Hq}, std::vector<double>(size_t(d_.Hq), 0.0)};
+      for (int64_t b = 0; b < d_.B; ++b)
+        for (int64_t h = 0; h < d_.Hq; ++h)
+          r.dsinks->data[size_t(h)] += sinkPartial_[size_t(b * d_.Hq + h)];
+    }
+  }
+
+  void recordError(const dsl::EvalEnv &env, bool isReferenceError, const std::exception &e) {
+    std::lock_guard<std::mutex> lock(errMu_);
+    if (!error_) {
+      if (isReferenceError) {
+        error_ = std::current_exception();
+      } else {
+        std::ostringstream msg;
+        msg << "evaluating variant '" << v_.name << "' at b=" << env.b << ", h=" << env.h
+            << ", q=" << env.q << ", k=" << env.k << ": " << e.what();
+        error_ = std::make_exception_ptr(ReferenceError("variant", msg.str()));
+      }
+    }
+    failed_ = true;
+  }
+
+  void gradWorker(size_t groups) {
+    std::vector<char> allowed(size_t(d_.Lk));
+    std::vector<int64_t> keys, selected;
+    std::vector<double> selScores;
+    for (;;) {
+      if (failed_.load(std::memory_order_relaxed))
+        return;
+      size_t i = next_.fetch_add(1);
+      if (i >= groups)
+        return;
+      dsl::EvalEnv env = baseEnv();
+      int64_t b = int64_t(i) / d_.Hkv, g = int64_t(i) % d_.Hkv;
+      try {
+        for (int64_t row = 0; row < d_.Lq; ++row) {
+          env.b = b;
+          env.q = row + d_.qOff;
+          env.h = g * d_.G;
+          if (!info_.maskUsesHead)
+            maskRow(env, allowed);
+          if (v_.select && !req_.selection)
+            select(env, b, row, allowed, selected, selScores);
+          for (int64_t h = g * d_.G; h < (g + 1) * d_.G; ++h) {
+            env.h = h;
+            if (info_.maskUsesHead)
+              maskRow(env, allowed);
+            rowKeys(b, h, row, allowed, selected, keys);
+            backwardRow(env, b, h, row, keys);
+          }
+        }
+      } catch (const ReferenceError &e) {
+        recordError(env, true, e);
+        return;
+      } catch (const std::exception &e) {
+        recordError(env, false, e);
+        return;
+      }
+    }
+  }
+
+  /// The keys row `row` of head h attends, in column order (as runTask).
+  void rowKeys(int64_t b, int64_t h, int64_t row, const std::vector<char> &allowed,
+               const std::vector<int64_t> &selected, std::vector<int64_t> &keys) const {
+    keys.clear();
+    if (req_.selection) {
+      givenSelection(b, h / d_.G, row, allowed, keys);
+    } else if (v_.select) {
+      keys = selected;
+      std::sort(keys.begin(), keys.end());
+    } else {
+      for (int64_t c = 0; c < d_.Lk; ++c)
+        if (allowed[size_t(c)])
+          keys.push_back(c);
+    }
+  }
+
+  /// One row's contribution to dQ, dK, dV and the sink (Reference.h).
+  void backwardRow(dsl::EvalEnv &env, int64_t b, int64_t h, int64_t row,
+                   const std::vector<int64_t> &keys) {
+    const int64_t g = h / d_.G, D = d_.D, Dv = d_.Dv;
+    size_t oRow = size_t((b * d_.Hq + h) * d_.Lq + row);
+    double lse = out_->lse.data[oRow];
+    if (lse == -std::numeric_limits<double>::infinity())
+      return; // empty row: O = 0 whatever the inputs, zero gradients
+    const double *q = &req_.q.data[oRow * size_t(D)];
+    const double *kBase = &req_.k.data[size_t((b * d_.Hkv + g) * d_.Lk * D)];
+    const double *vBase = &req_.v.data[size_t((b * d_.Hkv + g) * d_.Lk * Dv)];
+    const double *dO = &req_.gradOut->data[oRow * size_t(Dv)];
+    const double *o = &out_->o.data[oRow * size_t(Dv)];
+    double *dq = &out_->dq->data[oRow * size_t(D)];
+    double *dkBase = &out_->dk->data[size_t((b * d_.Hkv + g) * d_.Lk * D)];
+    double *dvBase = &out_->dv->data[size_t((b * d_.Hkv + g) * d_.Lk * Dv)];
+    const double Dsum = dot(dO, o, Dv);
+    for (int64_t c : keys) {
+      double t = scale_ * dot(q, kBase + c * D, D);
+      double s = t, dds = 1.0;
+      if (v_.score) {
+        env.k = c + d_.kOff;
+        dsl::ScoreDerivative sd = dsl::evalScoreDerivative(v_, env, t);
+        s = sd.value;
+        dds = sd.dds;
+      }
+      double p = std::exp(s - lse);
+      if (p == 0.0)
+        continue; // contributes nothing (also keeps 0 * inf derivatives out)
+      const double *v = vBase + c * Dv;
+      double *dv = dvBase + c * Dv;
+      double dP = dot(dO, v, Dv);
+      for (int64_t x = 0; x < Dv; ++x)
+        dv[x] += p * dO[x];
+      double dRaw = p * (dP - Dsum) * dds * scale_;
+      const double *k = kBase + c * D;
+      double *dk = dkBase + c * D;
+      for (int64_t x = 0; x < D; ++x) {
+        dq[x] += dRaw * k[x];
+        dk[x] += dRaw * q[x];
+      }
+    }
+    if (v_.sink)
+      sinkPartial_[size_t(b * d_.Hq + h)] += -std::exp(req_.sinks->data[size_t(h)] - lse) * Dsum;
+  }
+
   void worker() {
     std::vector<char> allowed(size_t(d_.Lk));
     std::vector<int64_t> keys, selected;
@@ -619,6 +771,7 @@ private:
   double scale_ = 1.0;
   Result *out_ = nullptr;
   std::vector<Task> tasks_;
+  std::vector<double> sinkPartial_;
   std::atomic<size_t> next_{0};
   std::atomic<bool> failed_{false};
   std::mutex errMu_;

@@ -17,6 +17,16 @@
 //   5. O[b,h,r]     = sum_c P(c) V[b,h/G,c];   LSE = log(denominator)
 // An empty row gives O = 0 and LSE = -inf (LSE = S_h with a sink), never NaN.
 //
+// Gradients (Request::gradOut = dO given): of L = sum(O * dO) with respect to
+// Q, K, V and the sinks, per (b, h, r) over the attended keys c, with
+// t_c = scale * q.k_c, s_c = score(t_c), P_c = exp(s_c - LSE):
+//   dP_c = dO.v_c;  D = dO.O;  dS_c = P_c (dP_c - D);  dV_c += P_c dO
+//   dRaw_c = dS_c * score'(t_c) * scale;  dQ += dRaw_c k_c;  dK_c += dRaw_c q
+//   dSink_h += -exp(S_h - LSE) * D
+// (dK/dV summed over the query heads of a KV group). Inputs, the selection
+// and the indexer get no gradient (the selection is treated as constant);
+// an empty row contributes nothing; a NaN row propagates NaN.
+//
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -33,7 +43,7 @@
 namespace attnc::reference {
 
 /// A bad argument. `arg` names it: "q", "k", "v", "sinks", "input:NAME",
-/// "indexer.qI", "indexer.w", "indexer.kI", "q_offset", "k_offset",
+/// "indexer.qI", "indexer.w", "indexer.kI", "grad_out", "q_offset", "k_offset",
 /// "variant", "indices" or "selection"; the driver maps it to the
 /// command-line flag.
 struct ReferenceError : std::runtime_error {
@@ -82,6 +92,9 @@ struct Request {
   /// column must be allowed by the mask and appear once a row; the indexer
   /// tensors are then not needed (and are checked if given).
   std::optional<InputTensor> selection;
+  /// dO [B, Hq, Lq, Dv]: when given, run() also computes the gradients of
+  /// L = sum(O * dO) (Result::dq, dk, dv, dsinks).
+  std::optional<Tensor> gradOut;
   std::optional<int64_t> qOffset;   ///< default Lk - Lq
   std::optional<int64_t> kOffset;   ///< default 0
   unsigned threads = 0;             ///< 0: std::thread::hardware_concurrency()
@@ -97,6 +110,9 @@ struct Result {
   /// variant does not select.
   std::vector<int64_t> indicesShape;
   std::vector<int64_t> indices;
+  /// Only when Request::gradOut is given: dL/dQ, dL/dK, dL/dV (the shapes
+  /// of q, k, v) and dL/dsinks ([Hq], only for a variant with `sink;`).
+  std::optional<Tensor> dq, dk, dv, dsinks;
 };
 
 /// Largest |q_offset| / |k_offset| accepted, so that positions and the

@@ -12,6 +12,7 @@
 #include "reference/Reference.h"
 
 #include "attnc/dsl/Diagnostics.h"
+#include "attnc/dsl/Eval.h"
 #include "attnc/dsl/Sema.h"
 
 #include <gtest/gtest.h>
@@ -780,4 +781,234 @@ TEST(ReferenceErrors, OffsetsAgainstTokenAxes) {
   r.qOffset = 90;
   r.kOffset = 92;
   EXPECT_NO_THROW(reference::run(r));
+}
+
+//===----------------------------------------------------------------------===//
+// Gradients: central finite differences of L = sum(O * dO)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+double lossOf(const Request &r) {
+  Request f = r;
+  f.gradOut.reset();
+  Result out = reference::run(f);
+  double l = 0;
+  for (size_t i = 0; i < out.o.data.size(); ++i)
+    l += out.o.data[i] * r.gradOut->data[i];
+  return l;
+}
+
+/// Checks every element of dq, dk, dv (and dsinks) against central
+/// differences with step 1e-6.
+void checkGradients(Request r, uint64_t seed = 99) {
+  r.gradOut = random({r.q.shape[0], r.q.shape[1], r.q.shape[2], r.v.shape[3]}, seed);
+  Result g = reference::run(r);
+  ASSERT_TRUE(g.dq && g.dk && g.dv);
+  EXPECT_EQ(g.dq->shape, r.q.shape);
+  EXPECT_EQ(g.dk->shape, r.k.shape);
+  EXPECT_EQ(g.dv->shape, r.v.shape);
+  ASSERT_EQ(bool(g.dsinks), bool(r.sinks));
+  const double h = 1e-6;
+  auto fd = [&](Tensor &t, const Tensor &grad, const char *name) {
+    for (size_t i = 0; i < t.data.size(); ++i) {
+      double x = t.data[i];
+      t.data[i] = x + h;
+      double lp = lossOf(r);
+      t.data[i] = x - h;
+      double lm = lossOf(r);
+      t.data[i] = x;
+      double num = (lp - lm) / (2 * h);
+      EXPECT_NEAR(grad.data[i], num, 1e-6 * std::max(1.0, std::fabs(num))) << name << "[" << i << "]";
+    }
+  };
+  fd(r.q, *g.dq, "dq");
+  fd(r.k, *g.dk, "dk");
+  fd(r.v, *g.dv, "dv");
+  if (r.sinks)
+    fd(*r.sinks, *g.dsinks, "dsinks");
+}
+
+} // namespace
+
+TEST(ReferenceGradients, Causal) {
+  auto p = compile("attention causal { mask k <= q; }");
+  ASSERT_TRUE(p);
+  checkGradients(makeRequest(*p, "causal", 2, 2, 2, 5, 5, 4, 3));
+}
+
+TEST(ReferenceGradients, SlidingWindowWithOffsets) {
+  auto p = compile("param window = 3; attention sw { mask k <= q && q - k < window; }");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "sw", 1, 2, 2, 4, 7, 3, 5);
+  r.v = random({1, 2, 7, 5}, 17); // Dv != D
+  r.qOffset = 2;
+  r.kOffset = -1;
+  checkGradients(r);
+}
+
+TEST(ReferenceGradients, Gqa) {
+  auto p = compile("attention causal { mask k <= q; }");
+  ASSERT_TRUE(p);
+  checkGradients(makeRequest(*p, "causal", 1, 4, 2, 4, 6, 4, 11));
+}
+
+TEST(ReferenceGradients, Softcap) {
+  auto p = compile("attention sc { mask k <= q; score 30.0 * tanh(s / 30.0); scale 4.0; }");
+  ASSERT_TRUE(p);
+  checkGradients(makeRequest(*p, "sc", 1, 2, 1, 4, 4, 4, 13));
+}
+
+TEST(ReferenceGradients, AlibiWithInputSlope) {
+  auto p = compile(R"(
+    input slope : f32[head];
+    attention alibi { mask k <= q; score s + slope[h] * (k - q); }
+  )");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "alibi", 1, 2, 2, 5, 5, 4, 19);
+  r.inputs["slope"] = {{2}, {}, {0.5, 0.25}};
+  checkGradients(r);
+}
+
+TEST(ReferenceGradients, ExpLogSqrtMinMaxCond) {
+  // Kinks at s = 0 (?:) and s = -2 (max); random points avoid them.
+  auto p = compile(R"(
+    attention r {
+      mask k <= q;
+      scale 1.0;
+      score s > 0.0 ? log(1.0 + exp(s)) : min(s, sqrt(abs(s) + 1.0)) - max(s * 0.5, -1.0) / 2.0;
+    }
+  )");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "r", 1, 2, 2, 5, 5, 3, 23);
+  r.q = random({1, 2, 5, 3}, 23, -2, 2);
+  checkGradients(r);
+  // The derivative evaluator's value is evalScore's, exactly.
+  const dsl::AttentionDecl &v = p->p->ast.attentions[0];
+  dsl::EvalEnv env;
+  env.program = &*p->p;
+  env.variant = &v;
+  for (double s : {-3.0, -2.5, -1.0, -0.25, 0.5, 2.0}) {
+    dsl::ScoreDerivative d = dsl::evalScoreDerivative(v, env, s);
+    EXPECT_EQ(d.value, dsl::evalScore(v, env, s));
+    double num = (dsl::evalScore(v, env, s + 1e-6) - dsl::evalScore(v, env, s - 1e-6)) / 2e-6;
+    EXPECT_NEAR(d.dds, num, 1e-8) << s;
+  }
+}
+
+TEST(ReferenceGradients, Sinks) {
+  auto p = compile("param window = 2; attention sk { mask k <= q && q - k < window; sink; }");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "sk", 2, 2, 1, 4, 4, 4, 29);
+  r.sinks = fromValues({2}, {0.3, -1.2});
+  checkGradients(r);
+}
+
+TEST(ReferenceGradients, EmptyRowsHaveZeroGradients) {
+  auto p = compile("attention anti { mask k > q; } attention antisink { mask k > q; sink; }");
+  ASSERT_TRUE(p);
+  for (const char *name : {"anti", "antisink"}) {
+    Request r = makeRequest(*p, name, 1, 2, 2, 5, 5, 4, 31);
+    if (std::string(name) == "antisink")
+      r.sinks = fromValues({2}, {0.5, -0.5});
+    checkGradients(r);
+    r.gradOut = random({1, 2, 5, 4}, 3);
+    Result g = reference::run(r);
+    for (int64_t h = 0; h < 2; ++h) // the last row attends nothing
+      for (int64_t x = 0; x < 4; ++x)
+        EXPECT_EQ(g.dq->data[size_t((h * 5 + 4) * 4 + x)], 0.0) << name;
+    for (int64_t h = 0; h < 2; ++h) // key 0 is attended by no row
+      for (int64_t x = 0; x < 4; ++x) {
+        EXPECT_EQ(g.dk->data[size_t((h * 5 + 0) * 4 + x)], 0.0) << name;
+        EXPECT_EQ(g.dv->data[size_t((h * 5 + 0) * 4 + x)], 0.0) << name;
+      }
+  }
+}
+
+TEST(ReferenceGradients, SelectionGradientsOnlyThroughSelectedKeys) {
+  auto p = compile("attention sel { mask k <= q; select topk(3) by -abs(q - k); }");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "sel", 1, 2, 1, 6, 6, 4, 37);
+  checkGradients(r);
+  // The last row selects keys 3..5 only: with dO zero elsewhere, keys 0..2
+  // get no gradient.
+  r.gradOut = filled({1, 2, 6, 4}, 0.0);
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t x = 0; x < 4; ++x)
+      r.gradOut->data[size_t((h * 6 + 5) * 4 + x)] = 1.0 + x;
+  Result g = reference::run(r);
+  for (int64_t c = 0; c < 6; ++c)
+    for (int64_t x = 0; x < 4; ++x) {
+      double dk = g.dk->data[size_t(c * 4 + x)], dv = g.dv->data[size_t(c * 4 + x)];
+      if (c < 3) {
+        EXPECT_EQ(dk, 0.0) << c;
+        EXPECT_EQ(dv, 0.0) << c;
+      } else {
+        EXPECT_NE(dv, 0.0) << c;
+      }
+    }
+}
+
+TEST(ReferenceGradients, GivenSelection) {
+  auto p = compile("attention sel { mask k <= q; select topk(2) by 1.0 * k; }");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "sel", 1, 2, 2, 3, 3, 4, 41);
+  reference::InputTensor sel;
+  sel.shape = {1, 2, 3, 2};
+  sel.ints = {0, -1, 1, 0, 0, 2, /* group 1 */ -1, 0, 1, -1, 2, 1};
+  r.selection = sel;
+  checkGradients(r);
+}
+
+TEST(ReferenceErrors, GradOutShape) {
+  auto p = compile("attention causal { mask k <= q; }");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "causal", 1, 2, 2, 3, 3, 4);
+  r.gradOut = filled({1, 2, 3, 5}, 0.0);
+  auto [arg, msg] = errorOf(r);
+  EXPECT_EQ(arg, "grad_out");
+  EXPECT_TRUE(contains(msg, "grad_out: expected shape [B=1, Hq=2, Lq=3, Dv=4], got [1, 2, 3, 5]")) << msg;
+  r.gradOut.reset();
+  EXPECT_FALSE(reference::run(r).dq);
+}
+
+TEST(ReferenceGradients, IndexerSelectionIsConstant) {
+  // IndexerSelectionHandComputed's selection: row 0 {0}, row 1 {0, 1}, row 2
+  // {1, 2}. The gradients are those of the mask that allows exactly these
+  // keys; the indexer tensors get none.
+  auto p = compile(R"(
+    attention dsa { mask k <= q; select topk(2) by indexer(heads = 2, dim = 2, dtype = fp32); }
+    attention same { mask k <= q && (q < 2 || k >= 1); }
+  )");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "dsa", 1, 4, 2, 3, 3, 4, 43);
+  reference::IndexerTensors ix;
+  ix.qI = fromValues({1, 3, 2, 2}, {0, 0, 0, 0, 0, 0, 0, 0, 1, -1, 0, 1});
+  ix.w = fromValues({1, 3, 2}, {1, 1, 1, 1, 1, 2});
+  ix.kI = fromValues({1, 3, 2}, {1, 0, 0, 1, 1, 1});
+  r.indexer = ix;
+  checkGradients(r);
+  r.gradOut = random({1, 4, 3, 4}, 5);
+  Result a = reference::run(r);
+  Request m = r;
+  m.variant = p->variant("same");
+  m.indexer.reset();
+  Result b = reference::run(m);
+  EXPECT_EQ(a.dq->data, b.dq->data);
+  EXPECT_EQ(a.dk->data, b.dk->data);
+  EXPECT_EQ(a.dv->data, b.dv->data);
+}
+
+TEST(ReferenceGradients, NanRowPropagates) {
+  auto p = compile("attention n { mask k <= q; score q == 1 ? s / 0.0 * 0.0 : s; }");
+  ASSERT_TRUE(p);
+  Request r = makeRequest(*p, "n", 1, 1, 1, 3, 3, 4, 47);
+  r.gradOut = random({1, 1, 3, 4}, 6);
+  Result g = reference::run(r);
+  for (int64_t x = 0; x < 4; ++x) {
+    EXPECT_TRUE(std::isnan(g.dq->data[size_t(4 + x)])); // row 1 (q = 1) is NaN
+    EXPECT_TRUE(std::isfinite(g.dq->data[size_t(8 + x)]));
+    EXPECT_TRUE(std::isnan(g.dv->data[size_t(x)])); // key 0 is attended by row 1
+    EXPECT_TRUE(std::isfinite(g.dv->data[size_t(8 + x)])); // key 2 is not
+  }
 }

@@ -451,6 +451,8 @@ const char kRunUsage[] =
                  [--sinks s.npy] [--indexer qI.npy,w.npy,kI.npy] [--selection idx.npy]
                  [--q-offset N] [--k-offset N] [-D NAME=VALUE]...
                  --out o.npy [--lse lse.npy] [--indices idx.npy]
+                 [--grad-out dO.npy [--dq dq.npy] [--dk dk.npy] [--dv dv.npy]
+                  [--dsinks ds.npy]]   (the reference only)
                  [--dtype-out f32|f64] [--threads N]
 )";
 
@@ -520,8 +522,14 @@ std::optional<int> parseRunCommandLine(int argc, char **argv, RunCommandOptions 
   cmd.text("--out", "PATH", "O [B, Hq, Lq, Dv]", o.out);
   cmd.text("--lse", "PATH", "LSE [B, Hq, Lq] (natural log; -inf for an empty row)", o.lse);
   cmd.text("--indices", "PATH", "selected key columns [B, Hkv, Lq, K], int64, -1\npadded", o.indices);
+  cmd.text("--grad-out", "PATH",
+           "the reference only: dO [B, Hq, Lq, Dv]; with it, write\nthe gradients of sum(O * dO) below", o.gradOut);
+  cmd.text("--dq", "PATH", "dQ [B, Hq, Lq, D] (needs --grad-out)", o.dq);
+  cmd.text("--dk", "PATH", "dK [B, Hkv, Lk, D], summed over a KV group's heads\n(needs --grad-out)", o.dk);
+  cmd.text("--dv", "PATH", "dV [B, Hkv, Lk, Dv], summed likewise (needs\n--grad-out)", o.dv);
+  cmd.text("--dsinks", "PATH", "dL/dsinks [Hq] (variants with `sink;`; needs\n--grad-out)", o.dsinks);
   std::string dtypeOut = "f32";
-  cmd.choice("--dtype-out", "dtype of O and LSE (default f32)", dtypeOut, {"f32", "f64"});
+  cmd.choice("--dtype-out", "dtype of O, LSE and the gradients (default f32)", dtypeOut, {"f32", "f64"});
 
   return cmd.parse(argc, argv, [&] {
     o.f64 = dtypeOut == "f64";
@@ -541,6 +549,15 @@ std::optional<int> parseRunCommandLine(int argc, char **argv, RunCommandOptions 
       throw UsageError{"--variant and --layer are mutually exclusive"};
     if (o.model && !o.layer)
       throw UsageError{"--model needs --layer"};
+    bool anyGrad = !o.dq.empty() || !o.dk.empty() || !o.dv.empty() || !o.dsinks.empty();
+    if (anyGrad && o.gradOut.empty())
+      throw UsageError{std::string(!o.dq.empty() ? "--dq" : !o.dk.empty() ? "--dk" : !o.dv.empty() ? "--dv" : "--dsinks") +
+                       " needs --grad-out dO.npy (the upstream gradient of O)"};
+    if (!o.gradOut.empty() && !anyGrad)
+      throw UsageError{"--grad-out: give at least one of --dq, --dk, --dv, --dsinks to write"};
+    if (!o.gradOut.empty() && !o.reference)
+      throw UsageError{"--grad-out: there is no backward kernel yet; gradients are computed by the "
+                       "reference only (--reference)"};
   });
 }
 

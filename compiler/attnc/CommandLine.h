@@ -57,6 +57,7 @@ struct RunCommandOptions {
   std::optional<std::string> variant, model;
   std::optional<int64_t> layer;
   std::string q, k, v, sinks, out, lse, indices;
+  std::string gradOut, dq, dk, dv, dsinks; ///< --grad-out dO.npy and the gradients (reference only)
   std::string selection; ///< --selection idx.npy (the reference only): attend over these keys
   std::vector<std::string> indexer; ///< qI, w, kI
   std::vector<std::pair<std::string, std::string>> inputs;

@@ -9,7 +9,8 @@
 //   5. run the reference executor (--reference: runReference), or the GPU
 //      kernel through libattnrt (runGpu: K.ptx of --module, or FILE compiled
 //      in process in builds with MLIR);
-//   6. write O, LSE and the indices together, atomically.
+//   6. write O, LSE, the indices and the gradients (--grad-out with --dq,
+//      --dk, --dv, --dsinks; the reference only) together, atomically.
 // Exit codes: 0 success, 1 bad input, 2 bad command line, 3 internal error
 // (an unexpected exception, or the in-process compiler's internal error).
 //
@@ -160,6 +161,7 @@ std::string describeArg(const Options &o, const std::string &arg) {
   if (arg == "indexer.qI") return "--indexer qI " + o.indexer[0];
   if (arg == "indexer.w") return "--indexer w " + o.indexer[1];
   if (arg == "indexer.kI") return "--indexer kI " + o.indexer[2];
+  if (arg == "grad_out") return "--grad-out " + o.gradOut;
   if (arg == "q_offset") return "--q-offset";
   if (arg == "k_offset") return "--k-offset";
   if (arg.rfind("input:", 0) == 0) {
@@ -238,6 +240,11 @@ int runReference(const Options &o) {
     }
     req.inputs[name] = readInput(p.ast.inputs[size_t(idx)], path);
   }
+  if (!o.dsinks.empty() && !variant.sink)
+    throw InputError{"--dsinks: variant '" + variant.name +
+                     "' has no `sink;` clause, so there is no sink gradient to write"};
+  if (!o.gradOut.empty())
+    req.gradOut = readFloat("--grad-out", o.gradOut);
   req.qOffset = o.qOffset;
   req.kOffset = o.kOffset;
   req.threads = o.threads;
@@ -262,6 +269,14 @@ int runReference(const Options &o) {
   if (!o.indices.empty())
     files.emplace_back(o.indices, attnc::support::encodeNpy(
                                       NpyArray::fromInt64(r.indicesShape, r.indices)));
+  if (!o.dq.empty())
+    files.emplace_back(o.dq, floats(*r.dq));
+  if (!o.dk.empty())
+    files.emplace_back(o.dk, floats(*r.dk));
+  if (!o.dv.empty())
+    files.emplace_back(o.dv, floats(*r.dv));
+  if (!o.dsinks.empty())
+    files.emplace_back(o.dsinks, floats(*r.dsinks));
   try {
     attnc::support::writeFilesAtomic(files);
   } catch (const std::exception &e) {

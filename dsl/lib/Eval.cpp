@@ -194,4 +194,127 @@ double evalSelectScore(const AttentionDecl &variant, const EvalEnv &env) {
   return evaluate(*variant.select->byExpr, env).asDouble();
 }
 
+//===----------------------------------------------------------------------===//
+// d(score)/ds by forward-mode dual numbers (Eval.h: evalScoreDerivative).
+// The value half of every node is computed with the same helpers as
+// evaluate() (arith, compare, the same branch choices), so branches taken
+// here are exactly evaluate()'s; nodes that cannot depend on `s` (ints,
+// bools, inputs, q/k/h/b, params) go through evaluate() with derivative 0.
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+struct Dual {
+  Value v;
+  double d = 0.0;
+};
+
+Dual dual(const Expr &e, const EvalEnv &env);
+
+Dual constant(const Expr &e, const EvalEnv &env) { return {evaluate(e, env), 0.0}; }
+
+Dual dualCall(const Expr &e, const EvalEnv &env) {
+  bool isFloat = e.type == Type::Float;
+  Dual a = dual(*e.operands[0], env);
+  switch (e.builtin) {
+  case Builtin::Abs:
+    if (a.v.type == Type::Int)
+      return {Value::ofInt(a.v.i < 0 ? int64_t(0 - uint64_t(a.v.i)) : a.v.i), 0.0};
+    return {Value::ofFloat(std::fabs(a.v.f)), a.v.f < 0 ? -a.d : a.d};
+  case Builtin::Min:
+  case Builtin::Max: {
+    Dual b = dual(*e.operands[1], env);
+    bool less = compare(Op::Lt, a.v, b.v);
+    const Dual &pick = (e.builtin == Builtin::Min) == less ? a : b;
+    return {isFloat ? Value::ofFloat(pick.v.asDouble()) : pick.v, isFloat ? pick.d : 0.0};
+  }
+  case Builtin::Clamp: {
+    Dual lo = dual(*e.operands[1], env), hi = dual(*e.operands[2], env);
+    Dual r = compare(Op::Lt, a.v, lo.v) ? lo : a;
+    r = compare(Op::Gt, r.v, hi.v) ? hi : r;
+    return {isFloat ? Value::ofFloat(r.v.asDouble()) : r.v, isFloat ? r.d : 0.0};
+  }
+  case Builtin::Tanh: {
+    double t = std::tanh(a.v.asDouble());
+    return {Value::ofFloat(t), (1.0 - t * t) * a.d};
+  }
+  case Builtin::Exp: {
+    double x = std::exp(a.v.asDouble());
+    return {Value::ofFloat(x), x * a.d};
+  }
+  case Builtin::Log: {
+    double x = a.v.asDouble();
+    return {Value::ofFloat(std::log(x)), a.d / x};
+  }
+  case Builtin::Sqrt: {
+    double r = std::sqrt(a.v.asDouble());
+    return {Value::ofFloat(r), a.d / (2.0 * r)};
+  }
+  }
+  return constant(e, env);
+}
+
+Dual dual(const Expr &e, const EvalEnv &env) {
+  switch (e.kind) {
+  case Expr::Kind::Name:
+    if (e.ref == RefKind::VarScore)
+      return {Value::ofFloat(env.s), 1.0};
+    if (e.ref == RefKind::Let && env.variant)
+      return dual(*env.variant->lets[e.refIndex].value, env);
+    return constant(e, env);
+  case Expr::Kind::Call: return dualCall(e, env);
+  case Expr::Kind::Unary: {
+    if (e.op == Op::Not)
+      return constant(e, env);
+    Dual a = dual(*e.operands[0], env);
+    if (a.v.type == Type::Int)
+      return {Value::ofInt(int64_t(0 - uint64_t(a.v.i))), 0.0};
+    return {Value::ofFloat(-a.v.f), -a.d};
+  }
+  case Expr::Kind::Cond: {
+    Value c = evaluate(*e.operands[0], env);
+    Dual r = dual(*e.operands[c.b ? 1 : 2], env);
+    return e.type == Type::Float ? Dual{Value::ofFloat(r.v.asDouble()), r.d} : Dual{r.v, 0.0};
+  }
+  case Expr::Kind::Binary: {
+    if (e.op == Op::And || e.op == Op::Or)
+      return constant(e, env);
+    switch (e.op) {
+    case Op::Lt:
+    case Op::Le:
+    case Op::Gt:
+    case Op::Ge:
+    case Op::Eq:
+    case Op::Ne: return constant(e, env);
+    default: break;
+    }
+    Dual a = dual(*e.operands[0], env), b = dual(*e.operands[1], env);
+    Value r = arith(e.op, a.v, b.v);
+    if (r.type != Type::Float)
+      return {r, 0.0};
+    double x = a.v.asDouble(), y = b.v.asDouble(), d = 0.0;
+    switch (e.op) {
+    case Op::Add: d = a.d + b.d; break;
+    case Op::Sub: d = a.d - b.d; break;
+    case Op::Mul: d = a.d * y + x * b.d; break;
+    case Op::Div: d = (a.d - (x / y) * b.d) / y; break;
+    default: break;
+    }
+    return {r, d};
+  }
+  default: return constant(e, env);
+  }
+}
+
+} // namespace
+
+ScoreDerivative evalScoreDerivative(const AttentionDecl &variant, const EvalEnv &env, double s) {
+  if (!variant.score)
+    return {s, 1.0};
+  EvalEnv withScore = env;
+  withScore.s = s;
+  Dual r = dual(*variant.score, withScore);
+  return {r.v.asDouble(), r.d};
+}
+
 } // namespace attnc::dsl

@@ -56,4 +56,18 @@ double evalScore(const AttentionDecl &variant, const EvalEnv &env, double s);
 /// The selection score of `select topk(K) by EXPR`, as a double.
 double evalSelectScore(const AttentionDecl &variant, const EvalEnv &env);
 
+/// The rewritten score and its derivative d(score)/ds at raw score `s`, by
+/// forward-mode dual numbers over the same expression (for the reference's
+/// gradients). `value` equals evalScore(variant, env, s) exactly: the value
+/// half reuses evaluate()'s arithmetic and branch choices. Rules: + - * /
+/// and unary - as usual; tanh' = 1 - tanh^2, exp' = exp, log' = 1/x,
+/// sqrt' = 1/(2 sqrt x), abs' = sign (+1 at 0); min/max/clamp and ?: take
+/// the derivative of the branch evaluate() picks; comparisons, bools, ints,
+/// inputs, params and q/k/h/b have derivative 0. Without a score clause:
+/// {s, 1}.
+struct ScoreDerivative {
+  double value, dds;
+};
+ScoreDerivative evalScoreDerivative(const AttentionDecl &variant, const EvalEnv &env, double s);
+
 } // namespace attnc::dsl
