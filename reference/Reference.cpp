@@ -494,7 +494,10 @@ private:
     }
   }
 
-  /// The keys row `row` of head h attends, in column order (as runTask).
+  /// The keys row `row` of head h attends, in column order: the given
+  /// selection, the topk selection (summed in column order like an
+  /// unselected row, so that topk(K) with K >= the allowed keys reproduces
+  /// the mask alone bit for bit), or every allowed key.
   void rowKeys(int64_t b, int64_t h, int64_t row, const std::vector<char> &allowed,
                const std::vector<int64_t> &selected, std::vector<int64_t> &keys) const {
     keys.clear();
@@ -570,20 +573,10 @@ private:
       try {
         runTask(tasks_[i], env, allowed, keys, selected, scores, selScores, acc);
       } catch (const ReferenceError &e) { // a bad given selection: names its argument
-        std::lock_guard<std::mutex> lock(errMu_);
-        if (!error_)
-          error_ = std::current_exception();
-        failed_ = true;
+        recordError(env, true, e);
         return;
       } catch (const std::exception &e) {
-        std::lock_guard<std::mutex> lock(errMu_);
-        if (!error_) {
-          std::ostringstream msg;
-          msg << "evaluating variant '" << v_.name << "' at b=" << env.b << ", h=" << env.h
-              << ", q=" << env.q << ", k=" << env.k << ": " << e.what();
-          error_ = std::make_exception_ptr(ReferenceError("variant", msg.str()));
-        }
-        failed_ = true;
+        recordError(env, false, e);
         return;
       }
     }
@@ -695,19 +688,7 @@ private:
       env.h = h;
       if (info_.maskUsesHead)
         maskRow(env, allowed);
-      keys.clear();
-      if (req_.selection) {
-        givenSelection(t.b, h / d_.G, t.row, allowed, keys);
-      } else if (v_.select) {
-        // Sum in column order, like an unselected row: topk(K) with K >= the
-        // allowed keys then reproduces the mask alone bit for bit.
-        keys = selected;
-        std::sort(keys.begin(), keys.end());
-      } else {
-        for (int64_t c = 0; c < d_.Lk; ++c)
-          if (allowed[size_t(c)])
-            keys.push_back(c);
-      }
+      rowKeys(t.b, h, t.row, allowed, selected, keys);
       attendRow(env, t.b, h, t.row, keys, scores, acc);
     }
   }

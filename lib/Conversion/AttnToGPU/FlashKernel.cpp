@@ -278,14 +278,7 @@ void KernelEmitter::emitPrologue() {
     selBase_ = add(add(mul(bIdx_, isb_), mul(hkv, ish_)), mul(mIdx_, isl_));
   }
 
-  // Per-thread geometry: lane t holds rows t/4 and t/4 + 8 of each of its
-  // warp's 16-row m-tiles, columns 2*(t%4) + {0, 1} of each 8-wide block.
-  quad_ = arith::DivUIOp::create(b_, loc_, lane_, ci(4));
-  inQuad_ = arith::RemUIOp::create(b_, loc_, lane_, ci(4));
-  laneRow16_ = arith::RemUIOp::create(b_, loc_, lane_, ci(16));
-  laneHalf_ = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
-  lane8_ = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
-  laneOct_ = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
+  laneGeometry();
   for (int64_t r = 0; r < rowsPerThread; ++r) {
     Value row = add(add(mul(warp_, ci(16 * MT_)), ci((r / 2) * 16 + (r % 2) * 8)), quad_);
     rows_.push_back(row);
@@ -295,6 +288,18 @@ void KernelEmitter::emitPrologue() {
   // This warp's query positions (empty past qlen).
   Value warpFirst = add(rowBase_, mul(warp_, ci(16 * MT_)));
   warpRows_ = {add(warpFirst, qOff_), add(sub(minI(add(warpFirst, ci(16 * MT_)), qlen_), ci(1)), qOff_)};
+}
+
+/// Each lane's place in the fragments: lane t holds rows t/4 and t/4 + 8 of
+/// each of its warp's 16-row m-tiles, columns 2*(t%4) + {0, 1} of each
+/// 8-wide block; ldmatrix addresses take the rest.
+void KernelEmitter::laneGeometry() {
+  quad_ = arith::DivUIOp::create(b_, loc_, lane_, ci(4));
+  inQuad_ = arith::RemUIOp::create(b_, loc_, lane_, ci(4));
+  laneRow16_ = arith::RemUIOp::create(b_, loc_, lane_, ci(16));
+  laneHalf_ = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
+  lane8_ = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
+  laneOct_ = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
 }
 
 SmallVector<Value> &KernelEmitter::regsOf(Value tileValue) {

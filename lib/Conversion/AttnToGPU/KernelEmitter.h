@@ -290,6 +290,7 @@ private:
   gpu::GPUFuncOp declare(gpu::GPUModuleOp module);
   void setupBlock();
   void emitPrologue();
+  void laneGeometry();
   void lowerOp(Operation &op);
   void lowerKeyLoop(attn::TileKeyLoopOp loop);
   SmallVector<Value> &regsOf(Value tileValue);

@@ -496,12 +496,7 @@ void KernelEmitter::emitSelectStage() {
 
   SmallVector<Value> w;
   if (mma) {
-    quad_ = arith::DivUIOp::create(b_, loc_, lane_, ci(4));
-    inQuad_ = arith::RemUIOp::create(b_, loc_, lane_, ci(4));
-    laneRow16_ = arith::RemUIOp::create(b_, loc_, lane_, ci(16));
-    laneHalf_ = arith::DivUIOp::create(b_, loc_, lane_, ci(16));
-    lane8_ = arith::RemUIOp::create(b_, loc_, lane_, ci(8));
-    laneOct_ = arith::RemUIOp::create(b_, loc_, arith::DivUIOp::create(b_, loc_, lane_, ci(8)), ci(2));
+    laneGeometry();
     // Warp r's m-tiles: row t0 + r's heads (none past qlen).
     const int64_t headRows = BM_ / rows;
     for (int64_t r = 0; r < rows; ++r) {
