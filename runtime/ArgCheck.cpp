@@ -6,8 +6,9 @@
 // needs no GPU. The rules are listed in docs/runtime.md ("Argument checking");
 // the order here is the order errors are reported in: q, k, v, o, lse, sinks,
 // indexer, indices, inputs, offsets, grid limits (per stage, which also
-// sizes the chunks of chunked stages), the workspace, then in argument order
-// the i32 parameter ranges and the TMA rules of tensormap arguments.
+// sizes the chunks of chunked stages and the workspace of tiled ones), the
+// workspace, then in argument order the i32 parameter ranges and the TMA
+// rules of tensormap arguments.
 // tensorMapParams(): the encode parameters of a TMA descriptor, checked
 // against cuTensorMapEncodeTiled's rules.
 //
@@ -87,6 +88,43 @@ std::string dimNames(const std::vector<Dim> &dims) {
   for (const auto &d : dims)
     n.push_back(d.name);
   return "[" + join(n) + "]";
+}
+
+/// ceil(a / b) for a >= 0, b >= 1.
+int64_t ceilDiv(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+/// The workspace of tiled stage `k` (grid tiles_heads_batch): its bytes per
+/// tile for each of the `tiles` tiles of each (batch entry, query head). B
+/// and Hq are within the grid's y and z limits and tiles within 2^31 CTAs
+/// of at most 32 warps, so the product fits 128 bits.
+uint64_t tileWorkspace(const KernelSpec &k, int64_t B, int64_t Hq, int64_t Lq, int64_t Lk,
+                       int64_t tiles, const std::string &ofStage) {
+  const int64_t perTile = k.workspacePerTile.value_or(1);
+  const unsigned __int128 bytes = (unsigned __int128)B * (unsigned __int128)Hq *
+                                  (unsigned __int128)tiles * (unsigned __int128)perTile;
+  if (bytes > kMaxWorkspace)
+    bad("q", "batch = " + std::to_string(B) + ", heads_q = " + std::to_string(Hq) + ", qlen = " +
+                 std::to_string(Lq) + " and klen = " + std::to_string(Lk) +
+                 " need more than 2^62 bytes of workspace (batch x heads_q x " + std::to_string(tiles) +
+                 " tiles x " + std::to_string(perTile) + " bytes per tile)" + ofStage);
+  return uint64_t(bytes);
+}
+
+/// How the workspace of stage `s` (kernel `k`) is sized, for the message of
+/// a too small one, e.g. "stage 'select': 128 row blocks per launch x
+/// block_m 64 x klen 32768 x 4 bytes per key".
+std::string workspaceFormula(const StagePlan &s, const KernelSpec &k, int64_t B, int64_t Hq,
+                             int64_t Lq, int64_t Lk) {
+  std::string f = "stage '" + k.stage + "': ";
+  if (s.tiled())
+    return f + "batch " + std::to_string(B) + " x heads_q " + std::to_string(Hq) + " x " +
+           std::to_string(s.tiles) + " tiles (ceil(qlen " + std::to_string(Lq) + " / block_m " +
+           std::to_string(k.blockM) + ") + ceil(klen " + std::to_string(Lk) + " / block_n " +
+           std::to_string(k.blockN) + ")) x " + std::to_string(k.workspacePerTile.value_or(0)) +
+           " bytes per tile";
+  return f + std::to_string(s.chunkBlocks) + " row blocks per launch x block_m " +
+         std::to_string(k.blockM) + " x klen " + std::to_string(Lk) + " x " +
+         std::to_string(k.workspacePerKey.value_or(0)) + " bytes per key";
 }
 
 /// How strictly a tensor's memory must be aligned.
@@ -297,8 +335,10 @@ std::string LaunchPlan::describe(const VariantSpec &v) const {
     if (s.chunked())
       os << " x " << s.launches() << (s.launches() == 1 ? " launch" : " launches") << " ("
          << s.totalBlocks << " row blocks, chunks of " << s.chunkBlocks << ")";
+    if (s.tiled())
+      os << " (" << s.tiles << " tiles, " << std::max<uint32_t>(1, b[0] / 32) << " per CTA)";
     os << " block=[" << b[0] << ", " << b[1] << ", " << b[2] << "] shared=" << s.sharedBytes;
-    if (s.chunked())
+    if (s.chunked() || s.tiled())
       os << " workspace=" << s.workspaceBytes;
   };
   // The primary kernel's line: its stage's (a plan built by hand may have
@@ -522,7 +562,7 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
         stages.size() > 1 ? " (stage '" + k->stage + "', kernel '" + k->symbol + "')" : "";
     StagePlan s;
     int64_t gx = 0, gy = 0, gz = B;
-    std::string xunits = "query tiles";
+    std::string xunits = "query tiles", xneeds = "qlen = " + std::to_string(Lq) + " needs";
     switch (rule) {
     case GridRule::QTilesHeadsBatch:
       gx = (Lq + k->blockM - 1) / k->blockM;
@@ -558,9 +598,20 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       gz = 1;
       break;
     }
+    case GridRule::TilesHeadsBatch:
+      // One warp per tile, the query tiles and the key tiles of each
+      // (batch entry, query head). T >= 2, as qlen and klen are >= 1 (q
+      // and k have every size >= 1), so the grid is never empty; the
+      // workspace is sized below, once the grid limits bound B, Hq and T.
+      s.tiles = ceilDiv(Lq, k->blockM) + ceilDiv(Lk, k->blockN);
+      gx = ceilDiv(s.tiles, std::max<int64_t>(1, k->threads / 32)); // a multiple of 32 (the manifest)
+      gy = Hq;
+      xunits = "CTAs (ceil((ceil(qlen / block_m) + ceil(klen / block_n)) / (threads / 32)))";
+      xneeds = "qlen = " + std::to_string(Lq) + " and klen = " + std::to_string(Lk) + " need";
+      break;
     }
     if (gx > kMaxGridX)
-      bad("q", "qlen = " + std::to_string(Lq) + " needs " + std::to_string(gx) + " " + xunits +
+      bad("q", xneeds + " " + std::to_string(gx) + " " + xunits +
                    ", more than the launch grid's x limit (" + std::to_string(kMaxGridX) + ")" +
                    ofStage);
     const bool yIsKv = rule == GridRule::QTilesKvHeadsBatch || rule == GridRule::RowsKvHeadsBatch;
@@ -571,6 +622,8 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     if (gz > kMaxGridYZ)
       bad("q", "batch = " + std::to_string(gz) + " exceeds the launch grid's z limit (" +
                    std::to_string(kMaxGridYZ) + ")" + ofStage);
+    if (s.tiled())
+      s.workspaceBytes = tileWorkspace(*k, B, Hq, Lq, Lk, s.tiles, ofStage);
     s.kernelIndex = size_t(k - v.kernels.data());
     s.grid[0] = uint32_t(gx);
     s.grid[1] = uint32_t(gy);
@@ -586,11 +639,12 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     }
   }
 
-  // The workspace of the chunked stages: the largest one's. Checked after
-  // the grids, which size it.
+  // The workspace of the chunked stages or of the tiled ones (the manifest
+  // allows one kind in a variant): the largest one's. Checked after the
+  // grids, which size it.
   const StagePlan *widest = nullptr;
   for (const StagePlan &s : plan.stages)
-    if (s.chunked() && (!widest || s.workspaceBytes > widest->workspaceBytes))
+    if ((s.chunked() || s.tiled()) && (!widest || s.workspaceBytes > widest->workspaceBytes))
       widest = &s;
   if (v.findArg("workspace") >= 0) {
     plan.workspaceBytes = widest ? widest->workspaceBytes : 0;
@@ -598,16 +652,11 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       const TensorRef &w = *a.workspace;
       checkTensor("workspace", w, {{"elements"}}, Align::Vector16, true, w.dtype);
       const unsigned __int128 given = (unsigned __int128)w.sizes[0] * dtypeSize(w.dtype);
-      if (given < plan.workspaceBytes) {
-        const KernelSpec &k = v.kernels[widest->kernelIndex];
-        bad("workspace",
-            "expected at least " + std::to_string(plan.workspaceBytes) + " bytes (stage '" +
-                k.stage + "': " + std::to_string(widest->chunkBlocks) +
-                " row blocks per launch x block_m " + std::to_string(k.blockM) + " x klen " +
-                std::to_string(Lk) + " x " + std::to_string(k.workspacePerKey.value_or(0)) +
-                " bytes per key), got " + std::to_string(uint64_t(given)) + " bytes (" +
-                std::to_string(w.sizes[0]) + " x " + dtypeName(w.dtype) + ")");
-      }
+      if (given < plan.workspaceBytes)
+        bad("workspace", "expected at least " + std::to_string(plan.workspaceBytes) + " bytes (" +
+                             workspaceFormula(*widest, v.kernels[widest->kernelIndex], B, Hq, Lq, Lk) +
+                             "), got " + std::to_string(uint64_t(given)) + " bytes (" +
+                             std::to_string(w.sizes[0]) + " x " + dtypeName(w.dtype) + ")");
     } else {
       plan.allocateWorkspace = true;
     }

@@ -102,6 +102,7 @@ const char *gridRuleName(GridRule g) {
   case GridRule::QTilesKvHeadsBatch: return "qtiles_kvheads_batch";
   case GridRule::ChunkedRowBlocks: return "chunked_row_blocks";
   case GridRule::RowsKvHeadsBatch: return "rows_kvheads_batch";
+  case GridRule::TilesHeadsBatch: return "tiles_heads_batch";
   }
   return "?";
 }
@@ -292,7 +293,8 @@ const std::vector<std::pair<const char *, GridRule>> kGridRules = {
     {"qtiles_heads_batch", GridRule::QTilesHeadsBatch},
     {"qtiles_kvheads_batch", GridRule::QTilesKvHeadsBatch},
     {"chunked_row_blocks", GridRule::ChunkedRowBlocks},
-    {"rows_kvheads_batch", GridRule::RowsKvHeadsBatch}};
+    {"rows_kvheads_batch", GridRule::RowsKvHeadsBatch},
+    {"tiles_heads_batch", GridRule::TilesHeadsBatch}};
 const std::vector<std::pair<const char *, Axis>> kAxes = {
     {"batch", Axis::Batch}, {"head", Axis::Head}, {"token", Axis::Token}};
 const std::vector<std::pair<const char *, ModuleKind>> kModuleKinds = {
@@ -401,6 +403,15 @@ ArgMeaning classifyArg(const std::string &n, const VariantSpec &v) {
   return m;
 }
 
+/// The first kernel of `v` whose grid (its own, else the variant's) is
+/// `rule`, or nullptr.
+const KernelSpec *firstWithGrid(const VariantSpec &v, GridRule rule) {
+  for (const KernelSpec &k : v.kernels)
+    if (v.gridOf(k) == rule)
+      return &k;
+  return nullptr;
+}
+
 void checkArgs(const VariantSpec &v, const std::string &path) {
   std::set<std::string> seen;
   for (size_t i = 0; i < v.args.size(); ++i) {
@@ -454,26 +465,88 @@ void checkArgs(const VariantSpec &v, const std::string &path) {
     fail(path + ".args", std::string("'") + (seen.count("indices") ? "indices" : "topk") +
                              "' is an argument, but the variant has no select");
   // A chunked stage (chunked_row_blocks) needs its first row block and its
-  // scratch passed; the workspace exists only for selection, and both only
-  // where a chunked stage sizes and numbers them.
-  if (!v.select && seen.count("workspace"))
-    fail(path + ".args", "'workspace' is an argument, but the variant has no select");
-  const KernelSpec *chunked = nullptr;
-  for (const KernelSpec &k : v.kernels)
-    if (!chunked && v.gridOf(k) == GridRule::ChunkedRowBlocks)
-      chunked = &k;
-  for (const char *n : {"block_first", "workspace"})
-    if (bool(chunked) != bool(seen.count(n)))
-      fail(path + ".args",
-           chunked ? "kernel '" + chunked->symbol + "' has grid 'chunked_row_blocks', but '" + n +
-                         "' is not among the arguments"
-                   : std::string("'") + n +
-                         "' is an argument, but no kernel of the variant has grid "
-                         "'chunked_row_blocks'");
+  // scratch passed, a tiled one (tiles_heads_batch) its scratch; the
+  // workspace exists only for selection or tile summaries, and each only
+  // where such a stage sizes (and numbers) it.
+  const KernelSpec *chunked = firstWithGrid(v, GridRule::ChunkedRowBlocks);
+  const KernelSpec *tiled = firstWithGrid(v, GridRule::TilesHeadsBatch);
+  if (!v.select && !tiled && seen.count("workspace"))
+    fail(path + ".args", "'workspace' is an argument, but the variant has no select and no kernel "
+                         "with grid 'tiles_heads_batch'");
+  if (bool(chunked) != bool(seen.count("block_first")))
+    fail(path + ".args", chunked ? "kernel '" + chunked->symbol +
+                                       "' has grid 'chunked_row_blocks', but 'block_first' is not "
+                                       "among the arguments"
+                                 : std::string("'block_first' is an argument, but no kernel of the "
+                                               "variant has grid 'chunked_row_blocks'"));
+  const KernelSpec *sizer = chunked ? chunked : tiled; // at most one of them (parseVariant)
+  if (bool(sizer) != bool(seen.count("workspace")))
+    fail(path + ".args", sizer ? "kernel '" + sizer->symbol + "' has grid '" +
+                                     gridRuleName(v.gridOf(*sizer)) +
+                                     "', but 'workspace' is not among the arguments"
+                               : std::string("'workspace' is an argument, but no kernel of the "
+                                             "variant has grid 'chunked_row_blocks' or "
+                                             "'tiles_heads_batch'"));
   for (const auto &in : v.inputs)
     if (!seen.count("input:" + in.name))
       fail(path + ".args", "the variant reads input '" + in.name + "', but 'input:" + in.name +
                                "' is not among the arguments");
+}
+
+/// The fields that size a variant's workspace: workspace_per_key on the
+/// chunked stages (chunked_row_blocks) and workspace_per_tile on the tiled
+/// ones (tiles_heads_batch), each there and only there; consecutive chunked
+/// stages alike; and not both kinds in one variant, which has one workspace.
+void checkWorkspaceFields(const VariantSpec &v, const std::string &kernelsPath) {
+  const KernelSpec *firstChunked = nullptr, *firstTiled = nullptr;
+  for (size_t i = 0; i < v.kernels.size(); ++i) {
+    const KernelSpec &k = v.kernels[i];
+    std::string p = idx(kernelsPath, i);
+    const char *whose = k.grid ? "the kernel's" : "the variant's";
+    const bool chunked = v.gridOf(k) == GridRule::ChunkedRowBlocks;
+    if (chunked && !k.workspacePerKey)
+      fail(p, "missing required field 'workspace_per_key' (the grid is 'chunked_row_blocks', " +
+                  std::string(whose) + ")");
+    if (!chunked && k.workspacePerKey)
+      fail(p + ".workspace_per_key",
+           std::string("only a kernel with grid 'chunked_row_blocks' has a workspace per key, but "
+                       "the grid is '") +
+               gridRuleName(v.gridOf(k)) + "'" + (k.grid ? "" : " (the variant's)"));
+    // Consecutive chunked stages run chunk by chunk on one workspace: the
+    // same row blocks and bytes per key (the kernels of one pair are listed
+    // in launch order).
+    if (chunked && i > 0) {
+      const KernelSpec &prev = v.kernels[i - 1];
+      if (v.gridOf(prev) == GridRule::ChunkedRowBlocks && prev.headDim == k.headDim && prev.dtype == k.dtype &&
+          (prev.blockM != k.blockM || prev.workspacePerKey != k.workspacePerKey))
+        fail(p, "stage '" + k.stage + "' follows the chunked stage '" + prev.stage +
+                    "', which shares its workspace chunk by chunk: expected block_m " +
+                    std::to_string(prev.blockM) + " and workspace_per_key " +
+                    std::to_string(*prev.workspacePerKey) + ", got " + std::to_string(k.blockM) + " and " +
+                    std::to_string(*k.workspacePerKey));
+    }
+    const bool tiled = v.gridOf(k) == GridRule::TilesHeadsBatch;
+    if (tiled && !k.workspacePerTile)
+      fail(p, "missing required field 'workspace_per_tile' (the grid is 'tiles_heads_batch', " +
+                  std::string(whose) + ")");
+    if (!tiled && k.workspacePerTile)
+      fail(p + ".workspace_per_tile",
+           std::string("only a kernel with grid 'tiles_heads_batch' has a workspace per tile, but "
+                       "the grid is '") +
+               gridRuleName(v.gridOf(k)) + "'" + (k.grid ? "" : " (the variant's)"));
+    // The grid counts CTAs as tiles over warps per CTA.
+    if (tiled && k.threads % 32 != 0)
+      fail(p + ".threads", "a kernel with grid 'tiles_heads_batch' runs one warp per tile: expected "
+                           "a multiple of 32, got " + std::to_string(k.threads));
+    if (chunked && !firstChunked)
+      firstChunked = &k;
+    if (tiled && !firstTiled)
+      firstTiled = &k;
+    if (firstChunked && firstTiled)
+      fail(p, "kernel '" + firstTiled->symbol + "' has grid 'tiles_heads_batch' and kernel '" +
+                  firstChunked->symbol + "' has grid 'chunked_row_blocks', but a variant has one "
+                  "workspace, which a chunked and a tiled stage cannot share");
+  }
 }
 
 VariantSpec parseVariant(const Value &val, const std::string &path) {
@@ -509,7 +582,7 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
   for (size_t i = 0; i < ks.size(); ++i) {
     std::string p = idx(o.sub("kernels"), i);
     Obj ko(ks[i], p, {"head_dim", "dtype", "symbol", "block_m", "block_n", "threads", "shared_bytes"},
-           {"stage", "grid", "workspace_per_key"});
+           {"stage", "grid", "workspace_per_key", "workspace_per_tile"});
     KernelSpec k;
     k.headDim = ko.integer("head_dim", 1, 1 << 20);
     if (std::find(v.headDims.begin(), v.headDims.end(), k.headDim) == v.headDims.end())
@@ -527,6 +600,8 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
       k.grid = enumValue(ko.at("grid"), ko.sub("grid"), kGridRules);
     if (ko.get("workspace_per_key"))
       k.workspacePerKey = ko.integer("workspace_per_key", 1, 65536);
+    if (ko.get("workspace_per_tile"))
+      k.workspacePerTile = ko.integer("workspace_per_tile", 1, 65536);
     std::vector<std::string> &stages = pairs[{k.headDim, k.dtype}];
     if (std::find(stages.begin(), stages.end(), k.stage) != stages.end())
       fail(p, "a second kernel for head_dim " + std::to_string(k.headDim) + " and dtype " +
@@ -558,33 +633,7 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
                "] (every pair of head_dims x dtypes needs the same stages, in launch order)");
 
   v.grid = enumValue(o.at("grid"), o.sub("grid"), kGridRules);
-  // workspace_per_key sizes the workspace of a chunked stage, and only that.
-  for (size_t i = 0; i < v.kernels.size(); ++i) {
-    const KernelSpec &k = v.kernels[i];
-    std::string p = idx(o.sub("kernels"), i);
-    const bool chunked = v.gridOf(k) == GridRule::ChunkedRowBlocks;
-    if (chunked && !k.workspacePerKey)
-      fail(p, "missing required field 'workspace_per_key' (the grid is 'chunked_row_blocks', " +
-                  std::string(k.grid ? "the kernel's" : "the variant's") + ")");
-    if (!chunked && k.workspacePerKey)
-      fail(p + ".workspace_per_key",
-           std::string("only a kernel with grid 'chunked_row_blocks' has a workspace, but the "
-                       "grid is '") +
-               gridRuleName(v.gridOf(k)) + "'" + (k.grid ? "" : " (the variant's)"));
-    // Consecutive chunked stages run chunk by chunk on one workspace: the
-    // same row blocks and bytes per key (the kernels of one pair are listed
-    // in launch order).
-    if (chunked && i > 0) {
-      const KernelSpec &prev = v.kernels[i - 1];
-      if (v.gridOf(prev) == GridRule::ChunkedRowBlocks && prev.headDim == k.headDim && prev.dtype == k.dtype &&
-          (prev.blockM != k.blockM || prev.workspacePerKey != k.workspacePerKey))
-        fail(p, "stage '" + k.stage + "' follows the chunked stage '" + prev.stage +
-                    "', which shares its workspace chunk by chunk: expected block_m " +
-                    std::to_string(prev.blockM) + " and workspace_per_key " +
-                    std::to_string(*prev.workspacePerKey) + ", got " + std::to_string(k.blockM) + " and " +
-                    std::to_string(*k.workspacePerKey));
-    }
-  }
+  checkWorkspaceFields(v, o.sub("kernels"));
   v.sink = o.boolean("sink");
   if (const Value *s = o.get("scale"); s && s->kind != Value::Kind::Null) {
     if (s->kind != Value::Kind::Number || !std::isfinite(s->number) || s->number <= 0)
@@ -760,6 +809,8 @@ Value variantValue(const VariantSpec &v) {
       ko.add("grid", Value::makeString(gridRuleName(*k.grid)));
     if (k.workspacePerKey)
       ko.add("workspace_per_key", Value::makeInt(*k.workspacePerKey));
+    if (k.workspacePerTile)
+      ko.add("workspace_per_tile", Value::makeInt(*k.workspacePerTile));
     ks.array.push_back(ko);
   }
   o.add("kernels", ks);

@@ -9,9 +9,9 @@
 // 48 KiB, and the block size is checked against what the compiled kernel
 // allows. Launching: checkArguments(), the TMA descriptors of tensormap
 // arguments (from the module's cache, encoded on a miss), the workspace of a
-// chunked stage if the caller gave none (stream-ordered where the driver
-// can), then one cuLaunchKernel per stage, or per chunk of a chunked stage,
-// on the caller's stream.
+// chunked or tiled stage if the caller gave none (stream-ordered where the
+// driver can), then one cuLaunchKernel per stage, or per chunk of a chunked
+// stage, on the caller's stream.
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime.h"

@@ -56,7 +56,7 @@ if has sanitizer; then
   for tool in memcheck racecheck; do
     echo "== compute-sanitizer $tool"
     compute-sanitizer --tool $tool --error-exitcode 9 python3 "$root/test/gpu/check_kernels.py" \
-      --ptx-dir "$root/build-ptx" --attnc "$build/bin/attnc" --quick --only mistral > "$out/sanitizer_$tool.log" 2>&1 \
+      --ptx-dir "$root/build-ptx" --attnc "$build/bin/attnc" --quick --only mistral,documents > "$out/sanitizer_$tool.log" 2>&1 \
       || status=1
     grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_$tool.log"
   done

@@ -234,10 +234,11 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
        "manifest: variants[0].kernels[0].workspace_per_key: expected an integer, got '4'"},
       {replaced(m, att, R"("stage": "attention", "grid": "rows_kvheads_batch", "workspace_per_key": 4})"),
        "manifest: variants[0].kernels[1].workspace_per_key: only a kernel with grid "
-       "'chunked_row_blocks' has a workspace, but the grid is 'rows_kvheads_batch'"},
+       "'chunked_row_blocks' has a workspace per key, but the grid is 'rows_kvheads_batch'"},
       {replaced(m, att, R"("stage": "attention", "workspace_per_key": 8})"),
        "manifest: variants[0].kernels[1].workspace_per_key: only a kernel with grid "
-       "'chunked_row_blocks' has a workspace, but the grid is 'qtiles_heads_batch' (the variant's)"},
+       "'chunked_row_blocks' has a workspace per key, but the grid is 'qtiles_heads_batch' (the "
+       "variant's)"},
       // A chunked stage right after another shares its workspace chunk by chunk.
       {replaced(m, R"("workspace_per_key": 4},)", R"("workspace_per_key": 4},
         {"head_dim": 128, "dtype": "bf16", "symbol": "dsa_topk_d128", "block_m": 32, "block_n": 64,
@@ -268,8 +269,9 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
                          R"("grid": "qtiles_kvheads_batch"})"),
                 bf, ""),
        "manifest: variants[0].args: 'workspace' is an argument, but no kernel of the variant has "
-       "grid 'chunked_row_blocks'"},
-      {noSelect, "manifest: variants[0].args: 'workspace' is an argument, but the variant has no select"},
+       "grid 'chunked_row_blocks' or 'tiles_heads_batch'"},
+      {noSelect, "manifest: variants[0].args: 'workspace' is an argument, but the variant has no "
+                 "select and no kernel with grid 'tiles_heads_batch'"},
       {replaced(m, bf, R"({"name": "block_first", "kind": "ptr"},)"),
        "manifest: variants[0].args[10].kind: 'block_first' is an integer argument: expected i32 or "
        "i64, got 'ptr'"},
@@ -282,7 +284,8 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
        "q_offset, k_offset, topk, block_first, scale, input:NAME[:stride|size:AXIS], tmap:NAME)"},
       {replaced(m, R"("grid": "rows_kvheads_batch")", R"("grid": "rows_heads_batch")"),
        "manifest: variants[0].kernels[1].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, got 'rows_heads_batch'"},
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, got "
+       "'rows_heads_batch'"},
   };
   for (const auto &c : cases)
     EXPECT_EQ(manifestError(c.text), c.message);

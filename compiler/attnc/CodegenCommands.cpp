@@ -90,7 +90,7 @@ bool sameParameters(const std::vector<ArgSpec> &x, const std::vector<ArgSpec> &y
 /// A grid rule by its manifest name (a backend writes one of these).
 GridRule gridRuleOf(const std::string &name) {
   for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch, GridRule::ChunkedRowBlocks,
-                     GridRule::RowsKvHeadsBatch})
+                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch})
     if (name == gridRuleName(g))
       return g;
   throw std::logic_error("a kernel names the unknown grid rule '" + name + "'");
@@ -138,6 +138,8 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
         ks.grid = gridRuleOf(k.info.grid);
       if (k.info.workspacePerKey)
         ks.workspacePerKey = k.info.workspacePerKey;
+      if (k.info.workspacePerTile)
+        ks.workspacePerTile = k.info.workspacePerTile;
       v.kernels.push_back(ks);
       std::vector<ArgSpec> args;
       for (const KernelArg &arg : k.info.args)

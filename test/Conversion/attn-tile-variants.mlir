@@ -64,9 +64,19 @@ attn.variant @capped attributes {scale = 6.250000e-02 : f64, sink} mask {
 // MANY: attn.tile.kernel @causal_d64_fp16 {{.*}}elem = f16
 // MANY: attn.tile.kernel @causal_d128_bf16 {{.*}}block_m = 128 : i64, block_n = 32 : i64
 // MANY: attn.tile.kernel @causal_d128_fp16
-// MANY: attn.tile.kernel @capped_d64_bf16
+// A mask reading an input at token positions: the summary stage first,
+// with the attention kernel's tiles, then the attention kernel.
+// MANY: attn.tile.kernel @capped_d64_bf16_summary {{.*}}block_m = 64 : i64, block_n = 64 : i64{{.*}}stage = "summary"
+// MANY-NEXT: attn.tile.summarize_inputs
+// MANY-NEXT: }
+// MANY-NEXT: attn.tile.kernel @capped_d64_bf16 {{.*}}block_m = 64 : i64, block_n = 64 : i64
+// MANY-NOT: stage
+// MANY-SAME: {
+// MANY: attn.tile.kernel @capped_d64_fp16_summary
 // MANY: attn.tile.kernel @capped_d64_fp16
+// MANY: attn.tile.kernel @capped_d128_bf16_summary
 // MANY: attn.tile.kernel @capped_d128_bf16
+// MANY: attn.tile.kernel @capped_d128_fp16_summary
 // MANY: attn.tile.kernel @capped_d128_fp16
 // MANY-NOT: attn.tile.kernel
 

@@ -5,8 +5,8 @@
 // REQUIRES: mlir
 // RUN: attnc-opt %s --convert-attn-tile-to-gpu | FileCheck %s
 // RUN: not attnc-opt %s --convert-attn-tile-to-gpu='target=sm_70' 2>&1 | FileCheck %s --check-prefix=TARGET
-// The wgmma backend hands this mask (documents: per-CTA tile summaries from
-// input ranges) to the mma.sync kernel, which it measured faster:
+// The wgmma backend lowers this mask (documents: key tiles classified from
+// the summary stage's input ranges, read from the workspace) with wgmma:
 // RUN: attnc-opt %s --convert-attn-tile-to-gpu='backend=wgmma' | FileCheck %s --check-prefix=WGMMA
 
 attn.input @doc : i32[batch, token]
@@ -42,7 +42,7 @@ attn.tile.kernel @docs_d64_bf16 variant(@docs) attributes {block_m = 64 : i64, b
 // CHECK: gpu.module @attnc_docs_d64_bf16 {
 // CHECK-NEXT: gpu.func @docs_d64_bf16(%[[Q:.*]]: memref<1099511627776xbf16, 1> {attn.arg = "q"}, %{{.*}} {attn.arg = "k"},
 // CHECK-SAME: {attn.arg = "q_stride_b"}
-// CHECK-SAME: {attn.arg = "k_offset"}, %[[DOC:.*]]: memref<1099511627776xi32, 1> {attn.arg = "input:doc"}, %[[S0:.*]]: i64 {attn.arg = "input:doc:stride:batch"}, %[[S1:.*]]: i64 {attn.arg = "input:doc:stride:token"})
+// CHECK-SAME: {attn.arg = "k_offset"}, %[[WS:.*]]: memref<1099511627776xi64, 1> {attn.arg = "workspace"}, %[[DOC:.*]]: memref<1099511627776xi32, 1> {attn.arg = "input:doc"}, %[[S0:.*]]: i64 {attn.arg = "input:doc:stride:batch"}, %[[S1:.*]]: i64 {attn.arg = "input:doc:stride:token"})
 // CHECK-SAME: kernel
 // CHECK-SAME: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 28672 : i64, threads = 128 : i64, variant = "docs"}
 // CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
@@ -73,9 +73,9 @@ attn.tile.kernel @docs_d64_bf16 variant(@docs) attributes {block_m = 64 : i64, b
 
 // TARGET: error: expected target sm_80 or sm_90a, got 'sm_70'
 
-// WGMMA: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 28672 : i64, threads = 128 : i64, variant = "docs"}
-// WGMMA-NOT: wgmma
-// WGMMA: nvgpu.ldmatrix
-// WGMMA-NOT: wgmma
-// WGMMA: nvvm.mma.sync
-// WGMMA-NOT: wgmma
+// 64 rows: one warpgroup loading its own tiles (8 KB of Q, 2 x 4 KB each of
+// K and V, swizzled, 1 KB of alignment slack and 1 KB of bitmaps).
+// WGMMA: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 26624 : i64, threads = 128 : i64, variant = "docs"}
+// WGMMA-NOT: nvvm.mma.sync
+// WGMMA: wgmma.mma_async
+// WGMMA-NOT: nvvm.mma.sync

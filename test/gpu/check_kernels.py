@@ -2,7 +2,7 @@
 """GPU correctness of attnc's kernels against the float64 reference executor.
 
 Usage (on the GPU machine; PTX compiled beforehand by attnc on a build machine):
-  check_kernels.py --ptx-dir DIR --attnc BUILD/bin/attnc [--quick] [--only NAME] [--json OUT]
+  check_kernels.py --ptx-dir DIR --attnc BUILD/bin/attnc [--quick] [--only NAME[,NAME...]] [--json OUT]
 
 For every example in PTX_DIR (DSA's are in build-ptx/dsa/: check_dsa.py) and every
 variant, over a matrix of shapes (lengths 1, 17, 128, 1000, 4096, qlen != klen,
@@ -110,7 +110,7 @@ def main():
             if not ptx.endswith(".ptx"):
                 continue
             example = ptx[:-4]
-            if args.only and example != args.only:
+            if args.only and example not in args.only.split(","):
                 continue
             src = os.path.join(args.examples, example + ".attn")
             module = attnc.load(os.path.join(args.ptx_dir, ptx))

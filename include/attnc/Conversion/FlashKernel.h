@@ -36,7 +36,9 @@ struct KernelArg {
 ///    copy and synchronises before reusing the Q tile.
 /// 4: wgmma at 128 rows warp specialised (TMA producer, ping-pong), 128 x 128
 ///    tiles at d <= 128.
-inline constexpr int kKernelRevision = 4;
+/// 5: DSA's three stages; masks reading inputs at token positions
+///    (documents) get a summary stage and the warp-specialised kernel.
+inline constexpr int kKernelRevision = 5;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
@@ -50,6 +52,8 @@ struct KernelInfo {
   std::string grid;
   /// Bytes of workspace per key and query row (a select stage), else 0.
   int64_t workspacePerKey = 0;
+  /// Bytes of workspace per (batch entry, query head, tile) (a summary stage), else 0.
+  int64_t workspacePerTile = 0;
 };
 
 } // namespace attnc

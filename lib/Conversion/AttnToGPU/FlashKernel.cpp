@@ -95,6 +95,8 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
         arg(a, KernelArg::I64, i64_);
     }
   }
+  if (summaries_) // the summary stage's (min, max) per tile and input (TileVisits.cpp)
+    arg("workspace", KernelArg::Ptr, globalType(i64_));
 
   // Inputs the mask or score regions read, in first-use order.
   std::vector<std::string> names;
@@ -394,10 +396,6 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   auto [first, last] = overSelection_ ? std::pair<Value, Value>{ci(0), ci((*variant_.getTopk() + BN_ - 1) / BN_ - 1)}
                                       : visitRange();
-  if (summaries_) {
-    computeQRanges();
-    fillSummaries(first, last);
-  }
   auto loadKV = [&](Value n, Value buf) {
     if (overSelection_) { // the rows of the selected keys
       loadSelectedTile(Ks_, buf, k_, kBase_, n, ksl_);
@@ -638,6 +636,8 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
       iksb_ = next(); iksl_ = next();
     }
   }
+  if (summaries_)
+    workspace_ = next();
   for (InputArg &in : inputs_) {
     in.ptr = next();
     auto decl = SymbolTable::lookupNearestSymbolFrom<attn::InputOp>(variant_, StringAttr::get(b_.getContext(), in.name));
@@ -650,12 +650,29 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
     setKernelInfo(func);
     return;
   }
+  if (summaries_)
+    summaryReads_ = summaryReads();
+  if (summaryStage_) {
+    emitSummaryStage();
+    gpu::ReturnOp::create(b_, loc_);
+    setKernelInfo(func);
+    return;
+  }
   setupBlock();
+  if (params_.producer) {
+    initBarriers();
+    barrier();
+  }
+  if (summaries_) {
+    // Every thread of the CTA classifies the visit range's tiles (the
+    // producer walks the same bitmaps).
+    auto [first, last] = visitRange();
+    computeQRanges();
+    fillSummaries(first, last);
+  }
   if (params_.producer) {
     // Warpgroup 0 loads, the others compute (TmaPipeline.cpp); the compute
     // warps count their threads and warps from 0.
-    initBarriers();
-    barrier();
     auto roles = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::ult, warp_, ci(4)), true);
     b_.setInsertionPointToStart(&roles.getThenRegion().front());
     emitProducer();
@@ -683,6 +700,11 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
   kinfo.append("block_n", b_.getI64IntegerAttr(BN_));
   kinfo.append("threads", b_.getI64IntegerAttr(params_.blockThreads()));
   kinfo.append("shared_bytes", b_.getI64IntegerAttr(info_.sharedBytes));
+  if (summaryStage_) { // docs/runtime.md: the summary stage's grid and workspace
+    kinfo.append("stage", b_.getStringAttr("summary"));
+    kinfo.append("grid", b_.getStringAttr("tiles_heads_batch"));
+    kinfo.append("workspace_per_tile", b_.getI64IntegerAttr(16 * int64_t(summaryReads_.size())));
+  }
   if (selects_) { // docs/runtime.md: the two stages' grids
     kinfo.append("stage", b_.getStringAttr(selectStage_ ? "select" : topkStage_ ? "topk" : "attention"));
     kinfo.append("grid", b_.getStringAttr(selectStage_ || topkStage_ ? "chunked_row_blocks" : "rows_kvheads_batch"));

@@ -38,6 +38,8 @@ std::vector<GeneratedKernel> collectKernels(ModuleOp module) {
       k.info.grid = grid.str();
     if (auto ws = info.getAs<IntegerAttr>("workspace_per_key"))
       k.info.workspacePerKey = ws.getInt();
+    if (auto ws = info.getAs<IntegerAttr>("workspace_per_tile"))
+      k.info.workspacePerTile = ws.getInt();
     for (unsigned a = 0; a < func.getNumArguments(); ++a) {
       Type t = func.getArgument(a).getType();
       KernelArg arg;

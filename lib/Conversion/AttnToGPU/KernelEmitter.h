@@ -128,12 +128,13 @@ public:
     ctasPerSm_ = int64_t(kernel.getCtasPerSm());
     kWarps = params.warps;
     kThreads = params.threads();
-    kSummaryTiles = 32 * kThreads;
+    kSummaryTiles = 32 * params.blockThreads();
     wgmma_ = params.wgmma;
     stages_ = params.stages;
     LD_ = wgmma_ ? D_ : D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
     summaries_ = needsTileSummaries(ki);
+    summaryStage_ = kernel.isSummaryStage();
     selects_ = bool(variant_.getTopk());
     selectStage_ = kernel.isSelectStage();
     topkStage_ = kernel.isTopkStage();
@@ -184,7 +185,8 @@ private:
   bool topkStage_ = false;    ///< this kernel is the topk stage
   bool overSelection_ = false; ///< this kernel is the attention stage over the selected keys
   std::optional<IndexerInfo> indexer_;
-  Value indices_, isb_, ish_, isl_, workspace_, blockFirst_;
+  Value indices_, isb_, ish_, isl_, blockFirst_;
+  Value workspace_; ///< selection: the scores' keys; tile summaries: their (min, max) in i64
   Value iq_, iw_, ik_, iqsb_, iqsl_, iqsh_, iwsb_, iwsl_, iksb_, iksl_;
   Value selBase_; ///< overSelection_: indices[b, g, row, 0]'s offset
   Type selectKeyType();      ///< the workspace's element: i32 keys of f32 scores, i64 keys of i64 ones
@@ -332,14 +334,31 @@ private:
   std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false, std::optional<ValueRange64> rows = {});
 
   // Tile summaries: for masks whose unsolved conditions read inputs at token
-  // positions (documents), each CTA classifies the key tiles of its visit
-  // range up front, reading each tile's inputs for their minimum and
-  // maximum, into two bitmaps in shared memory (visit, full).
-  int64_t kSummaryTiles; ///< tiles per bitmap: 32 per thread
+  // positions (documents), the summary stage writes each input's minimum and
+  // maximum per query and key tile into the workspace, once per call; each
+  // CTA of the attention kernel classifies the key tiles of its visit range
+  // from them up front into two bitmaps in shared memory (visit, full).
+  struct SummaryRead {
+    InputArg *input = nullptr;
+    int64_t tokenAxis = 0;                 ///< the axis indexed by the position
+    std::vector<analysis::Var> index;      ///< the read's index vars (the token axis: Q)
+    std::string key;                       ///< input and index pattern, e.g. "doc,b,t"
+    bool usesHead = false;                 ///< indexed by h: one summary per query head
+  };
+  int64_t kSummaryTiles; ///< tiles per bitmap: 32 per thread of the CTA
   bool summaries_ = false;
+  bool summaryStage_ = false; ///< this kernel is the summary stage
+  std::vector<SummaryRead> summaryReads_;
   Value visitBits_, fullBits_, windowFirst_;
   std::map<std::string, ValueRange64> qRanges_;
-  ValueRange64 tokenRange(const Term &read, Value posLo, Value posHi);
+  std::vector<SummaryRead> summaryReads();
+  const SummaryRead *summaryOf(const Term &read);
+  Value summaryEntry(const SummaryRead &r, Value tile);
+  ValueRange64 summaryRange(const Term &read, Value tile);
+  void emitSummaryStage();
+  Value shuffleXorI64(Value v, int32_t offset);
+  Value readAtPosition(const SummaryRead &r, Value pos);
+  Value inputValueI64(const InputArg &in, Value loaded);
   void computeQRanges();
   void fillSummaries(Value first, Value last);
   Value summaryBit(Value bits, Value n);

@@ -67,8 +67,6 @@ public:
   /// 64 x 64 at two CTAs an SM, whose tiles waste fewer masked-out pairs.
   TileChoice chooseTiles(attn::VariantOp variant, const analysis::KeyIntervals &intervals, int64_t headDim,
                          const TileOverrides &o) const override {
-    if (flash::needsTileSummaries(intervals))
-      return fallback_.chooseTiles(variant, intervals, headDim, o);
     const bool narrow = flashPressure(variant, intervals).narrowBand;
     TileChoice t;
     t.blockM = o.blockM ? o.blockM : narrow ? 64 : 128;
@@ -79,15 +77,10 @@ public:
 
   LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
                             gpu::GPUModuleOp module) const override {
-    // Masks whose tiles are summarised per CTA from input ranges (documents)
-    // measured 0.59x the mma.sync kernel with one warpgroup a CTA (twice the
-    // CTAs, each scanning its range's inputs; bench/NOTES.md v7): they keep
-    // it until the summaries are computed once per call.
-    if (flash::needsTileSummaries(intervals))
-      return fallback_.lowerKernel(kernel, intervals, module);
     // A selecting variant's stages gather K/V rows (cp.async, not TMA
-    // tiles): the mma-sync kernels, for now.
-    if (kernel.getStage())
+    // tiles): the mma-sync kernels, for now. (A summary stage takes the
+    // parameters of its attention kernel: the same params below.)
+    if (kernel.getStage() && !kernel.isSummaryStage())
       return fallback_.lowerKernel(kernel, intervals, module);
     // The swizzled layout takes the head dim in 64-element chunks; a
     // warpgroup holds 64 query rows; an m64nN wgmma takes N <= 256.

@@ -15,8 +15,14 @@
 // the attention stage, the same program over the
 // selected key tiles (`mask by selection`), the query heads of one row an
 // instance.
+// A variant whose mask reads inputs at token positions (documents) gets two:
+// the summary stage (`attn.tile.summarize_inputs`: each input's range per
+// query and key tile, once per call) and the ordinary kernel, which reads
+// those ranges to classify its key tiles; both with the same tiles.
 //
 //===----------------------------------------------------------------------===//
+#include "KernelEmitter.h"
+
 #include "attnc/Analysis/TileAnalysis.h"
 #include "attnc/Conversion/GenerateKernels.h"
 #include "attnc/Conversion/MmaBackend.h"
@@ -46,6 +52,12 @@ void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp v
       attn::TileSelectScoresOp::create(b, kernel.getLoc());
     else
       attn::TileSelectTopkOp::create(b, kernel.getLoc());
+    return;
+  }
+  if (kernel.isSummaryStage()) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&kernel.getBody().front());
+    attn::TileSummarizeInputsOp::create(b, kernel.getLoc());
     return;
   }
   Location loc = kernel.getLoc();
@@ -140,7 +152,10 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
             add(symbol, TileChoice{d <= 128 ? 128 : 64, 64, 1}, b.getStringAttr("attention"));
             continue;
           }
-          add(symbol, mma->chooseTiles(v, analysis.keyIntervals(), d, overrides), StringAttr());
+          TileChoice tiles = mma->chooseTiles(v, analysis.keyIntervals(), d, overrides);
+          if (flash::needsTileSummaries(analysis.keyIntervals()))
+            add(symbol + "_summary", tiles, b.getStringAttr("summary"));
+          add(symbol, tiles, StringAttr());
         }
     }
   }

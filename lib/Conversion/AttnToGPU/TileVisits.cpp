@@ -3,8 +3,9 @@
 // The key tiles a query tile (or one warp's rows) visits and whether each
 // needs the mask: the kernel's environment for TileVisitRule (lengths,
 // offsets, input reads); for masks that read inputs at token positions
-// (documents), per-CTA bitmaps of the tiles' input ranges in shared memory;
-// the walk to the next visited tile.
+// (documents), the summary stage (each input's range per query and key
+// tile, once per call) and the per-CTA bitmaps classified from those
+// ranges in shared memory; the walk to the next visited tile.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -65,8 +66,12 @@ IntervalEnv KernelEmitter::intervalEnv(ValueRange64 q, ValueRange64 k, bool toke
       auto unknown = [this] { return ValueRange64{ci(-analysis::kInf), ci(analysis::kInf)}; };
       if (!rangeable(inputs_, read))
         return unknown(); // never excludes a tile
-      if (read.inputIndex[size_t(singleTokenAxis(read))] == analysis::Var::K)
-        return tokenRange(read, k.lo, k.hi);
+      // Read at k: asked by classify() for one whole key tile, which starts
+      // at k.lo; its summary follows the query tiles'.
+      if (read.inputIndex[size_t(singleTokenAxis(read))] == analysis::Var::K) {
+        Value n = arith::DivSIOp::create(b_, loc_, sub(k.lo, kOff_), ci(BN_));
+        return summaryRange(read, add(arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_)), n));
+      }
       // Read at q: its range over the CTA's rows, loaded once (computeQRanges).
       auto it = qRanges_.find(read.str());
       assert(it != qRanges_.end() && "computeQRanges missed a read at q");
@@ -87,15 +92,9 @@ IntervalEnv KernelEmitter::intervalEnv(ValueRange64 q, ValueRange64 k, bool toke
         Value i = read.inputIndex[a] == analysis::Var::H ? hIdx_ : bIdx_;
         idx = add(idx, mul(i, in.strides[a]));
       }
-      Value v = memref::LoadOp::create(b_, loc_, in.ptr, ValueRange{toIndex(idx)});
-      if (in.storage.isInteger(8))
-        return arith::ExtUIOp::create(b_, loc_, i64_, cmpI(arith::CmpIPredicate::ne, v,
-                                                            arith::ConstantIntOp::create(b_, loc_, in.storage, 0)));
-      if (in.value.isInteger(32))
-        return arith::ExtSIOp::create(b_, loc_, i64_, v);
-      if (in.value.isInteger(64))
-        return v;
-      return Value(); // float inputs do not bound keys
+      if (!in.value.isInteger(1) && !in.value.isInteger(32) && !in.value.isInteger(64))
+        return Value(); // float inputs do not bound keys
+      return inputValueI64(in, memref::LoadOp::create(b_, loc_, in.ptr, ValueRange{toIndex(idx)}));
     }
     return Value();
   };
@@ -139,45 +138,164 @@ bool needsTileSummaries(const analysis::KeyIntervals &ki) {
   return false;
 }
 
-/// Minimum and maximum of `read` (an input indexed by q or k) over the
-/// positions [posLo, posHi] (clamped to >= 0), by a loop of loads.
-ValueRange64 KernelEmitter::tokenRange(const Term &read, Value posLo, Value posHi) {
-  InputArg *in = findInput(inputs_, read.input);
-  int64_t tokenAxis = singleTokenAxis(read);
-  assert(in && tokenAxis >= 0 && "a token range of a read the kernel cannot range");
-  Value fixed = ci(0);
-  for (size_t a = 0; a < read.inputIndex.size(); ++a)
-    if (int64_t(a) != tokenAxis)
-      fixed = add(fixed, mul(read.inputIndex[a] == analysis::Var::H ? hIdx_ : bIdx_, in->strides[a]));
-  Value lo = maxI(posLo, ci(0));
-  Value hiExcl = add(maxI(posHi, sub(lo, ci(1))), ci(1));
-  auto loop = scf::ForOp::create(b_, loc_, toIndex(lo), toIndex(hiExcl), cidx(1),
-                                 ValueRange{ci(analysis::kInf), ci(-analysis::kInf)});
-  {
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(loop.getBody());
-    Value pos = toI64(loop.getInductionVar());
-    Value idx = add(fixed, mul(pos, in->strides[size_t(tokenAxis)]));
-    Value v = memref::LoadOp::create(b_, loc_, in->ptr, ValueRange{toIndex(idx)});
-    if (in->storage.isInteger(8))
-      v = arith::ExtUIOp::create(b_, loc_, i64_, cmpI(arith::CmpIPredicate::ne, v,
-                                                      arith::ConstantIntOp::create(b_, loc_, in->storage, 0)));
-    else if (in->value.isInteger(32))
-      v = arith::ExtSIOp::create(b_, loc_, i64_, v);
-    scf::YieldOp::create(b_, loc_, ValueRange{minI(loop.getRegionIterArg(0), v), maxI(loop.getRegionIterArg(1), v)});
+/// The input reads the summary stage ranges (rangeable reads at q or k in
+/// any part of any clause: classify() evaluates them all with token
+/// ranges), one per input and index pattern: doc[b, q] and doc[b, k] are
+/// the same function of the position, so one summary serves both.
+std::vector<KernelEmitter::SummaryRead> KernelEmitter::summaryReads() {
+  std::vector<SummaryRead> out;
+  std::function<void(const Term &)> visit = [&](const Term &t) {
+    if (t.kind == Term::Kind::Input && rangeable(inputs_, t)) {
+      SummaryRead r;
+      r.input = findInput(inputs_, t.input);
+      r.tokenAxis = singleTokenAxis(t);
+      r.index = t.inputIndex;
+      r.index[size_t(r.tokenAxis)] = analysis::Var::Q; // the position, whichever side reads it
+      r.key = t.input;
+      for (analysis::Var v : r.index) {
+        r.key += v == analysis::Var::H ? ",h" : v == analysis::Var::B ? ",b" : ",t";
+        r.usesHead = r.usesHead || v == analysis::Var::H;
+      }
+      if (std::none_of(out.begin(), out.end(), [&](const SummaryRead &o) { return o.key == r.key; }))
+        out.push_back(r);
+    }
+    for (const analysis::TermPtr &a : t.args)
+      visit(*a);
+  };
+  for (const KeyClause &c : ki_.clauses) {
+    for (const analysis::TermPtr &bound : {c.lo, c.hi})
+      if (bound)
+        visit(*bound);
+    for (const analysis::TermPtr &r : c.rows)
+      visit(*r);
+    for (const analysis::TermPtr &r : c.rest)
+      visit(*r);
   }
-  return {loop.getResult(0), loop.getResult(1)};
+  return out;
 }
 
-/// The ranges of every input read at q over this CTA's query positions:
-/// the reads of every part of every clause (its row conditions and bounds,
-/// e.g. g[b, q] in `g[b, k] || g[b, q]`, as well as its unsolved
-/// conditions), since classify() evaluates them all with token ranges.
+/// The summary of `read` a term of the mask names (nullptr if none).
+const KernelEmitter::SummaryRead *KernelEmitter::summaryOf(const Term &read) {
+  for (const SummaryRead &r : summaryReads_)
+    if (r.input->name == read.input && r.tokenAxis == singleTokenAxis(read)) {
+      bool same = true;
+      for (size_t a = 0; a < r.index.size(); ++a)
+        same = same && (int64_t(a) == r.tokenAxis || r.index[a] == read.inputIndex[a]);
+      if (same)
+        return &r;
+    }
+  return nullptr;
+}
+
+/// The workspace's i64 element of (min, max) of summary `r` over tile t
+/// (query tiles first, then key tiles) of this CTA's batch entry and query
+/// head (head 0 for a read without h):
+/// (((r * batch + b) * heads_q + h) * tiles + t) * 2.
+Value KernelEmitter::summaryEntry(const SummaryRead &r, Value tile) {
+  Value tiles = add(arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_)),
+                    arith::CeilDivSIOp::create(b_, loc_, klen_, ci(BN_)));
+  Value which = ci(int64_t(&r - summaryReads_.data()));
+  Value slot = add(mul(add(mul(which, batch_), bIdx_), headsQ_), r.usesHead ? hIdx_ : ci(0));
+  return mul(add(mul(slot, tiles), tile), ci(2));
+}
+
+/// The summary stage (attn.tile.summarize_inputs; grid tiles_heads_batch):
+/// warp w of CTA x ranges tile x * warps + w of query head blockIdx.y and
+/// batch entry blockIdx.z: query tile t (rows t * BM ..) for t below
+/// ceil(qlen / BM), else key tile t - ceil(qlen / BM) (keys n * BN ..),
+/// each lane reading every 32nd position, then a butterfly of min and max.
+/// Positions below 0 are skipped (an empty range is (kInf, -kInf), as the
+/// interval evaluation's "no value").
+void KernelEmitter::emitSummaryStage() {
+  tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
+  warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
+  lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
+  hIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::y));
+  bIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::z));
+  Value tilesQ = arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_));
+  Value tiles = add(tilesQ, arith::CeilDivSIOp::create(b_, loc_, klen_, ci(BN_)));
+  Value tile = add(mul(toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)), ci(params_.blockThreads() / 32)),
+                   warp_);
+  auto ifTile = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::slt, tile, tiles), false);
+  OpBuilder::InsertionGuard g(b_);
+  b_.setInsertionPointToStart(&ifTile.getThenRegion().front());
+  Value isQuery = cmpI(arith::CmpIPredicate::slt, tile, tilesQ);
+  Value n = sub(tile, tilesQ);
+  Value first = sel(isQuery, add(mul(tile, ci(BM_)), qOff_), add(mul(n, ci(BN_)), kOff_));
+  Value end = sel(isQuery, add(minI(add(mul(tile, ci(BM_)), ci(BM_)), qlen_), qOff_),
+                  add(minI(add(mul(n, ci(BN_)), ci(BN_)), klen_), kOff_));
+  for (const SummaryRead &r : summaryReads_) {
+    Value lo = ci(analysis::kInf), hi = ci(-analysis::kInf);
+    for (int64_t i = 0; i < (std::max(BM_, BN_) + 31) / 32; ++i) {
+      Value pos = add(first, add(lane_, ci(32 * i)));
+      Value valid = andB(cmpI(arith::CmpIPredicate::slt, pos, end), cmpI(arith::CmpIPredicate::sge, pos, ci(0)));
+      Value v = readAtPosition(r, sel(valid, pos, ci(0)));
+      lo = sel(valid, minI(lo, v), lo);
+      hi = sel(valid, maxI(hi, v), hi);
+    }
+    for (int32_t offset : {1, 2, 4, 8, 16}) {
+      lo = minI(lo, shuffleXorI64(lo, offset));
+      hi = maxI(hi, shuffleXorI64(hi, offset));
+    }
+    // A read without h has one summary per batch entry: head 0 writes it.
+    Value writes = cmpI(arith::CmpIPredicate::eq, lane_, ci(0));
+    if (!r.usesHead)
+      writes = andB(writes, cmpI(arith::CmpIPredicate::eq, hIdx_, ci(0)));
+    auto ifWrite = scf::IfOp::create(b_, loc_, TypeRange{}, writes, false);
+    OpBuilder::InsertionGuard gw(b_);
+    b_.setInsertionPointToStart(&ifWrite.getThenRegion().front());
+    Value at = summaryEntry(r, tile);
+    memref::StoreOp::create(b_, loc_, lo, workspace_, ValueRange{toIndex(at)});
+    memref::StoreOp::create(b_, loc_, hi, workspace_, ValueRange{toIndex(add(at, ci(1)))});
+  }
+}
+
+/// A 64-bit XOR shuffle as two 32-bit ones.
+Value KernelEmitter::shuffleXorI64(Value v, int32_t offset) {
+  Value lo = arith::TruncIOp::create(b_, loc_, i32_, v);
+  Value hi = arith::TruncIOp::create(b_, loc_, i32_, arith::ShRUIOp::create(b_, loc_, v, ci(32)));
+  auto shfl = [&](Value x) { return gpu::ShuffleOp::create(b_, loc_, x, offset, 32, gpu::ShuffleMode::XOR).getShuffleResult(); };
+  Value l = arith::ExtUIOp::create(b_, loc_, i64_, shfl(lo));
+  Value h = arith::ShLIOp::create(b_, loc_, arith::ExtUIOp::create(b_, loc_, i64_, shfl(hi)), ci(32));
+  return arith::OrIOp::create(b_, loc_, h, l);
+}
+
+/// Summary read r at token position pos of this CTA's batch entry and head,
+/// as the mask sees it (i64; bool as 0 or 1).
+Value KernelEmitter::readAtPosition(const SummaryRead &r, Value pos) {
+  Value idx = mul(pos, r.input->strides[size_t(r.tokenAxis)]);
+  for (size_t a = 0; a < r.index.size(); ++a)
+    if (int64_t(a) != r.tokenAxis)
+      idx = add(idx, mul(r.index[a] == analysis::Var::H ? hIdx_ : bIdx_, r.input->strides[a]));
+  return inputValueI64(*r.input, memref::LoadOp::create(b_, loc_, r.input->ptr, ValueRange{toIndex(idx)}));
+}
+
+/// An integer input's element as the mask reads it, in i64 (bool: 0 or 1).
+Value KernelEmitter::inputValueI64(const InputArg &in, Value loaded) {
+  if (in.storage.isInteger(8))
+    return arith::ExtUIOp::create(b_, loc_, i64_, cmpI(arith::CmpIPredicate::ne, loaded,
+                                                       arith::ConstantIntOp::create(b_, loc_, in.storage, 0)));
+  if (in.value.isInteger(32))
+    return arith::ExtSIOp::create(b_, loc_, i64_, loaded);
+  return loaded;
+}
+
+/// The (min, max) the summary stage wrote for `read` over tile t.
+ValueRange64 KernelEmitter::summaryRange(const Term &read, Value tile) {
+  const SummaryRead *r = summaryOf(read);
+  assert(r && "a read without a summary");
+  Value at = summaryEntry(*r, tile);
+  return {memref::LoadOp::create(b_, loc_, workspace_, ValueRange{toIndex(at)}),
+          memref::LoadOp::create(b_, loc_, workspace_, ValueRange{toIndex(add(at, ci(1)))})};
+}
+
+/// The ranges of every input read at q over this CTA's query tile (from the
+/// summaries: its rows are query tile mIdx_).
 void KernelEmitter::computeQRanges() {
   std::function<void(const Term &)> visit = [&](const Term &t) {
     if (t.kind == Term::Kind::Input && rangeable(inputs_, t) &&
         t.inputIndex[size_t(singleTokenAxis(t))] == analysis::Var::Q && !qRanges_.count(t.str()))
-      qRanges_[t.str()] = tokenRange(t, q0_, q1_);
+      qRanges_[t.str()] = summaryRange(t, mIdx_);
     for (const analysis::TermPtr &a : t.args)
       visit(*a);
   };
@@ -193,30 +311,34 @@ void KernelEmitter::computeQRanges() {
 }
 
 /// Classifies the key tiles first .. first + kSummaryTiles - 1 (up to last)
-/// with input ranges: thread t owns the 32 tiles of bitmap word t.
+/// with input ranges into the two bitmaps, every thread of the CTA: in
+/// round i, thread t takes tile first + i * threads + t, and its warp's 32
+/// bits (a ballot) are word i * threads / 32 + warp. Rounds past `last`
+/// are not run: the walk reads no word beyond it.
 void KernelEmitter::fillSummaries(Value first, Value last) {
   windowFirst_ = first;
-  Value visitWord = arith::ConstantIntOp::create(b_, loc_, i32_, 0), fullWord = visitWord;
-  for (int64_t bit = 0; bit < 32; ++bit) {
-    Value n = add(first, add(mul(tid_, ci(32)), ci(bit)));
-    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i32_, i32_}, cmpI(arith::CmpIPredicate::sle, n, last), true);
-    {
-      OpBuilder::InsertionGuard g(b_);
-      b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-      auto [visit, needMask] = classifyTile(n, /*tokenRanges=*/true);
-      Value one = ci32(int64_t(1) << bit);
-      Value zero = ci32(0);
-      Value v = arith::OrIOp::create(b_, loc_, visitWord, sel(visit, one, zero));
-      Value f = arith::OrIOp::create(b_, loc_, fullWord, sel(notB(needMask), one, zero));
-      scf::YieldOp::create(b_, loc_, ValueRange{v, f});
-      b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
-      scf::YieldOp::create(b_, loc_, ValueRange{visitWord, fullWord});
-    }
-    visitWord = ifIn.getResult(0);
-    fullWord = ifIn.getResult(1);
+  const int64_t threads = params_.blockThreads();
+  Value count = maxI(add(sub(last, first), ci(1)), ci(0));
+  Value rounds = minI(arith::CeilDivSIOp::create(b_, loc_, count, ci(threads)), ci(32));
+  auto loop = scf::ForOp::create(b_, loc_, cidx(0), toIndex(rounds), cidx(1));
+  {
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(loop.getBody());
+    Value round = toI64(loop.getInductionVar());
+    Value n = add(first, add(mul(round, ci(threads)), tid_));
+    Value inRange = cmpI(arith::CmpIPredicate::sle, n, last);
+    auto [visit, needMask] = classifyTile(minI(n, last), /*tokenRanges=*/true);
+    auto ballot = [&](Value bit) {
+      return NVVM::VoteSyncOp::create(b_, loc_, i32_, ci32(-1), andB(inRange, bit), NVVM::VoteSyncKind::ballot)
+          .getResult();
+    };
+    Value visitWord = ballot(visit), fullWord = ballot(notB(needMask));
+    auto ifLane0 = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::eq, lane_, ci(0)), false);
+    b_.setInsertionPointToStart(&ifLane0.getThenRegion().front());
+    Value word = toIndex(add(mul(round, ci(threads / 32)), warp_));
+    memref::StoreOp::create(b_, loc_, visitWord, visitBits_, ValueRange{word});
+    memref::StoreOp::create(b_, loc_, fullWord, fullBits_, ValueRange{word});
   }
-  memref::StoreOp::create(b_, loc_, visitWord, visitBits_, ValueRange{toIndex(tid_)});
-  memref::StoreOp::create(b_, loc_, fullWord, fullBits_, ValueRange{toIndex(tid_)});
   barrier();
 }
 

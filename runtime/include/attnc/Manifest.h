@@ -114,9 +114,18 @@ enum class GridRule {
   /// block_m of the group's G = heads_q / heads_kv query heads).
   /// x = qlen * ceil(G / block_m), y = heads_kv, z = batch
   RowsKvHeadsBatch,
+  /// The summary stage of a variant reading runtime inputs at token
+  /// positions: one warp per tile, T = ceil(qlen / block_m) query tiles +
+  /// ceil(klen / block_n) key tiles per (batch entry, query head), each
+  /// writing its tile's summary (e.g. the min and max of each input read)
+  /// into the workspace for the attention stage to read.
+  /// x = ceil(T / (threads / 32)), y = heads_q, z = batch. Needs
+  /// KernelSpec::workspacePerTile, threads a multiple of 32, and the arg
+  /// workspace (workspace_per_tile * batch * heads_q * T bytes, one launch).
+  TilesHeadsBatch,
 };
 /// "qtiles_heads_batch", "qtiles_kvheads_batch", "chunked_row_blocks",
-/// "rows_kvheads_batch"
+/// "rows_kvheads_batch", "tiles_heads_batch"
 const char *gridRuleName(GridRule g);
 
 /// The stage of a single-kernel variant, and the stage findKernel() prefers.
@@ -147,6 +156,9 @@ struct KernelSpec {
   /// (4 for f32 scores, 8 for score and index); present iff the kernel's
   /// grid is chunked_row_blocks.
   std::optional<int64_t> workspacePerKey;
+  /// kernels[].workspace_per_tile: bytes of workspace per (batch entry,
+  /// query head, tile); present iff the kernel's grid is tiles_heads_batch.
+  std::optional<int64_t> workspacePerTile;
 };
 
 /// One kernel parameter, in order.

@@ -73,7 +73,8 @@ struct LaunchArgs {
   std::optional<TensorRef> sinks;            ///< [Hq] f32, iff the variant has a sink
   std::optional<IndexerTensors> indexer;     ///< iff the variant selects by indexer
   std::optional<TensorRef> indices;          ///< [B, Hkv, Lq, topk] i32, iff the kernel takes 'indices'
-  /// The scratch of a chunked selection stage (argument 'workspace'):
+  /// The scratch of a chunked selection stage or of a tiled summary stage
+  /// (argument 'workspace'):
   /// 1-D, contiguous, any dtype, 16-byte aligned, at least
   /// LaunchPlan::workspaceBytes bytes. Optional: without it Kernel::launch
   /// allocates one on the stream and frees it after the last stage.
@@ -134,7 +135,8 @@ inline constexpr uint64_t kWorkspaceBudget = uint64_t(1) << 30;
 /// One kernel of a launch (a variant has one per stage): its own grid rule
 /// and block_m give its grid, its threads and shared_bytes the rest. A
 /// chunked stage (grid chunked_row_blocks) is launched launches() times,
-/// over consecutive chunks of row blocks.
+/// over consecutive chunks of row blocks; a tiled stage (tiles_heads_batch)
+/// once, over all its tiles.
 struct StagePlan {
   size_t kernelIndex = 0; ///< into VariantSpec::kernels
   /// The grid; for a chunked stage, its first launch's (chunkBlocks, 1, 1).
@@ -144,9 +146,16 @@ struct StagePlan {
   // For a chunked stage only (0 otherwise):
   int64_t totalBlocks = 0;     ///< row blocks: batch * ceil(qlen / block_m)
   int64_t chunkBlocks = 0;     ///< row blocks per launch (the last may have fewer)
-  uint64_t workspaceBytes = 0; ///< chunkBlocks * block_m * klen * workspace_per_key
+  /// For a tiled stage only (0 otherwise): tiles per (batch entry, query
+  /// head), ceil(qlen / block_m) + ceil(klen / block_n).
+  int64_t tiles = 0;
+  /// The stage's workspace (0 for a stage that is neither chunked nor
+  /// tiled): chunked, chunkBlocks * block_m * klen * workspace_per_key;
+  /// tiled, batch * heads_q * tiles * workspace_per_tile.
+  uint64_t workspaceBytes = 0;
 
   bool chunked() const { return chunkBlocks > 0; }
+  bool tiled() const { return tiles > 0; }
   /// ceil(totalBlocks / chunkBlocks) for a chunked stage, else 1.
   int64_t launches() const { return chunked() ? (totalBlocks + chunkBlocks - 1) / chunkBlocks : 1; }
   /// Launch i (0 <= i < launches()): its first row block (the block_first
@@ -172,7 +181,9 @@ struct LaunchPlan {
   /// Every kernel to launch, in order (one for a single-stage variant).
   std::vector<StagePlan> stages;
   /// Bytes of workspace the launch needs: the largest of the stages'
-  /// workspaceBytes; 0 if the variant takes no 'workspace'.
+  /// workspaceBytes (those of the chunked stages, or of the tiled ones: a
+  /// variant has one kind or the other); 0 if the variant takes no
+  /// 'workspace'.
   uint64_t workspaceBytes = 0;
   /// The caller gave no workspace although the variant takes one: the slot
   /// of 'workspace' holds 0 and Kernel::launch allocates workspaceBytes.
@@ -207,13 +218,15 @@ struct LaunchPlan {
   /// argument (pointers in hex). A chunked stage's line reads
   /// "symbol grid=[n, 1, 1] x L launches (T row blocks, chunks of n)
   /// block=[t, 1, 1] shared=N workspace=BYTES" (n = chunkBlocks, the first
-  /// launch's grid; "1 launch" when L is 1).
+  /// launch's grid; "1 launch" when L is 1), a tiled stage's
+  /// "symbol grid=[x, y, z] (T tiles, W per CTA) block=[t, 1, 1] shared=N
+  /// workspace=BYTES" (W = t / 32).
   std::string describe(const VariantSpec &v) const;
 };
 
 /// Checks every argument of a launch of variant `v` against its manifest and
 /// packs the kernel parameters, and sizes the workspace of chunked stages
-/// (kWorkspaceBudget). A pure function: no GPU or driver needed.
+/// (kWorkspaceBudget) or tiled ones. A pure function: no GPU or driver needed.
 /// Throws Error(InvalidArgument) naming the argument, e.g.
 ///   k: expected shape [2, 4, 1000, 128] (batch, heads_kv, klen, head_dim), got [2, 4, 999, 128]
 /// docs/runtime.md lists every rule.

@@ -96,8 +96,9 @@ typedef struct attnrt_launch_args {
   int64_t q_offset; /* read iff flags & ATTNRT_HAS_Q_OFFSET; default klen - qlen */
   int64_t k_offset; /* read iff flags & ATTNRT_HAS_K_OFFSET; default 0 */
   /* Since API version 2 (read only if struct_size covers it): the scratch of
-   * a variant taking 'workspace' (a chunked selection stage), 1-D, contiguous,
-   * any dtype, 16-byte aligned, at least attnrt_kernel_workspace_bytes bytes;
+   * a variant taking 'workspace' (a chunked selection stage or a tiled
+   * summary stage), 1-D, contiguous, any dtype, 16-byte aligned, at least
+   * attnrt_kernel_workspace_bytes bytes;
    * or NULL: the launch allocates it on the stream (cuMemAllocAsync) and
    * frees it after the last stage. */
   const attnrt_tensor *workspace;

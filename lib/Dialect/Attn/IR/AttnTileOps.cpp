@@ -62,8 +62,9 @@ LogicalResult TileKernelOp::verify() {
       return emitOpError() << "expected " << name << " a positive multiple of 16, got " << v;
   if (getCtasPerSm() < 1)
     return emitOpError() << "expected ctas_per_sm >= 1, got " << getCtasPerSm();
-  if (getStage() && !overRows() && !overSelection())
-    return emitOpError() << "expected stage \"select\", \"topk\" or \"attention\", got \"" << *getStage() << "\"";
+  if (getStage() && !overRows() && !overSelection() && !isSummaryStage())
+    return emitOpError() << "expected stage \"select\", \"topk\", \"attention\" or \"summary\", got \""
+                         << *getStage() << "\"";
   // The tile program: load_q, key_loop, epilogue, in this order; a select
   // stage's is attn.tile.select_topk alone.
   SmallVector<StringRef> expected = {TileLoadQOp::getOperationName(), TileKeyLoopOp::getOperationName(),
@@ -72,6 +73,8 @@ LogicalResult TileKernelOp::verify() {
     expected = {TileSelectScoresOp::getOperationName()};
   if (isTopkStage())
     expected = {TileSelectTopkOp::getOperationName()};
+  if (isSummaryStage())
+    expected = {TileSummarizeInputsOp::getOperationName()};
   SmallVector<StringRef> got;
   for (Operation &op : getBody().front())
     got.push_back(op.getName().getStringRef());

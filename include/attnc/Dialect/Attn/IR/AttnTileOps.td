@@ -57,7 +57,14 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
       them) over that row's selected keys; key tile `n` holds selected
       keys `n * block_n ..`, and `attn.tile.mask ... by selection` drops the
       unfilled slots. The body is the ordinary tile program.
-    A kernel without `stage` is a variant's only kernel.
+    A variant whose mask reads runtime inputs at token positions (packed
+    documents: `doc[b, q] == doc[b, k]`) has two, the first with
+    `stage = "summary"`: one instance writes, for some query and key tiles
+    of one query head and batch entry, the minimum and maximum of each
+    input read over the tile's positions into the workspace (the body is
+    one `attn.tile.summarize_inputs`); the second, without `stage`, is the
+    ordinary kernel, which classifies its key tiles from those summaries.
+    A kernel without `stage` is otherwise a variant's only kernel.
 
     The tile sizes are the MMA backend's choice (TilePolicy.h for mma.sync),
     made by `attn-tile-variants`; everything below the tile (threads,
@@ -100,12 +107,34 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
     bool overRows() { return isSelectStage() || isTopkStage(); }
     /// The attention stage of a selecting variant: over the selected keys.
     bool overSelection() { return getStage() && *getStage() == "attention"; }
+    /// The input summaries of a variant whose mask reads inputs at token
+    /// positions (body: attn.tile.summarize_inputs).
+    bool isSummaryStage() { return getStage() && *getStage() == "summary"; }
   }];
 }
 
 //===----------------------------------------------------------------------===//
 // attn.tile.select_topk
 //===----------------------------------------------------------------------===//
+
+def Attn_TileSummarizeInputsOp : Attn_TileOp<"summarize_inputs", [HasParent<"TileKernelOp">]> {
+  let summary = "the range of each input read at token positions, per query and key tile, into the workspace";
+  let description = [{
+    The whole program of a summary-stage kernel: for each query tile
+    (`block_m` query rows) and key tile (`block_n` keys) of the instance's
+    query head and batch entry, the minimum and maximum of every input the
+    mask reads at a token position, over the tile's positions, into the
+    launch's workspace. The attention kernel reads them back to classify
+    its key tiles (visit or skip, mask or not) with two loads per tile and
+    input, where it would otherwise read every position of every tile of
+    its range: once per call in O(L) instead of once per query tile.
+
+    ```mlir
+    attn.tile.summarize_inputs
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
 
 def Attn_TileSelectScoresOp : Attn_TileOp<"select_scores", [HasParent<"TileKernelOp">]> {
   let summary = "the selection score of every allowed key of each query row, into the workspace";
