@@ -42,7 +42,8 @@ compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 # The benchmark's patterns (bf16, head dims 64, 128 and 256), and the same kernels built other
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
-# --ctas-per-sm=C, a wgmma or mma-sync prefix --backend=wgmma|mma-sync.
+# --ctas-per-sm=C, a trailing sS --kv-stages=S (e.g. "s3", "128x128s4"), a
+# wgmma or mma-sync prefix --backend=wgmma|mma-sync.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
@@ -56,6 +57,10 @@ for alt in ${BENCH_ALT_TILES:-}; do
       spec=${spec#-}
     fi
   done
+  if [[ $spec =~ ^(.*)s([0-9])$ ]]; then
+    flags+=(--kv-stages="${BASH_REMATCH[2]}")
+    spec=${BASH_REMATCH[1]}
+  fi
   if [ -n "$spec" ]; then
     flags+=(--tile="${spec%c*}")
     [[ $spec == *c* ]] && flags+=(--ctas-per-sm="${spec#*c}")

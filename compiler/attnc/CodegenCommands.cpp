@@ -272,6 +272,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   pipeline.blockM = o.blockM;
   pipeline.blockN = o.blockN;
   pipeline.ctasPerSm = o.ctasPerSm;
+  pipeline.kvStages = o.kvStages;
   pipeline.backend = o.backendOrDefault();
   auto runStage = [&](const std::function<void(OpPassManager &)> &build) {
     PassManager pm(&context);
@@ -294,7 +295,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
     return 0;
   }
   if (failed(runStage([&](OpPassManager &pm) {
-        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target}));
+        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target, o.kvStages}));
       }))) {
     if (o.blockM) { // a tile the user chose that the backend cannot build (shared memory, shape)
       err << "attnc: error: --tile=" << o.blockM << "x" << o.blockN << " cannot be compiled:\n" << diagText;

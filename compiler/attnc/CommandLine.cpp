@@ -388,6 +388,14 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
               requireChoice("--ctas-per-sm", v, {"1", "2", "3", "4"});
               cg.ctasPerSm = std::stoll(v);
             });
+  cmd.value("--kv-stages", "N",
+            "K/V ring slots of the warp-specialised wgmma kernel:\n"
+            "at most N (2-4), as many as shared memory holds at\n"
+            "each head dim (tuning; default 2)",
+            [&cg](const std::string &v) {
+              requireChoice("--kv-stages", v, {"2", "3", "4"});
+              cg.kvStages = std::stoll(v);
+            });
   cmd.flag("--time-stages", "print the time each compilation stage takes", cg.timing);
   cmd.flag("--mlir-print-debuginfo", "with --emit=attn: print each op's\nloc(\"file\":line:col)", o.mlirDebugInfo);
   cmd.flag("--mlir-print-ir-after-all", "print the IR after every pass to standard error", cg.printIrAfterAll);

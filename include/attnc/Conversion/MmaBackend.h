@@ -48,6 +48,11 @@ struct TileOverrides {
   int64_t blockM = 0, blockN = 0, ctasPerSm = 0;
 };
 
+/// Tuning overrides of how the backend lowers a kernel (0: the backend's).
+struct LoweringOverrides {
+  int64_t kvStages = 0; ///< K/V ring slots of the warp-specialised wgmma kernel (2-4)
+};
+
 class MmaBackend {
 public:
   virtual ~MmaBackend() = default;
@@ -65,6 +70,7 @@ public:
 
 /// The backend named `name` for `target` (sm_80, sm_90a), or null after an
 /// error on `diagnose` ("expected backend mma-sync or wgmma, got 'tcgen05'").
-std::unique_ptr<MmaBackend> createMmaBackend(llvm::StringRef name, llvm::StringRef target, mlir::Operation *diagnose);
+std::unique_ptr<MmaBackend> createMmaBackend(llvm::StringRef name, llvm::StringRef target, mlir::Operation *diagnose,
+                                             LoweringOverrides overrides = {});
 
 } // namespace attnc

@@ -53,6 +53,9 @@ struct AttnPipelineOptions : mlir::PassPipelineOptions<AttnPipelineOptions> {
   Option<int64_t> blockN{*this, "block-n", llvm::cl::desc("Keys per tile (tuning)"), llvm::cl::init(0)};
   Option<int64_t> ctasPerSm{*this, "ctas-per-sm", llvm::cl::desc("CTAs an SM should hold (tuning)"),
                             llvm::cl::init(0)};
+  Option<int64_t> kvStages{*this, "kv-stages",
+                           llvm::cl::desc("K/V ring slots of the warp-specialised wgmma kernel (tuning)"),
+                           llvm::cl::init(0)};
 };
 
 /// The options of attn-tile-variants within a pipeline.

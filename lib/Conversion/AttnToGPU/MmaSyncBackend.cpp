@@ -60,6 +60,7 @@ private:
 
 class WgmmaBackend : public MmaBackend {
 public:
+  explicit WgmmaBackend(int64_t kvStages) : kvStages_(kvStages) {}
   StringRef name() const override { return "wgmma"; }
 
   /// The warp-specialised kernel at 128 rows (128 keys a tile at d <= 128,
@@ -94,11 +95,23 @@ public:
     params.pad = 0;
     params.wgmma = true;
     params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
-    // Q, two buffers each of K and V, the alignment slack and the mbarriers.
-    const int64_t sharedBytes = (bm + 4 * bn) * d * 2 + 1024 + params.barrierBytes(), limit = 227 * 1024;
-    if (sharedBytes > limit)
-      return kernel.emitOpError() << "needs " << sharedBytes << " bytes of shared memory at head dim " << d << " and "
-                                  << bm << "x" << bn << ", more than the " << limit
+    // Q, the K and V buffers, the alignment slack, the mbarriers and the
+    // visit/full bitmaps of tile summaries (a bit per tile, 32 per thread).
+    const int64_t summaryBytes = flash::needsTileSummaries(intervals) ? 8 * params.blockThreads() : 0;
+    const int64_t limit = 227 * 1024;
+    auto sharedBytes = [&] {
+      return (bm + 2 * params.stages * bn) * d * 2 + 1024 + params.barrierBytes() + summaryBytes;
+    };
+    // The TMA ring: up to kvStages_ slots, as many as fit (cp.async double
+    // buffers without a producer).
+    if (params.producer && kvStages_) {
+      params.stages = kvStages_;
+      while (params.stages > 2 && sharedBytes() > limit)
+        --params.stages;
+    }
+    if (sharedBytes() > limit)
+      return kernel.emitOpError() << "needs " << sharedBytes() << " bytes of shared memory at head dim " << d
+                                  << " and " << bm << "x" << bn << ", more than the " << limit
                                   << " an sm_90a block can have (choose a smaller --tile)";
     OpBuilder b(kernel.getContext());
     flash::KernelEmitter emitter(b, kernel, intervals, params);
@@ -108,11 +121,17 @@ public:
 
 private:
   MmaSyncBackend fallback_{/*hopper=*/true};
+  int64_t kvStages_ = 0; ///< LoweringOverrides::kvStages (0: 2)
 };
 
 } // namespace
 
-std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, Operation *diagnose) {
+std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, Operation *diagnose,
+                                             LoweringOverrides overrides) {
+  if (overrides.kvStages != 0 && (overrides.kvStages < 2 || overrides.kvStages > 4)) {
+    diagnose->emitError() << "expected kv-stages 2, 3 or 4, got " << overrides.kvStages;
+    return nullptr;
+  }
   if (target != "sm_80" && target != "sm_90a") {
     diagnose->emitError() << "expected target sm_80 or sm_90a, got '" << target << "'";
     return nullptr;
@@ -124,7 +143,7 @@ std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, O
       diagnose->emitError() << "the wgmma backend needs target sm_90a, got '" << target << "'";
       return nullptr;
     }
-    return std::make_unique<WgmmaBackend>();
+    return std::make_unique<WgmmaBackend>(overrides.kvStages);
   }
   diagnose->emitError() << "expected backend mma-sync or wgmma, got '" << name << "'";
   return nullptr;
