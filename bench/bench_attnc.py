@@ -46,6 +46,18 @@ def pairs_bidir(L, r):
     return L * (2 * r + 1) - r * (r + 1)
 
 
+def document_ids(L):
+    """The packed-documents case's ids: documents of 256 to 3839 tokens
+    (mean about 2K), seeded, as int32 [L] on the CPU."""
+    lens = torch.randint(256, 3840, (L // 256,), generator=torch.Generator().manual_seed(1))
+    ends = torch.cumsum(lens, 0)
+    ends = ends[ends < L]
+    doc = torch.zeros(L, dtype=torch.int32)
+    for e in ends.tolist():
+        doc[e:] += 1
+    return doc
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ptx", required=True)
@@ -127,12 +139,7 @@ def main():
         v = torch.randn_like(q)
         out = torch.empty_like(q)
         lse = torch.empty(1, H, L, device=dev, dtype=torch.float32)
-        lens = torch.randint(256, 3840, (L // 256,), generator=torch.Generator().manual_seed(1))
-        ends = torch.cumsum(lens, 0)
-        ends = ends[ends < L]
-        doc = torch.zeros(L, dtype=torch.int32)
-        for e in ends.tolist():
-            doc[e:] += 1
+        doc = document_ids(L)
         doc_d = doc.to(dev)
         counts = torch.bincount(doc.long()).double()
         cases = [

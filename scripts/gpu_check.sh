@@ -14,7 +14,8 @@
 #   6. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
-# Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench dsa dsabench generated";
+# Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench dsa dsabench generated
+# profile" (profile: ncu on the long-context kernels, bench/profile_long.py);
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
@@ -85,6 +86,17 @@ if has generated; then
     > "$out/generated.log" 2>&1 || status=1
   grep "^FAIL\|Traceback\|Error" "$out/generated.log" | head -n 40
   tail -n 1 "$out/generated.log"
+fi
+if has profile; then
+  # Nsight Compute on the long-context kernels (bench/profile_long.py): speed
+  # of light, warp stalls, scheduler and occupancy, per kernel.
+  echo "== profile (ncu)"
+  ncu --kernel-name regex:"^(${PROFILE_CASES:-sliding1024|documents})_d128_bf16\$" \
+    --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section Occupancy \
+    --section LaunchStats python3 "$root/bench/profile_long.py" --ptx "$root/build-ptx/bench/patterns.ptx" \
+    > "$out/profile.log" 2>&1 || status=1
+  grep -E "^  [a-z_0-9]+_d128_bf16|Duration|Compute \(SM\) Throughput|Memory Throughput|Stall|Issued Warp|No Eligible|Achieved Occupancy|Registers Per|Grid Size" \
+    "$out/profile.log" | head -n 80
 fi
 if has bench; then
   echo "== benchmark"

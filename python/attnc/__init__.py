@@ -426,8 +426,9 @@ class Kernel:
         (default 0) are absolute positions. out and lse (and indices, for a
         variant that writes selected indices: then (out, lse, indices) is
         returned) are allocated with torch when not given. workspace: the
-        scratch of a variant with a chunked selection stage (any 1-D CUDA
-        tensor of at least check()["workspace_bytes"] bytes); default: a
+        scratch of a variant with a chunked selection stage or a summary
+        stage (masks reading inputs at token positions, such as documents;
+        any 1-D CUDA tensor of at least check()["workspace_bytes"] bytes); default: a
         torch uint8 tensor on q's device, allocated per call. stream: a CUDA
         stream handle (int) or a torch.cuda.Stream; default: torch's current
         stream on q's device.

@@ -44,9 +44,10 @@ attn.tile.kernel @docs_d64_bf16 variant(@docs) attributes {block_m = 64 : i64, b
 // CHECK-SAME: {attn.arg = "q_stride_b"}
 // CHECK-SAME: {attn.arg = "k_offset"}, %[[WS:.*]]: memref<1099511627776xi64, 1> {attn.arg = "workspace"}, %[[DOC:.*]]: memref<1099511627776xi32, 1> {attn.arg = "input:doc"}, %[[S0:.*]]: i64 {attn.arg = "input:doc:stride:batch"}, %[[S1:.*]]: i64 {attn.arg = "input:doc:stride:token"})
 // CHECK-SAME: kernel
-// CHECK-SAME: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 28672 : i64, threads = 128 : i64, variant = "docs"}
+// CHECK-SAME: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 28688 : i64, threads = 128 : i64, variant = "docs"}
 // CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
-// 2 x 8 KB of K, V buffers, 9 KB of Q tile, 1 KB of visit/full bitmaps (documents).
+// 2 x 8 KB of K, V buffers, 9 KB of Q tile, 1 KB of visit/full bitmaps and 16 bytes
+// for the first and last tile they visit (documents).
 // The Q tile, then the key loop: prefetch, wait for all but the newest group.
 // CHECK: nvgpu.device_async_copy %[[Q]]
 // The key loop carries (n, buffer, m x 2, l x 2, acc x 32) per lane.
@@ -74,8 +75,8 @@ attn.tile.kernel @docs_d64_bf16 variant(@docs) attributes {block_m = 64 : i64, b
 // TARGET: error: expected target sm_80 or sm_90a, got 'sm_70'
 
 // 64 rows: one warpgroup loading its own tiles (8 KB of Q, 2 x 4 KB each of
-// K and V, swizzled, 1 KB of alignment slack and 1 KB of bitmaps).
-// WGMMA: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 26624 : i64, threads = 128 : i64, variant = "docs"}
+// K and V, swizzled, 1 KB of alignment slack, 1 KB of bitmaps and their ends).
+// WGMMA: attn.kernel_info = {block_m = 64 : i64, block_n = 32 : i64, elem = bf16, head_dim = 64 : i64, shared_bytes = 26640 : i64, threads = 128 : i64, variant = "docs"}
 // WGMMA-NOT: nvvm.mma.sync
 // WGMMA: wgmma.mma_async
 // WGMMA-NOT: nvvm.mma.sync

@@ -220,6 +220,9 @@ void KernelEmitter::setupBlock() {
     fullBits_ = memref::ViewOp::create(b_, loc_, bitsType, dyn, cidx(info_.sharedBytes + kSummaryTiles / 8),
                                        ValueRange{});
     info_.sharedBytes += 2 * (kSummaryTiles / 8);
+    auto endsType = MemRefType::get({2}, i64_, MemRefLayoutAttrInterface{}, workgroup());
+    visitedEnds_ = memref::ViewOp::create(b_, loc_, endsType, dyn, cidx(info_.sharedBytes), ValueRange{});
+    info_.sharedBytes += 16;
   }
 }
 
@@ -395,7 +398,7 @@ void KernelEmitter::lowerOp(Operation &op) {
 void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   auto [first, last] = overSelection_ ? std::pair<Value, Value>{ci(0), ci((*variant_.getTopk() + BN_ - 1) / BN_ - 1)}
-                                      : visitRange();
+                                      : visitedRange();
   auto loadKV = [&](Value n, Value buf) {
     if (overSelection_) { // the rows of the selected keys
       loadSelectedTile(Ks_, buf, k_, kBase_, n, ksl_);
@@ -406,7 +409,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     loadTile(Ks_, buf, BN_, k_, kBase_, colFirst, klen_, ksl_);
     loadTile(Vs_, buf, BN_, v_, vBase_, colFirst, klen_, vsl_);
   };
-  Value n0 = nextVisited(sub(first, ci(1)), last);
+  Value n0 = overSelection_ ? nextVisited(sub(first, ci(1)), last) : firstVisited(first, last);
   const bool producer = params_.producer; // else this loop loads K and V itself
   if (!producer) {
     auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, n0, last), false);
@@ -665,7 +668,14 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   }
   if (summaries_) {
     // Every thread of the CTA classifies the visit range's tiles (the
-    // producer walks the same bitmaps).
+    // producer walks the same bitmaps); Q's copy, which needs none of it,
+    // is on its way meanwhile.
+    if (params_.producer) {
+      auto ifLeader = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, tid_, ci(0)), false);
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifLeader.getThenRegion().front());
+      loadQByTma();
+    }
     auto [first, last] = visitRange();
     computeQRanges();
     fillSummaries(first, last);

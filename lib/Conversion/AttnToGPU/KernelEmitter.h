@@ -250,6 +250,7 @@ private:
   void expectBytes(Value bar, int64_t bytes);
   void tmaLoadRows(Value tmap, Value dstOffset, int64_t rows, Value row, Value head, Value bar);
   void emitProducer();
+  void loadQByTma();
   SmallVector<Value> nextSlot(Value stage, Value phase);
   int64_t computeRegisters() const;
   void takeRegisters();
@@ -331,6 +332,8 @@ private:
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
   TileVisitRule visitRule();
   std::pair<Value, Value> visitRange();
+  std::pair<Value, Value> visitedRange(); ///< visitRange(), narrowed by the summaries' bitmaps
+  Value firstVisited(Value first, Value last);
   std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false, std::optional<ValueRange64> rows = {});
 
   // Tile summaries: for masks whose unsolved conditions read inputs at token
@@ -350,6 +353,8 @@ private:
   bool summaryStage_ = false; ///< this kernel is the summary stage
   std::vector<SummaryRead> summaryReads_;
   Value visitBits_, fullBits_, windowFirst_;
+  Value visitedEnds_; ///< shared i64[2]: the first and last tile the bitmaps mark visited (kInf, -1: none)
+  Value windowFirstVisited_, windowLastVisited_; ///< read back from visitedEnds_ after the fill
   std::map<std::string, ValueRange64> qRanges_;
   std::vector<SummaryRead> summaryReads();
   const SummaryRead *summaryOf(const Term &read);

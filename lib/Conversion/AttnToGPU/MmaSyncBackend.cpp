@@ -96,8 +96,9 @@ public:
     params.wgmma = true;
     params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
     // Q, the K and V buffers, the alignment slack, the mbarriers and the
-    // visit/full bitmaps of tile summaries (a bit per tile, 32 per thread).
-    const int64_t summaryBytes = flash::needsTileSummaries(intervals) ? 8 * params.blockThreads() : 0;
+    // visit/full bitmaps of tile summaries (a bit per tile, 32 per thread)
+    // and the first and last tile they visit.
+    const int64_t summaryBytes = flash::needsTileSummaries(intervals) ? 8 * params.blockThreads() + 16 : 0;
     const int64_t limit = 227 * 1024;
     auto sharedBytes = [&] {
       return (bm + 2 * params.stages * bn) * d * 2 + 1024 + params.barrierBytes() + summaryBytes;

@@ -314,10 +314,20 @@ void KernelEmitter::computeQRanges() {
 /// with input ranges into the two bitmaps, every thread of the CTA: in
 /// round i, thread t takes tile first + i * threads + t, and its warp's 32
 /// bits (a ballot) are word i * threads / 32 + warp. Rounds past `last`
-/// are not run: the walk reads no word beyond it.
+/// are not run: the walk reads no word beyond it. Each warp also folds the
+/// first and last tile it marks visited into visitedEnds_ (shared atomics),
+/// so that the key loop starts and ends there without walking the words.
 void KernelEmitter::fillSummaries(Value first, Value last) {
   windowFirst_ = first;
   const int64_t threads = params_.blockThreads();
+  {
+    auto ifThread0 = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::eq, tid_, ci(0)), false);
+    OpBuilder::InsertionGuard g(b_);
+    b_.setInsertionPointToStart(&ifThread0.getThenRegion().front());
+    memref::StoreOp::create(b_, loc_, ci(analysis::kInf), visitedEnds_, ValueRange{cidx(0)});
+    memref::StoreOp::create(b_, loc_, ci(-1), visitedEnds_, ValueRange{cidx(1)});
+  }
+  barrier();
   Value count = maxI(add(sub(last, first), ci(1)), ci(0));
   Value rounds = minI(arith::CeilDivSIOp::create(b_, loc_, count, ci(threads)), ci(32));
   auto loop = scf::ForOp::create(b_, loc_, cidx(0), toIndex(rounds), cidx(1));
@@ -335,11 +345,60 @@ void KernelEmitter::fillSummaries(Value first, Value last) {
     Value visitWord = ballot(visit), fullWord = ballot(notB(needMask));
     auto ifLane0 = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::eq, lane_, ci(0)), false);
     b_.setInsertionPointToStart(&ifLane0.getThenRegion().front());
-    Value word = toIndex(add(mul(round, ci(threads / 32)), warp_));
-    memref::StoreOp::create(b_, loc_, visitWord, visitBits_, ValueRange{word});
-    memref::StoreOp::create(b_, loc_, fullWord, fullBits_, ValueRange{word});
+    Value word = add(mul(round, ci(threads / 32)), warp_);
+    memref::StoreOp::create(b_, loc_, visitWord, visitBits_, ValueRange{toIndex(word)});
+    memref::StoreOp::create(b_, loc_, fullWord, fullBits_, ValueRange{toIndex(word)});
+    auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::ne, visitWord, ci32(0)), false);
+    b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
+    Value wordFirst = add(first, mul(word, ci(32)));
+    // The highest set bit (bfind), and the lowest: the highest of w & -w.
+    auto highestBit = [&](Value w) {
+      Value bit = NVVM::InlinePtxOp::create(b_, loc_, TypeRange{i32_}, ValueRange{w}, ValueRange{},
+                                            "bfind.u32 $0, $1;", Value())
+                      .getResult(0);
+      return Value(arith::ExtUIOp::create(b_, loc_, i64_, bit));
+    };
+    Value low = highestBit(arith::AndIOp::create(b_, loc_, visitWord, arith::SubIOp::create(b_, loc_, ci32(0), visitWord)));
+    Value high = highestBit(visitWord);
+    memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::mins, add(wordFirst, low), visitedEnds_,
+                                ValueRange{cidx(0)});
+    memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::maxs, add(wordFirst, high), visitedEnds_,
+                                ValueRange{cidx(1)});
   }
   barrier();
+  windowFirstVisited_ = memref::LoadOp::create(b_, loc_, visitedEnds_, ValueRange{cidx(0)});
+  windowLastVisited_ = memref::LoadOp::create(b_, loc_, visitedEnds_, ValueRange{cidx(1)});
+}
+
+/// visitRange(), and with summaries ends at the last tile the bitmaps mark
+/// visited, unless the range runs past their window (whose tiles beyond
+/// are classified by the closed forms alone).
+std::pair<Value, Value> KernelEmitter::visitedRange() {
+  auto [first, last] = visitRange();
+  if (!summaries_)
+    return {first, last};
+  Value beyond = cmpI(arith::CmpIPredicate::sge, sub(last, first), ci(kSummaryTiles));
+  return {first, sel(beyond, last, minI(last, windowLastVisited_))};
+}
+
+/// The first key tile of [first, last] the query tile visits (last + 1 if
+/// none): with summaries, the first the bitmaps mark, else (none in the
+/// window) the walk on from the window's end.
+Value KernelEmitter::firstVisited(Value first, Value last) {
+  if (!summaries_)
+    return nextVisited(sub(first, ci(1)), last);
+  Value found = cmpI(arith::CmpIPredicate::slt, windowFirstVisited_, ci(analysis::kInf));
+  auto ifFound = scf::IfOp::create(b_, loc_, TypeRange{i64_}, found, true);
+  OpBuilder::InsertionGuard g(b_);
+  b_.setInsertionPointToStart(&ifFound.getThenRegion().front());
+  scf::YieldOp::create(b_, loc_, ValueRange{windowFirstVisited_});
+  b_.setInsertionPointToStart(&ifFound.getElseRegion().front());
+  Value windowLast = add(first, ci(kSummaryTiles - 1));
+  Value beyond = cmpI(arith::CmpIPredicate::sgt, last, windowLast);
+  Value walked = nextVisited(sel(beyond, windowLast, last), last); // last + 1 when not beyond
+  scf::YieldOp::create(b_, loc_, ValueRange{walked});
+  b_.setInsertionPointAfter(ifFound);
+  return ifFound.getResult(0);
 }
 
 /// Bit n of a summary bitmap (n within the window).

@@ -172,6 +172,12 @@ void KernelEmitter::passTurn(Value last) {
   turnBarrier(false, sub(ci(1), wg));
 }
 
+/// The Q tile by TMA, completing on the Q barrier (thread 0).
+void KernelEmitter::loadQByTma() {
+  expectBytes(qBarrier(), BM_ * D_ * 2);
+  tmaLoadRows(tmapQ_, ci(0), BM_, rowBase_, hIdx_, qBarrier());
+}
+
 /// Warpgroup 0: registers back, then one thread issues every load.
 void KernelEmitter::emitProducer() {
   if (computeRegisters())
@@ -179,12 +185,12 @@ void KernelEmitter::emitProducer() {
   auto ifLeader = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, tid_, ci(0)), false);
   OpBuilder::InsertionGuard g(b_);
   b_.setInsertionPointToStart(&ifLeader.getThenRegion().front());
-  expectBytes(qBarrier(), BM_ * D_ * 2);
-  tmaLoadRows(tmapQ_, ci(0), BM_, rowBase_, hIdx_, qBarrier());
+  if (!summaries_) // else issued before the summaries (FlashKernel.cpp)
+    loadQByTma();
 
   Value hkv = kvHead();
-  auto [first, last] = visitRange();
-  Value n0 = nextVisited(sub(first, ci(1)), last);
+  auto [first, last] = visitedRange();
+  Value n0 = firstVisited(first, last);
   SmallVector<Value> init = {n0, cidx(0), ci(0)};
   SmallVector<Type> types = {i64_, index_, i64_};
   SmallVector<Location> locs(types.size(), loc_);
