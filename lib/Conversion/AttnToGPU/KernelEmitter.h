@@ -356,6 +356,7 @@ private:
   Value visitedEnds_; ///< shared i64[2]: the first and last tile the bitmaps mark visited (kInf, -1: none)
   Value windowFirstVisited_, windowLastVisited_; ///< read back from visitedEnds_ after the fill
   std::map<std::string, ValueRange64> qRanges_;
+  void forEachRangeableRead(const std::function<void(const Term &)> &fn);
   std::vector<SummaryRead> summaryReads();
   const SummaryRead *summaryOf(const Term &read);
   Value summaryEntry(const SummaryRead &r, Value tile);

@@ -138,27 +138,13 @@ bool needsTileSummaries(const analysis::KeyIntervals &ki) {
   return false;
 }
 
-/// The input reads the summary stage ranges (rangeable reads at q or k in
-/// any part of any clause: classify() evaluates them all with token
-/// ranges), one per input and index pattern: doc[b, q] and doc[b, k] are
-/// the same function of the position, so one summary serves both.
-std::vector<KernelEmitter::SummaryRead> KernelEmitter::summaryReads() {
-  std::vector<SummaryRead> out;
+/// Calls `fn` on every rangeable input read (a tensor, one token axis) in
+/// every part of every clause (bounds, row conditions, unsolved
+/// conditions: classify() evaluates them all with token ranges), in order.
+void KernelEmitter::forEachRangeableRead(const std::function<void(const Term &)> &fn) {
   std::function<void(const Term &)> visit = [&](const Term &t) {
-    if (t.kind == Term::Kind::Input && rangeable(inputs_, t)) {
-      SummaryRead r;
-      r.input = findInput(inputs_, t.input);
-      r.tokenAxis = singleTokenAxis(t);
-      r.index = t.inputIndex;
-      r.index[size_t(r.tokenAxis)] = analysis::Var::Q; // the position, whichever side reads it
-      r.key = t.input;
-      for (analysis::Var v : r.index) {
-        r.key += v == analysis::Var::H ? ",h" : v == analysis::Var::B ? ",b" : ",t";
-        r.usesHead = r.usesHead || v == analysis::Var::H;
-      }
-      if (std::none_of(out.begin(), out.end(), [&](const SummaryRead &o) { return o.key == r.key; }))
-        out.push_back(r);
-    }
+    if (t.kind == Term::Kind::Input && rangeable(inputs_, t))
+      fn(t);
     for (const analysis::TermPtr &a : t.args)
       visit(*a);
   };
@@ -171,6 +157,28 @@ std::vector<KernelEmitter::SummaryRead> KernelEmitter::summaryReads() {
     for (const analysis::TermPtr &r : c.rest)
       visit(*r);
   }
+}
+
+/// The input reads the summary stage ranges (rangeable reads at q or k in
+/// any part of any clause: classify() evaluates them all with token
+/// ranges), one per input and index pattern: doc[b, q] and doc[b, k] are
+/// the same function of the position, so one summary serves both.
+std::vector<KernelEmitter::SummaryRead> KernelEmitter::summaryReads() {
+  std::vector<SummaryRead> out;
+  forEachRangeableRead([&](const Term &t) {
+    SummaryRead r;
+    r.input = findInput(inputs_, t.input);
+    r.tokenAxis = singleTokenAxis(t);
+    r.index = t.inputIndex;
+    r.index[size_t(r.tokenAxis)] = analysis::Var::Q; // the position, whichever side reads it
+    r.key = t.input;
+    for (analysis::Var v : r.index) {
+      r.key += v == analysis::Var::H ? ",h" : v == analysis::Var::B ? ",b" : ",t";
+      r.usesHead = r.usesHead || v == analysis::Var::H;
+    }
+    if (std::none_of(out.begin(), out.end(), [&](const SummaryRead &o) { return o.key == r.key; }))
+      out.push_back(r);
+  });
   return out;
 }
 
@@ -292,22 +300,10 @@ ValueRange64 KernelEmitter::summaryRange(const Term &read, Value tile) {
 /// The ranges of every input read at q over this CTA's query tile (from the
 /// summaries: its rows are query tile mIdx_).
 void KernelEmitter::computeQRanges() {
-  std::function<void(const Term &)> visit = [&](const Term &t) {
-    if (t.kind == Term::Kind::Input && rangeable(inputs_, t) &&
-        t.inputIndex[size_t(singleTokenAxis(t))] == analysis::Var::Q && !qRanges_.count(t.str()))
+  forEachRangeableRead([&](const Term &t) {
+    if (t.inputIndex[size_t(singleTokenAxis(t))] == analysis::Var::Q && !qRanges_.count(t.str()))
       qRanges_[t.str()] = summaryRange(t, mIdx_);
-    for (const analysis::TermPtr &a : t.args)
-      visit(*a);
-  };
-  for (const KeyClause &c : ki_.clauses) {
-    for (const analysis::TermPtr &bound : {c.lo, c.hi})
-      if (bound)
-        visit(*bound);
-    for (const analysis::TermPtr &r : c.rows)
-      visit(*r);
-    for (const analysis::TermPtr &r : c.rest)
-      visit(*r);
-  }
+  });
 }
 
 /// Classifies the key tiles first .. first + kSummaryTiles - 1 (up to last)
