@@ -598,6 +598,17 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       gz = 1;
       break;
     }
+    case GridRule::PersistentTiles:
+      // Every (query tile, head, batch entry); the launch runs at most one
+      // CTA an SM of them (StagePlan::persistent).
+      gx = int64_t(std::min<unsigned __int128>((unsigned __int128)ceilDiv(Lq, k->blockM) * (unsigned __int128)Hq *
+                                                   (unsigned __int128)B,
+                                               (unsigned __int128)kMaxGridX + 1)); // past the limit: refused below
+      gy = 1;
+      gz = 1;
+      s.persistent = true;
+      xunits = "query tiles (ceil(qlen / block_m) x heads_q x batch)";
+      break;
     case GridRule::TilesHeadsBatch:
       // One warp per tile, the query tiles and the key tiles of each
       // (batch entry, query head). T >= 2, as qlen and klen are >= 1 (q

@@ -247,6 +247,7 @@ DeviceInfo currentDeviceInfo() {
   attr(info.maxGrid[0], CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, "grid size limit");
   attr(info.maxGrid[1], CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y, "grid size limit");
   attr(info.maxGrid[2], CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z, "grid size limit");
+  attr(info.smCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "multiprocessor count");
   return info;
 }
 

@@ -54,6 +54,7 @@ constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X = 5;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y = 6;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z = 7;
+constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 constexpr CUdevice_attribute CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
@@ -158,6 +159,7 @@ struct DeviceInfo {
   int ccMajor = 0, ccMinor = 0;
   int maxSharedOptin = 0;
   int maxGrid[3] = {0, 0, 0};
+  int smCount = 0; ///< streaming multiprocessors (a persistent kernel's CTAs)
 };
 DeviceInfo currentDeviceInfo();
 

@@ -103,6 +103,7 @@ const char *gridRuleName(GridRule g) {
   case GridRule::ChunkedRowBlocks: return "chunked_row_blocks";
   case GridRule::RowsKvHeadsBatch: return "rows_kvheads_batch";
   case GridRule::TilesHeadsBatch: return "tiles_heads_batch";
+  case GridRule::PersistentTiles: return "persistent";
   }
   return "?";
 }
@@ -294,7 +295,8 @@ const std::vector<std::pair<const char *, GridRule>> kGridRules = {
     {"qtiles_kvheads_batch", GridRule::QTilesKvHeadsBatch},
     {"chunked_row_blocks", GridRule::ChunkedRowBlocks},
     {"rows_kvheads_batch", GridRule::RowsKvHeadsBatch},
-    {"tiles_heads_batch", GridRule::TilesHeadsBatch}};
+    {"tiles_heads_batch", GridRule::TilesHeadsBatch},
+    {"persistent", GridRule::PersistentTiles}};
 const std::vector<std::pair<const char *, Axis>> kAxes = {
     {"batch", Axis::Batch}, {"head", Axis::Head}, {"token", Axis::Token}};
 const std::vector<std::pair<const char *, ModuleKind>> kModuleKinds = {

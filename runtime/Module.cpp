@@ -108,6 +108,7 @@ struct ModuleImpl {
     CUcontext ctx = nullptr;
     CUmodule mod = nullptr;
     std::vector<std::vector<CUfunction>> funcs; // [variant][kernel]
+    uint32_t smCount = 0;                       // the device's SMs (persistent grids)
   };
   std::mutex mu;
   std::vector<std::unique_ptr<Loaded>> loaded;
@@ -160,6 +161,7 @@ struct ModuleImpl {
     checkTarget(dev);
     auto l = std::make_unique<Loaded>();
     l->ctx = ctx;
+    l->smCount = uint32_t(std::max(0, dev.smCount));
     std::string errBuf(16384, '\0'), infoBuf(4096, '\0');
     CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
                            CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES};
@@ -428,7 +430,7 @@ void Kernel::launch(const LaunchArgs &a, void *stream) const {
       const KernelSpec &k = spec().kernels[s.kernelIndex];
       int64_t first = 0;
       uint32_t g[3];
-      s.launchGeometry(i, first, g);
+      s.launchGeometry(i, first, g, l.smCount);
       plan.setBlockFirst(first); // cuLaunchKernel copies the parameters
       CUresult r = d.cuLaunchKernel(l.funcs[variant_][s.kernelIndex], g[0], g[1], g[2],
                                     s.block[0], s.block[1], s.block[2], s.sharedBytes, st,

@@ -43,7 +43,8 @@ compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
 # --ctas-per-sm=C, a trailing sS --kv-stages=S (e.g. "s3", "128x128s4"), a
-# wgmma or mma-sync prefix --backend=wgmma|mma-sync.
+# trailing np --persistent=off (e.g. "np", "s3np"), a wgmma or mma-sync prefix
+# --backend=wgmma|mma-sync.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
@@ -57,6 +58,11 @@ for alt in ${BENCH_ALT_TILES:-}; do
       spec=${spec#-}
     fi
   done
+  if [[ $spec == *np ]]; then # one CTA a tile: no persistent grid
+    flags+=(--persistent=off)
+    spec=${spec%np}
+    spec=${spec%-}
+  fi
   if [[ $spec =~ ^(.*)s([0-9])$ ]]; then
     flags+=(--kv-stages="${BASH_REMATCH[2]}")
     spec=${BASH_REMATCH[1]}

@@ -284,7 +284,7 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
        "q_offset, k_offset, topk, block_first, scale, input:NAME[:stride|size:AXIS], tmap:NAME)"},
       {replaced(m, R"("grid": "rows_kvheads_batch")", R"("grid": "rows_heads_batch")"),
        "manifest: variants[0].kernels[1].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, got "
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got "
        "'rows_heads_batch'"},
   };
   for (const auto &c : cases)

@@ -277,7 +277,7 @@ TEST(RuntimeSummaryManifest, MalformedFieldsGiveTheirMessage) {
        "which a chunked and a tiled stage cannot share"},
       {replaced(m, R"("grid": "tiles_heads_batch")", R"("grid": "tile_heads_batch")"),
        "manifest: variants[0].kernels[0].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, got "
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got "
        "'tile_heads_batch'"},
   };
   for (const auto &c : cases)

@@ -655,7 +655,7 @@ TEST(RuntimeManifestStages, MalformedFieldsGiveTheirMessage) {
        "manifest: variants[0].kernels[1].stage: expected a string, got 2"},
       {replaced(m, R"("stage": "topk"})", R"("stage": "topk", "grid": "per_key"})"),
        "manifest: variants[0].kernels[1].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, got 'per_key'"},
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got 'per_key'"},
       {replaced(m, R"("stage": "topk"})", R"("stage": "topk", "order": 1})"),
        "manifest: variants[0].kernels[1].order: unknown field (expected one of: head_dim, dtype, "
        "symbol, block_m, block_n, threads, shared_bytes, stage, grid, workspace_per_key, "

@@ -352,7 +352,7 @@ TEST(RuntimeManifest, MalformedFieldsGiveTheirMessage) {
        "manifest: variants[0].kernels[0]: missing required field 'block_m'"},
       {replaced(m, R"("grid": "qtiles_heads_batch")", R"x("grid": "ceil(qlen/128)")x"),
        "manifest: variants[0].grid: expected one of qtiles_heads_batch, qtiles_kvheads_batch, "
-       "chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, got 'ceil(qlen/128)'"},
+       "chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got 'ceil(qlen/128)'"},
       {replaced(m, R"("sink": false)", R"("sink": 0)"),
        "manifest: variants[0].sink: expected true or false, got 0"},
       {replaced(m, R"("sink": false)", R"("sink": false, "scale": -1.0)"),

@@ -90,7 +90,7 @@ bool sameParameters(const std::vector<ArgSpec> &x, const std::vector<ArgSpec> &y
 /// A grid rule by its manifest name (a backend writes one of these).
 GridRule gridRuleOf(const std::string &name) {
   for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch, GridRule::ChunkedRowBlocks,
-                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch})
+                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch, GridRule::PersistentTiles})
     if (name == gridRuleName(g))
       return g;
   throw std::logic_error("a kernel names the unknown grid rule '" + name + "'");
@@ -273,6 +273,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   pipeline.blockN = o.blockN;
   pipeline.ctasPerSm = o.ctasPerSm;
   pipeline.kvStages = o.kvStages;
+  pipeline.persistent = o.persistent;
   pipeline.backend = o.backendOrDefault();
   auto runStage = [&](const std::function<void(OpPassManager &)> &build) {
     PassManager pm(&context);
@@ -295,7 +296,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
     return 0;
   }
   if (failed(runStage([&](OpPassManager &pm) {
-        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target, o.kvStages}));
+        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target, o.kvStages, o.persistent}));
       }))) {
     if (o.blockM) { // a tile the user chose that the backend cannot build (shared memory, shape)
       err << "attnc: error: --tile=" << o.blockM << "x" << o.blockN << " cannot be compiled:\n" << diagText;

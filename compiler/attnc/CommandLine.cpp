@@ -396,6 +396,14 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
               requireChoice("--kv-stages", v, {"2", "3", "4"});
               cg.kvStages = std::stoll(v);
             });
+  cmd.value("--persistent", "on|off",
+            "a persistent grid for the warp-specialised wgmma\n"
+            "kernel: one CTA an SM striding over the tiles (tuning;\n"
+            "default on wherever it applies)",
+            [&cg](const std::string &v) {
+              requireChoice("--persistent", v, {"on", "off"});
+              cg.persistent = v == "on" ? -1 : 0;
+            });
   cmd.flag("--time-stages", "print the time each compilation stage takes", cg.timing);
   cmd.flag("--mlir-print-debuginfo", "with --emit=attn: print each op's\nloc(\"file\":line:col)", o.mlirDebugInfo);
   cmd.flag("--mlir-print-ir-after-all", "print the IR after every pass to standard error", cg.printIrAfterAll);

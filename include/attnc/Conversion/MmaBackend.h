@@ -51,6 +51,9 @@ struct TileOverrides {
 /// Tuning overrides of how the backend lowers a kernel (0: the backend's).
 struct LoweringOverrides {
   int64_t kvStages = 0; ///< K/V ring slots of the warp-specialised wgmma kernel (2-4)
+  /// A persistent grid for the warp-specialised wgmma kernel: -1 the
+  /// backend's choice (wherever it applies), 0 never.
+  int64_t persistent = -1;
 };
 
 class MmaBackend {

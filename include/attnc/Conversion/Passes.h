@@ -56,6 +56,10 @@ struct AttnPipelineOptions : mlir::PassPipelineOptions<AttnPipelineOptions> {
   Option<int64_t> kvStages{*this, "kv-stages",
                            llvm::cl::desc("K/V ring slots of the warp-specialised wgmma kernel (tuning)"),
                            llvm::cl::init(0)};
+  Option<int64_t> persistent{*this, "persistent",
+                             llvm::cl::desc("A persistent grid for the warp-specialised wgmma kernel: -1 where it "
+                                            "applies, 0 never (tuning)"),
+                             llvm::cl::init(-1)};
 };
 
 /// The options of attn-tile-variants within a pipeline.

@@ -149,14 +149,88 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
 void KernelEmitter::setupBlock() {
   // Query tiles in reverse order: under a causal mask the last tiles visit
   // the most key tiles, and starting them first keeps the short ones for
-  // the tail of the grid.
-  Value tilesM = toI64(gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
-  mIdx_ = sub(sub(tilesM, ci(1)), toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)));
-  hIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::y));
-  bIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::z));
+  // the tail of the grid. (Persistent: bindTile, per tile.)
+  if (!params_.persistent) {
+    Value tilesM = toI64(gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
+    mIdx_ = sub(sub(tilesM, ci(1)), toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)));
+    hIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::y));
+    bIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::z));
+  }
   tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
   warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
   lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
+  if (!params_.persistent)
+    bindTileRows();
+  setupShared();
+}
+
+/// The persistent kernel's tile t: tiles numbered over (query tile from the
+/// last, head, batch), so that every head's longest rows come first and a
+/// CTA's next tile (t + gridDim.x) is a shorter one.
+void KernelEmitter::bindTile(Value t) {
+  Value heads = mul(headsQ_, batch_);
+  Value tilesM = arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_));
+  mIdx_ = sub(sub(tilesM, ci(1)), arith::DivSIOp::create(b_, loc_, t, heads));
+  Value hb = arith::RemSIOp::create(b_, loc_, t, heads);
+  hIdx_ = arith::RemSIOp::create(b_, loc_, hb, headsQ_);
+  bIdx_ = arith::DivSIOp::create(b_, loc_, hb, headsQ_);
+  bindTileRows();
+  qOffset_ = mul(qSlot_, ci(qSecondOffsetBytes()));
+  auto qType = MemRefType::get({BM_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+  Qs_ = memref::ViewOp::create(b_, loc_, qType, dynShared_, toIndex(add(smemPad_, qOffset_)), ValueRange{});
+}
+
+/// Every tile of the persistent grid this CTA takes: t = blockIdx.x, then
+/// every gridDim.x-th, carrying the K/V ring's slot and parity and the
+/// count of tiles done (whose parity picks the Q slot).
+void KernelEmitter::emitTileLoop(const std::function<void(Value)> &body) {
+  Value total = mul(mul(arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_)), headsQ_), batch_);
+  Value stride = toI64(gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
+  SmallVector<Value> init = {toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)), cidx(0), ci(0), ci(0)};
+  SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
+  SmallVector<Location> locs(types.size(), loc_);
+  auto loop = scf::WhileOp::create(b_, loc_, types, init);
+  OpBuilder::InsertionGuard g(b_);
+  Block *before = b_.createBlock(&loop.getBefore(), {}, types, locs);
+  b_.setInsertionPointToStart(before);
+  scf::ConditionOp::create(b_, loc_, cmpI(Pred::slt, before->getArgument(0), total), before->getArguments());
+  Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
+  b_.setInsertionPointToStart(after);
+  Value t = after->getArgument(0), done = after->getArgument(3);
+  ringStage_ = after->getArgument(1);
+  ringPhase_ = after->getArgument(2);
+  qSlot_ = arith::AndIOp::create(b_, loc_, done, ci(1));
+  qParity_ = arith::AndIOp::create(b_, loc_, arith::ShRUIOp::create(b_, loc_, done, ci(1)), ci(1));
+  // The thread's index, opaque to LLVM in each iteration: else every
+  // address and fragment offset derived from it alone (the epilogue's
+  // swizzled stores, say) is hoisted out of the tile loop and held in
+  // registers through every key loop (spills at d = 128).
+  // The same for the lengths and offsets (the key bounds' terms).
+  auto opaque = [&](Value v) {
+    return LLVM::InlineAsmOp::create(b_, loc_, i64_, ValueRange{v}, "mov.b64 $0, $1;", "=l,l",
+                                     /*has_side_effects=*/true, /*is_align_stack=*/false,
+                                     LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(), ArrayAttr())
+        .getResult(0);
+  };
+  Value *perTile[] = {&tid_, &qlen_, &klen_, &qOff_, &kOff_};
+  SmallVector<Value> outer;
+  for (Value *v : perTile) {
+    outer.push_back(*v);
+    *v = opaque(*v);
+  }
+  Value warp = warp_, lane = lane_;
+  warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
+  lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
+  body(t);
+  for (auto [v, o] : llvm::zip_equal(perTile, outer))
+    *v = o;
+  warp_ = warp;
+  lane_ = lane;
+  scf::YieldOp::create(b_, loc_, ValueRange{add(t, stride), ringStage_, ringPhase_, add(done, ci(1))});
+}
+
+/// The rows of tile (mIdx_, hIdx_, bIdx_): positions and strides.
+void KernelEmitter::bindTileRows() {
   rowLimit_ = qlen_;
   qRowStride_ = qsl_;
   oRowStride_ = osl_;
@@ -182,7 +256,9 @@ void KernelEmitter::setupBlock() {
     q0_ = add(rowBase_, qOff_);
     q1_ = add(sub(minI(add(rowBase_, ci(BM_)), qlen_), ci(1)), qOff_);
   }
+}
 
+void KernelEmitter::setupShared() {
   // Shared memory: the Q tile, and two buffers each of K and V (the next
   // key tile streams in while this one is computed); rows padded to LD.
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
@@ -198,12 +274,14 @@ void KernelEmitter::setupBlock() {
     Value pad = arith::RemUIOp::create(b_, loc_, sub(ci(1024), arith::RemUIOp::create(b_, loc_, raw, ci(1024))),
                                        ci(1024));
     smemBase_ = add(raw, pad);
+    dynShared_ = dyn;
+    smemPad_ = pad;
     Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, toIndex(pad), ValueRange{});
     Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes))), ValueRange{});
     Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes + kvBytes))), ValueRange{});
-    info_.sharedBytes = qBytes + 2 * kvBytes + 1024;
-    if (params_.producer) { // the mbarriers: Q full, then K full, V full, empty per slot
-      barriers_ = add(smemBase_, ci(qBytes + 2 * kvBytes));
+    info_.sharedBytes = params_.qSlots() * qBytes + 2 * kvBytes + 1024;
+    if (params_.producer) { // the mbarriers: Q full, then K full, V full, empty per slot (persistent: Q's second slot first)
+      barriers_ = add(smemBase_, ci(params_.qSlots() * qBytes + 2 * kvBytes));
       info_.sharedBytes += params_.barrierBytes();
     }
   } else {
@@ -319,7 +397,7 @@ void KernelEmitter::lowerOp(Operation &op) {
   llvm::TypeSwitch<Operation *>(&op)
       .Case([&](attn::TileLoadQOp load) {
         if (params_.producer) { // the producer's TMA copy (TmaPipeline.cpp)
-          waitBarrier(qBarrier(), ci(0));
+          waitBarrier(qBarrier(), qParity_ ? qParity_ : ci(0));
         } else {
           loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, rowLimit_, qRowStride_);
           NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
@@ -441,9 +519,9 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), cf(1), cf(0));
   }
   // Loop-carried: the tile n, its shared buffer (or ring slot and parity), the state.
-  SmallVector<Value> init = {n0, cidx(0)};
+  SmallVector<Value> init = {n0, ringStage_ ? ringStage_ : cidx(0)};
   if (producer)
-    init.push_back(ci(0));
+    init.push_back(ringPhase_ ? ringPhase_ : ci(0));
   const int64_t lead = init.size();
   llvm::append_range(init, m0);
   for (int64_t r = 0; r < rowsPerThread; ++r)
@@ -452,6 +530,17 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     init.push_back(cf(0));
   (void)nTilesD;
 
+  // Two compute warpgroups over a narrow band: each skips the key tiles
+  // its own 64 rows do not reach (the closed forms over them), sharing the
+  // K/V loads of those it does.
+  std::optional<std::pair<Value, Value>> warpgroupRange;
+  if (skipsByWarpgroup()) {
+    Value firstRow = add(rowBase_, mul(computeWarpgroup(), ci(64)));
+    Value lastRow = sub(minI(add(firstRow, ci(64)), qlen_), ci(1));
+    auto [wgFirst, wgLast] = visitRule().visitRange({add(firstRow, qOff_), add(lastRow, qOff_)});
+    // No rows of its own (past qlen): it visits nothing.
+    warpgroupRange = {wgFirst, sel(cmpI(Pred::slt, firstRow, qlen_), wgLast, ci(-1))};
+  }
   SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
   SmallVector<Location> locs(types.size(), loc_);
   auto loop = scf::WhileOp::create(b_, loc_, types, init);
@@ -516,16 +605,43 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     argRegs(3, lead + rowsPerThread, rowsPerThread);
     argRegs(4, lead + 2 * rowsPerThread, accLayout().size());
     colFirst_ = mul(n, ci(BN_));
-    for (Operation &op : body.without_terminator())
-      lowerOp(op);
     auto yield = cast<attn::TileYieldOp>(body.getTerminator());
+    auto lowerBody = [&] {
+      SmallVector<Value> state;
+      for (Operation &op : body.without_terminator())
+        lowerOp(op);
+      for (Value v : yield->getOperands())
+        llvm::append_range(state, regsOf(v));
+      return state;
+    };
+    SmallVector<Value> state;
+    if (warpgroupRange) {
+      // A tile outside this warpgroup's own range: the state passes
+      // through; the other warpgroup's GEMMs still get their turns.
+      Value visits = andB(cmpI(Pred::sge, n, warpgroupRange->first), cmpI(Pred::sle, n, warpgroupRange->second));
+      SmallVector<Value> in(after->getArguments().begin() + lead, after->getArguments().end());
+      auto ifVisits = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(in)), visits, true);
+      OpBuilder::InsertionGuard g2(b_);
+      b_.setInsertionPointToStart(&ifVisits.getThenRegion().front());
+      scf::YieldOp::create(b_, loc_, lowerBody());
+      b_.setInsertionPointToStart(&ifVisits.getElseRegion().front());
+      if (pingPong()) { // S = Q K^T's turn, then O += P V's
+        waitTurn();
+        passTurn(Value());
+        waitTurn();
+        passTurn(lastTile_);
+      }
+      scf::YieldOp::create(b_, loc_, in);
+      state.assign(ifVisits.getResults().begin(), ifVisits.getResults().end());
+    } else {
+      state = lowerBody();
+    }
     SmallVector<Value> next = {nn};
     if (producer)
       llvm::append_range(next, nextSlot(buf, phase_));
     else
       next.push_back(other);
-    for (Value v : yield->getOperands())
-      llvm::append_range(next, regsOf(v));
+    llvm::append_range(next, state);
     if (producer) // O += P V has read V (its wgmma waited): the slot is free
       arriveBarrier(kvBarrier(2, buf));
     else
@@ -533,6 +649,10 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     scf::YieldOp::create(b_, loc_, next);
   }
   b_.setInsertionPointAfter(loop);
+  if (ringStage_) { // persistent: the next tile's key loop goes on round the ring
+    ringStage_ = loop.getResult(1);
+    ringPhase_ = loop.getResult(2);
+  }
   auto result = [&](int64_t from, int64_t count) {
     return SmallVector<Value>(loop.getResults().begin() + from, loop.getResults().begin() + from + count);
   };
@@ -691,9 +811,23 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
     tid_ = sub(tid_, ci(128));
     warp_ = sub(warp_, ci(4));
   }
-  emitPrologue();
-  for (Operation &op : kernel_.getBody().front())
-    lowerOp(op);
+  auto computeTile = [&] {
+    emitPrologue();
+    for (Operation &op : kernel_.getBody().front())
+      lowerOp(op);
+  };
+  if (params_.persistent) {
+    emitTileLoop([&](Value t) {
+      bindTile(t);
+      computeTile();
+      // O went out through the Q slot (generic writes, before the next TMA
+      // copy into it): the slot is free.
+      ptxStatement("fence.proxy.async.shared::cta;");
+      arriveBarrier(qEmptyBarrier());
+    });
+  } else {
+    computeTile();
+  }
   if (params_.producer)
     b_.setInsertionPointToEnd(&entry);
   gpu::ReturnOp::create(b_, loc_);
@@ -710,6 +844,8 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
   kinfo.append("block_n", b_.getI64IntegerAttr(BN_));
   kinfo.append("threads", b_.getI64IntegerAttr(params_.blockThreads()));
   kinfo.append("shared_bytes", b_.getI64IntegerAttr(info_.sharedBytes));
+  if (params_.persistent) // docs/runtime.md: one CTA an SM strides over the tiles
+    kinfo.append("grid", b_.getStringAttr("persistent"));
   if (summaryStage_) { // docs/runtime.md: the summary stage's grid and workspace
     kinfo.append("stage", b_.getStringAttr("summary"));
     kinfo.append("grid", b_.getStringAttr("tiles_heads_batch"));

@@ -79,10 +79,20 @@ struct EmitterParams {
   /// loads by cp.async into two buffers between CTA barriers.
   bool producer = false;
   int64_t stages = 2; ///< K/V shared buffers (2 without a producer)
+  /// Narrow bands (TilePolicy.h): with two compute warpgroups, each skips
+  /// the key tiles its own 64 rows do not reach (FlashKernel.cpp).
+  bool warpgroupRanges = false;
+  /// A persistent grid (warp specialised only; FlashKernel.cpp): one CTA an
+  /// SM strides over every (query tile, head, batch) tile, longest rows
+  /// first; two Q slots, so the producer loads the next tile's Q (and its
+  /// first K/V tiles) while this one computes and writes its O.
+  bool persistent = false;
   int64_t threads() const { return 32 * warps; } ///< the compute warps' threads
   int64_t blockThreads() const { return threads() + (producer ? 128 : 0); }
-  /// The mbarriers' shared memory: Q full, then K full, V full and empty per slot.
-  int64_t barrierBytes() const { return producer ? 8 * (1 + 3 * stages) : 0; }
+  /// The mbarriers' shared memory: Q full, then K full, V full and empty per
+  /// slot; persistent: then the second Q slot's full, and each Q slot's empty.
+  int64_t barrierBytes() const { return producer ? 8 * (1 + 3 * stages + (persistent ? 3 : 0)) : 0; }
+  int64_t qSlots() const { return persistent ? 2 : 1; }
 };
 
 /// The register layout of an fp32 tile (scores, probabilities, accumulator)
@@ -242,7 +252,20 @@ private:
   Value barriers_;              ///< shared address (i64) of the mbarriers: Q full, then per stage K full, V full, K/V empty
   Value stage_, phase_;         ///< the consumers' current ring slot (index) and its parity (i64)
   Value kvBarrier(int64_t which, Value stage); ///< which: 0 K full, 1 V full, 2 empty
-  Value qBarrier() { return barriers_; }
+  /// The Q slot's full barrier (the second one's after the ring's barriers).
+  Value qBarrier() { return qSlot_ ? add(barriers_, mul(qSlot_, ci(8 * (1 + 3 * stages_)))) : barriers_; }
+  /// Persistent: the Q slot's empty barrier (every compute thread arrives after its epilogue).
+  Value qEmptyBarrier() { return add(barriers_, mul(add(qSlot_, ci(2 + 3 * stages_)), ci(8))); }
+  // Persistent (EmitterParams::persistent): this CTA's current tile and Q slot.
+  Value qSlot_;   ///< the Q slot of the current tile (i64: 0, 1), null: one slot
+  Value qParity_; ///< the parity of the slot's current use (i64)
+  Value qOffset_; ///< bytes from smemBase_ to the current Q slot (i64), null: 0
+  Value ringStage_, ringPhase_; ///< the ring slot and parity the next key tile takes (null: 0)
+  Value dynShared_, smemPad_;   ///< the dynamic shared memory and the pad to its 1024-byte boundary
+  void emitTileLoop(const std::function<void(Value)> &body);
+  void bindTile(Value t);
+  void bindTileRows();
+  int64_t qSecondOffsetBytes() const { return vOffsetBytes() + stages_ * kvTileBytes(); } ///< after the V ring
   void ptxOperands(StringRef code, StringRef constraints, ValueRange operands);
   void initBarriers();
   void waitBarrier(Value bar, Value parity);
@@ -250,13 +273,16 @@ private:
   void expectBytes(Value bar, int64_t bytes);
   void tmaLoadRows(Value tmap, Value dstOffset, int64_t rows, Value row, Value head, Value bar);
   void emitProducer();
+  void produceKeyTiles();
   void loadQByTma();
   SmallVector<Value> nextSlot(Value stage, Value phase);
   int64_t computeRegisters() const;
+  int64_t producerRegisters() const; ///< what the producer warpgroup keeps (setmaxnreg.dec)
   void takeRegisters();
   void warpgroupBarrier();
   Value computeWarpgroup(); ///< this warp's warpgroup among the compute warps (warp_ / 4)
   bool pingPong() const;
+  bool skipsByWarpgroup() const { return params_.warpgroupRanges && params_.producer && kWarps == 8 && !overSelection_; }
   void turnBarrier(bool wait, Value warpgroup);
   void openTurns(Value anyTile);
   void waitTurn();
@@ -292,6 +318,7 @@ private:
   // --- the parts of the kernel ---------------------------------------------------
   gpu::GPUFuncOp declare(gpu::GPUModuleOp module);
   void setupBlock();
+  void setupShared();
   void emitPrologue();
   void laneGeometry();
   void lowerOp(Operation &op);

@@ -60,19 +60,21 @@ private:
 
 class WgmmaBackend : public MmaBackend {
 public:
-  explicit WgmmaBackend(int64_t kvStages) : kvStages_(kvStages) {}
+  explicit WgmmaBackend(LoweringOverrides o) : kvStages_(o.kvStages), persistent_(o.persistent) {}
   StringRef name() const override { return "wgmma"; }
 
-  /// The warp-specialised kernel at 128 rows (128 keys a tile at d <= 128,
-  /// 64 at d = 256: shared memory); a narrow band (ModernBERT's +-64) keeps
-  /// 64 x 64 at two CTAs an SM, whose tiles waste fewer masked-out pairs.
+  /// The warp-specialised kernel at 128 rows: 128 keys a tile at d <= 128,
+  /// 64 at d = 256 (shared memory) or for a narrow band (ModernBERT's
+  /// +-64: fewer masked-out pairs, and at d <= 128 each compute warpgroup
+  /// skips the key tiles its own 64 rows do not reach). Every head dim of a
+  /// variant takes one parameter list, so all are warp specialised or none.
   TileChoice chooseTiles(attn::VariantOp variant, const analysis::KeyIntervals &intervals, int64_t headDim,
                          const TileOverrides &o) const override {
     const bool narrow = flashPressure(variant, intervals).narrowBand;
     TileChoice t;
-    t.blockM = o.blockM ? o.blockM : narrow ? 64 : 128;
+    t.blockM = o.blockM ? o.blockM : 128;
     t.blockN = o.blockN ? o.blockN : narrow || headDim > 128 ? 64 : 128;
-    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : (!o.blockM && narrow) ? 2 : 1;
+    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : 1;
     return t;
   }
 
@@ -95,14 +97,17 @@ public:
     params.pad = 0;
     params.wgmma = true;
     params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
+    params.warpgroupRanges = d <= 128 && flashPressure(kernel.getVariantOp(), intervals).narrowBand;
     // Q, the K and V buffers, the alignment slack, the mbarriers and the
     // visit/full bitmaps of tile summaries (a bit per tile, 32 per thread)
     // and the first and last tile they visit.
-    const int64_t summaryBytes = flash::needsTileSummaries(intervals) ? 8 * params.blockThreads() + 16 : 0;
+    const bool summaries = flash::needsTileSummaries(intervals);
+    const int64_t summaryBytes = summaries ? 8 * params.blockThreads() + 16 : 0;
     const int64_t limit = 227 * 1024;
     auto sharedBytes = [&] {
-      return (bm + 2 * params.stages * bn) * d * 2 + 1024 + params.barrierBytes() + summaryBytes;
+      return (params.qSlots() * bm + 2 * params.stages * bn) * d * 2 + 1024 + params.barrierBytes() + summaryBytes;
     };
+
     // The TMA ring: up to kvStages_ slots, as many as fit (cp.async double
     // buffers without a producer).
     if (params.producer && kvStages_) {
@@ -110,6 +115,12 @@ public:
       while (params.stages > 2 && sharedBytes() > limit)
         --params.stages;
     }
+    // A persistent grid where its second Q slot fits beside the ring (not
+    // at d = 256) and no per-CTA tile summaries are filled (documents, for
+    // now).
+    params.persistent = params.producer && !summaries && persistent_ != 0;
+    if (params.persistent && sharedBytes() > limit)
+      params.persistent = false;
     if (sharedBytes() > limit)
       return kernel.emitOpError() << "needs " << sharedBytes() << " bytes of shared memory at head dim " << d
                                   << " and " << bm << "x" << bn << ", more than the " << limit
@@ -122,13 +133,18 @@ public:
 
 private:
   MmaSyncBackend fallback_{/*hopper=*/true};
-  int64_t kvStages_ = 0; ///< LoweringOverrides::kvStages (0: 2)
+  int64_t kvStages_ = 0;    ///< LoweringOverrides::kvStages (0: 2)
+  int64_t persistent_ = -1; ///< LoweringOverrides::persistent
 };
 
 } // namespace
 
 std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, Operation *diagnose,
                                              LoweringOverrides overrides) {
+  if (overrides.persistent < -1 || overrides.persistent > 1) {
+    diagnose->emitError() << "expected persistent -1 (the backend's choice), 0 or 1, got " << overrides.persistent;
+    return nullptr;
+  }
   if (overrides.kvStages != 0 && (overrides.kvStages < 2 || overrides.kvStages > 4)) {
     diagnose->emitError() << "expected kv-stages 2, 3 or 4, got " << overrides.kvStages;
     return nullptr;
@@ -144,7 +160,7 @@ std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, O
       diagnose->emitError() << "the wgmma backend needs target sm_90a, got '" << target << "'";
       return nullptr;
     }
-    return std::make_unique<WgmmaBackend>(overrides.kvStages);
+    return std::make_unique<WgmmaBackend>(overrides);
   }
   diagnose->emitError() << "expected backend mma-sync or wgmma, got '" << name << "'";
   return nullptr;

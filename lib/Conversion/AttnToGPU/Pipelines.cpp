@@ -89,7 +89,7 @@ AttnTileVariantsOptions tileVariantsOptions(const AttnPipelineOptions &o) {
 
 void buildAttnToGpuPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {
   pm.addPass(createAttnTileVariants(tileVariantsOptions(o)));
-  pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{o.backend, o.target, o.kvStages}));
+  pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{o.backend, o.target, o.kvStages, o.persistent}));
 }
 
 void buildAttnGpuToNvvmPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {

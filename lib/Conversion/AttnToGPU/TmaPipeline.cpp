@@ -42,6 +42,9 @@ namespace {
 constexpr int64_t kChunkCols = 64;         ///< one 128-byte swizzle row of 16-bit elements
 constexpr int64_t kBarrierBytes = 8;       ///< one mbarrier
 constexpr int64_t kProducerRegisters = 40; ///< what the producer warpgroup keeps
+/// ... in a persistent kernel, whose tile loop holds more (ptxas spills the
+/// producer at 40; the compute warpgroups still get 232).
+constexpr int64_t kPersistentProducerRegisters = 48;
 } // namespace
 
 /// One inline PTX statement with operands and side effects.
@@ -75,6 +78,11 @@ void KernelEmitter::initBarriers() {
     init(kvBarrier(0, cidx(s)), 1);
     init(kvBarrier(1, cidx(s)), 1);
     init(kvBarrier(2, cidx(s)), kThreads); // every compute thread releases the slot
+  }
+  if (params_.persistent) { // the second Q slot's full barrier, each slot's empty one
+    init(add(barriers_, ci(8 * (1 + 3 * stages_))), 1);
+    init(add(barriers_, ci(8 * (2 + 3 * stages_))), kThreads);
+    init(add(barriers_, ci(8 * (3 + 3 * stages_))), kThreads);
   }
   ptxStatement("fence.mbarrier_init.release.cluster;");
 }
@@ -175,23 +183,37 @@ void KernelEmitter::passTurn(Value last) {
 /// The Q tile by TMA, completing on the Q barrier (thread 0).
 void KernelEmitter::loadQByTma() {
   expectBytes(qBarrier(), BM_ * D_ * 2);
-  tmaLoadRows(tmapQ_, ci(0), BM_, rowBase_, hIdx_, qBarrier());
+  tmaLoadRows(tmapQ_, qOffset_ ? qOffset_ : ci(0), BM_, rowBase_, hIdx_, qBarrier());
 }
 
 /// Warpgroup 0: registers back, then one thread issues every load.
 void KernelEmitter::emitProducer() {
   if (computeRegisters())
-    ptxStatement("setmaxnreg.dec.sync.aligned.u32 " + std::to_string(kProducerRegisters) + ";");
+    ptxStatement("setmaxnreg.dec.sync.aligned.u32 " + std::to_string(producerRegisters()) + ";");
   auto ifLeader = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, tid_, ci(0)), false);
   OpBuilder::InsertionGuard g(b_);
   b_.setInsertionPointToStart(&ifLeader.getThenRegion().front());
+  if (params_.persistent) {
+    emitTileLoop([&](Value t) {
+      bindTile(t);
+      // The slot's previous tile has written its O (a fresh slot passes).
+      waitBarrier(qEmptyBarrier(), arith::XOrIOp::create(b_, loc_, qParity_, ci(1)));
+      loadQByTma();
+      produceKeyTiles();
+    });
+    return;
+  }
   if (!summaries_) // else issued before the summaries (FlashKernel.cpp)
     loadQByTma();
+  produceKeyTiles();
+}
 
+/// The producer's loads of every visited K/V tile of the current query tile.
+void KernelEmitter::produceKeyTiles() {
   Value hkv = kvHead();
   auto [first, last] = visitedRange();
   Value n0 = firstVisited(first, last);
-  SmallVector<Value> init = {n0, cidx(0), ci(0)};
+  SmallVector<Value> init = {n0, ringStage_ ? ringStage_ : cidx(0), ringPhase_ ? ringPhase_ : ci(0)};
   SmallVector<Type> types = {i64_, index_, i64_};
   SmallVector<Location> locs(types.size(), loc_);
   auto loop = scf::WhileOp::create(b_, loc_, types, init);
@@ -211,6 +233,11 @@ void KernelEmitter::emitProducer() {
   SmallVector<Value> next = {nextVisited(n, last)};
   llvm::append_range(next, nextSlot(stage, phase));
   scf::YieldOp::create(b_, loc_, next);
+  b_.setInsertionPointAfter(loop);
+  if (ringStage_) { // persistent: the next tile goes on round the ring
+    ringStage_ = loop.getResult(1);
+    ringPhase_ = loop.getResult(2);
+  }
 }
 
 /// The ring slot after `stage`, and its parity (flipped on wrapping round).
@@ -226,8 +253,12 @@ SmallVector<Value> KernelEmitter::nextSlot(Value stage, Value phase) {
 /// is no more than the kernel starts with (65536 / (CTAs an SM x threads)).
 int64_t KernelEmitter::computeRegisters() const {
   const int64_t entryCap = std::min<int64_t>(255, 65536 / (ctasPerSm_ * params_.blockThreads())) / 8 * 8;
-  const int64_t wanted = std::min<int64_t>(240, (65536 / ctasPerSm_ - 128 * kProducerRegisters) / kThreads / 8 * 8);
+  const int64_t wanted = std::min<int64_t>(240, (65536 / ctasPerSm_ - 128 * producerRegisters()) / kThreads / 8 * 8);
   return wanted > entryCap ? wanted : 0;
+}
+
+int64_t KernelEmitter::producerRegisters() const {
+  return params_.persistent ? kPersistentProducerRegisters : kProducerRegisters;
 }
 
 /// The compute warpgroups take their share of the registers the producer gave back.

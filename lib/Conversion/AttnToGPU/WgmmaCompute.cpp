@@ -110,7 +110,8 @@ SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
   const int64_t n = BN_ / 2, steps = D_ / 16;
   const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
   Value warpgroup = computeWarpgroup();
-  Value qAddr = add(tileAddress(q, 0, 0), mul(warpgroup, ci(64 * kSwizzleBytes)));
+  Value qTile = qOffset_ ? add(tileAddress(q, 0, 0), qOffset_) : tileAddress(q, 0, 0); // persistent: its Q slot
+  Value qAddr = add(qTile, mul(warpgroup, ci(64 * kSwizzleBytes)));
   Value kAddr = tileAddress(k, kOffsetBytes(), kvTileBytes());
   SmallVector<Value> operands;
   std::string asmText = "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";

@@ -123,9 +123,14 @@ enum class GridRule {
   /// KernelSpec::workspacePerTile, threads a multiple of 32, and the arg
   /// workspace (workspace_per_tile * batch * heads_q * T bytes, one launch).
   TilesHeadsBatch,
+  /// A persistent kernel: its CTAs stride over the T = ceil(qlen / block_m) *
+  /// heads_q * batch query tiles (tile t, t + gridDim.x, ...). The plan's
+  /// x is T; the launch takes min(T, the device's SM count), one CTA an SM.
+  /// y = z = 1.
+  PersistentTiles,
 };
 /// "qtiles_heads_batch", "qtiles_kvheads_batch", "chunked_row_blocks",
-/// "rows_kvheads_batch", "tiles_heads_batch"
+/// "rows_kvheads_batch", "tiles_heads_batch", "persistent"
 const char *gridRuleName(GridRule g);
 
 /// The stage of a single-kernel variant, and the stage findKernel() prefers.

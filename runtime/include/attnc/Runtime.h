@@ -154,6 +154,10 @@ struct StagePlan {
   /// tiled, batch * heads_q * tiles * workspace_per_tile.
   uint64_t workspaceBytes = 0;
 
+  /// A persistent stage (grid 'persistent'): grid[0] is its query tiles;
+  /// the launch runs min(grid[0], the device's SMs) CTAs, which stride over them.
+  bool persistent = false;
+
   bool chunked() const { return chunkBlocks > 0; }
   bool tiled() const { return tiles > 0; }
   /// ceil(totalBlocks / chunkBlocks) for a chunked stage, else 1.
@@ -161,9 +165,12 @@ struct StagePlan {
   /// Launch i (0 <= i < launches()): its first row block (the block_first
   /// argument; 0 for a stage that is not chunked) and its grid, (n, 1, 1)
   /// with n = min(chunkBlocks, totalBlocks - blockFirst) when chunked.
-  void launchGeometry(int64_t i, int64_t &blockFirst, uint32_t (&g)[3]) const {
+  /// A persistent stage's x is min(grid[0], smCount).
+  void launchGeometry(int64_t i, int64_t &blockFirst, uint32_t (&g)[3], uint32_t smCount = 0) const {
     blockFirst = chunked() ? i * chunkBlocks : 0;
     g[0] = chunked() ? uint32_t(std::min(chunkBlocks, totalBlocks - blockFirst)) : grid[0];
+    if (persistent && smCount > 0)
+      g[0] = std::min(g[0], smCount);
     g[1] = grid[1];
     g[2] = grid[2];
   }
