@@ -184,9 +184,13 @@ void KernelEmitter::bindTile(Value t) {
 /// every gridDim.x-th, carrying the K/V ring's slot and parity and the
 /// count of tiles done (whose parity picks the Q slot).
 void KernelEmitter::emitTileLoop(const std::function<void(Value)> &body) {
-  Value total = mul(mul(arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_)), headsQ_), batch_);
-  Value stride = toI64(gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
-  SmallVector<Value> init = {toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)), cidx(0), ci(0), ci(0)};
+  // The tile and the count as i32 (the runtime refuses 2^31 tiles or more):
+  // the producer's one thread has 40 registers for its whole loop.
+  auto toI32 = [&](Value v) { return Value(arith::TruncIOp::create(b_, loc_, i32_, v)); };
+  Value total = toI32(mul(mul(arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_)), headsQ_), batch_));
+  Value stride = arith::IndexCastOp::create(b_, loc_, i32_, gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
+  SmallVector<Value> init = {arith::IndexCastOp::create(b_, loc_, i32_, gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)),
+                             cidx(0), ci(0), ci32(0)};
   SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
   SmallVector<Location> locs(types.size(), loc_);
   auto loop = scf::WhileOp::create(b_, loc_, types, init);
@@ -199,8 +203,9 @@ void KernelEmitter::emitTileLoop(const std::function<void(Value)> &body) {
   Value t = after->getArgument(0), done = after->getArgument(3);
   ringStage_ = after->getArgument(1);
   ringPhase_ = after->getArgument(2);
-  qSlot_ = arith::AndIOp::create(b_, loc_, done, ci(1));
-  qParity_ = arith::AndIOp::create(b_, loc_, arith::ShRUIOp::create(b_, loc_, done, ci(1)), ci(1));
+  Value done64 = arith::ExtUIOp::create(b_, loc_, i64_, done);
+  qSlot_ = arith::AndIOp::create(b_, loc_, done64, ci(1));
+  qParity_ = arith::AndIOp::create(b_, loc_, arith::ShRUIOp::create(b_, loc_, done64, ci(1)), ci(1));
   // The thread's index, opaque to LLVM in each iteration: else every
   // address and fragment offset derived from it alone (the epilogue's
   // swizzled stores, say) is hoisted out of the tile loop and held in
@@ -221,12 +226,14 @@ void KernelEmitter::emitTileLoop(const std::function<void(Value)> &body) {
   Value warp = warp_, lane = lane_;
   warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
   lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
-  body(t);
+  body(arith::ExtUIOp::create(b_, loc_, i64_, t));
   for (auto [v, o] : llvm::zip_equal(perTile, outer))
     *v = o;
   warp_ = warp;
   lane_ = lane;
-  scf::YieldOp::create(b_, loc_, ValueRange{add(t, stride), ringStage_, ringPhase_, add(done, ci(1))});
+  scf::YieldOp::create(b_, loc_,
+                       ValueRange{arith::AddIOp::create(b_, loc_, t, stride), ringStage_, ringPhase_,
+                                  arith::AddIOp::create(b_, loc_, done, ci32(1))});
 }
 
 /// The rows of tile (mIdx_, hIdx_, bIdx_): positions and strides.

@@ -42,9 +42,9 @@ namespace {
 constexpr int64_t kChunkCols = 64;         ///< one 128-byte swizzle row of 16-bit elements
 constexpr int64_t kBarrierBytes = 8;       ///< one mbarrier
 constexpr int64_t kProducerRegisters = 40; ///< what the producer warpgroup keeps
-/// ... in a persistent kernel, whose tile loop holds more (ptxas spills the
-/// producer at 40; the compute warpgroups still get 232).
-constexpr int64_t kPersistentProducerRegisters = 48;
+/// ... in a persistent kernel (its tile loop; the same, so that the compute
+/// warpgroups still get 232 of the 168 x 384 a CTA starts with).
+constexpr int64_t kPersistentProducerRegisters = 40;
 } // namespace
 
 /// One inline PTX statement with operands and side effects.
@@ -250,10 +250,14 @@ SmallVector<Value> KernelEmitter::nextSlot(Value stage, Value phase) {
 
 /// The registers a compute thread asks for once the producer has given
 /// its back (setmaxnreg: multiples of 8, at most 240 here), or 0 when that
-/// is no more than the kernel starts with (65536 / (CTAs an SM x threads)).
+/// is no more than the kernel starts with (65536 / (CTAs an SM x threads),
+/// a multiple of 8). The CTA's pool is what it started with: setmaxnreg.inc
+/// waits until the pool holds the registers asked for, so asking for more
+/// than the entry allocation less the producer's share never returns.
 int64_t KernelEmitter::computeRegisters() const {
   const int64_t entryCap = std::min<int64_t>(255, 65536 / (ctasPerSm_ * params_.blockThreads())) / 8 * 8;
-  const int64_t wanted = std::min<int64_t>(240, (65536 / ctasPerSm_ - 128 * producerRegisters()) / kThreads / 8 * 8);
+  const int64_t pool = entryCap * params_.blockThreads();
+  const int64_t wanted = std::min<int64_t>(240, (pool - 128 * producerRegisters()) / kThreads / 8 * 8);
   return wanted > entryCap ? wanted : 0;
 }
 
