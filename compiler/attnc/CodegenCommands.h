@@ -28,7 +28,7 @@ struct CodegenOptions {
   int64_t blockM = 0, blockN = 0; ///< --tile=MxN (tuning; 0: the defaults)
   int64_t ctasPerSm = 0;          ///< --ctas-per-sm=N (tuning; 0: the default)
   int64_t kvStages = 0;           ///< --kv-stages=N (tuning; 0: the backend's)
-  int64_t persistent = -1;        ///< --persistent=off: 0 (tuning; -1: the backend's)
+  int64_t persistent = -1;        ///< --persistent=on|off: 1|0 (experimental; -1: the backend's, off)
   /// --backend=NAME: the MMA backend (MmaBackend.h); "" is the target's
   /// default: wgmma on sm_90a, mma-sync on sm_80.
   std::string backend;

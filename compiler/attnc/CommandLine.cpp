@@ -398,11 +398,12 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
             });
   cmd.value("--persistent", "on|off",
             "a persistent grid for the warp-specialised wgmma\n"
-            "kernel: one CTA an SM striding over the tiles (tuning;\n"
-            "default on wherever it applies)",
+            "kernel: one CTA an SM striding over the tiles\n"
+            "(experimental, default off: it hung on the H200 in\n"
+            "its first runs)",
             [&cg](const std::string &v) {
               requireChoice("--persistent", v, {"on", "off"});
-              cg.persistent = v == "on" ? -1 : 0;
+              cg.persistent = v == "on" ? 1 : 0;
             });
   cmd.flag("--time-stages", "print the time each compilation stage takes", cg.timing);
   cmd.flag("--mlir-print-debuginfo", "with --emit=attn: print each op's\nloc(\"file\":line:col)", o.mlirDebugInfo);

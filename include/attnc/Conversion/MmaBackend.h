@@ -52,7 +52,7 @@ struct TileOverrides {
 struct LoweringOverrides {
   int64_t kvStages = 0; ///< K/V ring slots of the warp-specialised wgmma kernel (2-4)
   /// A persistent grid for the warp-specialised wgmma kernel: -1 the
-  /// backend's choice (wherever it applies), 0 never.
+  /// backend's choice (off: experimental), 0 off, 1 wherever it applies.
   int64_t persistent = -1;
 };
 

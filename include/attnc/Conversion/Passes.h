@@ -57,8 +57,8 @@ struct AttnPipelineOptions : mlir::PassPipelineOptions<AttnPipelineOptions> {
                            llvm::cl::desc("K/V ring slots of the warp-specialised wgmma kernel (tuning)"),
                            llvm::cl::init(0)};
   Option<int64_t> persistent{*this, "persistent",
-                             llvm::cl::desc("A persistent grid for the warp-specialised wgmma kernel: -1 where it "
-                                            "applies, 0 never (tuning)"),
+                             llvm::cl::desc("A persistent grid for the warp-specialised wgmma kernel: 1 where it "
+                                            "applies, 0 never, -1 the backend's choice (off; experimental)"),
                              llvm::cl::init(-1)};
 };
 

@@ -75,7 +75,7 @@ def ConvertAttnTileToGPU : Pass<"convert-attn-tile-to-gpu", "mlir::ModuleOp"> {
     Option<"backend", "backend", "std::string", /*default=*/"\"mma-sync\"", "The MMA backend: mma-sync (sm_80, sm_90a) or wgmma (sm_90a; the driver's default there)">,
     Option<"target", "target", "std::string", /*default=*/"\"sm_90a\"", "The GPU: sm_80 or sm_90a">,
     Option<"kvStages", "kv-stages", "int64_t", /*default=*/"0", "K/V ring slots of the warp-specialised wgmma kernel, 2-4 (tuning; 0: the backend's, 2)">,
-    Option<"persistent", "persistent", "int64_t", /*default=*/"-1", "A persistent grid for the warp-specialised wgmma kernel: -1 wherever it applies, 0 never (tuning)">,
+    Option<"persistent", "persistent", "int64_t", /*default=*/"-1", "A persistent grid for the warp-specialised wgmma kernel: 1 wherever it applies, 0 never, -1 the backend's choice (off; experimental)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect",

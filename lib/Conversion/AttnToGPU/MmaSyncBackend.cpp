@@ -115,10 +115,11 @@ public:
       while (params.stages > 2 && sharedBytes() > limit)
         --params.stages;
     }
-    // A persistent grid where its second Q slot fits beside the ring (not
-    // at d = 256) and no per-CTA tile summaries are filled (documents, for
-    // now).
-    params.persistent = params.producer && !summaries && persistent_ != 0;
+    // A persistent grid, when asked for (--persistent=on: experimental, it
+    // hung on the H200 in its first runs, bench/NOTES.md), where its second
+    // Q slot fits beside the ring (not at d = 256) and no per-CTA tile
+    // summaries are filled (documents).
+    params.persistent = params.producer && !summaries && persistent_ == 1;
     if (params.persistent && sharedBytes() > limit)
       params.persistent = false;
     if (sharedBytes() > limit)
@@ -134,7 +135,7 @@ public:
 private:
   MmaSyncBackend fallback_{/*hopper=*/true};
   int64_t kvStages_ = 0;    ///< LoweringOverrides::kvStages (0: 2)
-  int64_t persistent_ = -1; ///< LoweringOverrides::persistent
+  int64_t persistent_ = -1; ///< LoweringOverrides::persistent (1: on)
 };
 
 } // namespace
