@@ -5,8 +5,9 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ clang-22 libclang-rt-22-dev    # toolchain; clang for the fuzzer
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools libzstd-dev  # MLIR 22, lit, FileCheck
+  zlib1g-dev                                           # libz.a (and libzstd.a) for the wheel's static link
   libboost-dev libgtest-dev libcli11-dev               # Spirit X3, GoogleTest, CLI11 (attnc's command line)
-  python3 python3-numpy                                # lit, numpy cross-checks
+  python3 python3-numpy python3-venv                   # lit, numpy cross-checks; venvs for the wheel's build and test
 )
 missing=()
 for p in "${packages[@]}"; do

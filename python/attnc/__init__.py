@@ -17,8 +17,9 @@ variants that need them, ``indices`` and the ``workspace`` scratch) are
 allocated with torch when not given.
 
 The library is found through $ATTNC_LIBRARY (a path to libattnrt.so), then
-next to this package, then in the source tree's build/lib, then on the
-system's library path. docs/runtime.md documents the whole runtime.
+in this package's folder (where the wheel installs it), then in the source
+tree's build/lib, then on the system's library path. The wheel's ``attnc``
+command is attnc.cli. docs/runtime.md documents the whole runtime.
 """
 
 import ctypes
