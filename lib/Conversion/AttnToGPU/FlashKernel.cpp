@@ -537,17 +537,6 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     init.push_back(cf(0));
   (void)nTilesD;
 
-  // Two compute warpgroups over a narrow band: each skips the key tiles
-  // its own 64 rows do not reach (the closed forms over them), sharing the
-  // K/V loads of those it does.
-  std::optional<std::pair<Value, Value>> warpgroupRange;
-  if (skipsByWarpgroup()) {
-    Value firstRow = add(rowBase_, mul(computeWarpgroup(), ci(64)));
-    Value lastRow = sub(minI(add(firstRow, ci(64)), qlen_), ci(1));
-    auto [wgFirst, wgLast] = visitRule().visitRange({add(firstRow, qOff_), add(lastRow, qOff_)});
-    // No rows of its own (past qlen): it visits nothing.
-    warpgroupRange = {wgFirst, sel(cmpI(Pred::slt, firstRow, qlen_), wgLast, ci(-1))};
-  }
   SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
   SmallVector<Location> locs(types.size(), loc_);
   auto loop = scf::WhileOp::create(b_, loc_, types, init);
@@ -612,43 +601,16 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     argRegs(3, lead + rowsPerThread, rowsPerThread);
     argRegs(4, lead + 2 * rowsPerThread, accLayout().size());
     colFirst_ = mul(n, ci(BN_));
+    for (Operation &op : body.without_terminator())
+      lowerOp(op);
     auto yield = cast<attn::TileYieldOp>(body.getTerminator());
-    auto lowerBody = [&] {
-      SmallVector<Value> state;
-      for (Operation &op : body.without_terminator())
-        lowerOp(op);
-      for (Value v : yield->getOperands())
-        llvm::append_range(state, regsOf(v));
-      return state;
-    };
-    SmallVector<Value> state;
-    if (warpgroupRange) {
-      // A tile outside this warpgroup's own range: the state passes
-      // through; the other warpgroup's GEMMs still get their turns.
-      Value visits = andB(cmpI(Pred::sge, n, warpgroupRange->first), cmpI(Pred::sle, n, warpgroupRange->second));
-      SmallVector<Value> in(after->getArguments().begin() + lead, after->getArguments().end());
-      auto ifVisits = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(in)), visits, true);
-      OpBuilder::InsertionGuard g2(b_);
-      b_.setInsertionPointToStart(&ifVisits.getThenRegion().front());
-      scf::YieldOp::create(b_, loc_, lowerBody());
-      b_.setInsertionPointToStart(&ifVisits.getElseRegion().front());
-      if (pingPong()) { // S = Q K^T's turn, then O += P V's
-        waitTurn();
-        passTurn(Value());
-        waitTurn();
-        passTurn(lastTile_);
-      }
-      scf::YieldOp::create(b_, loc_, in);
-      state.assign(ifVisits.getResults().begin(), ifVisits.getResults().end());
-    } else {
-      state = lowerBody();
-    }
     SmallVector<Value> next = {nn};
     if (producer)
       llvm::append_range(next, nextSlot(buf, phase_));
     else
       next.push_back(other);
-    llvm::append_range(next, state);
+    for (Value v : yield->getOperands())
+      llvm::append_range(next, regsOf(v));
     if (producer) // O += P V has read V (its wgmma waited): the slot is free
       arriveBarrier(kvBarrier(2, buf));
     else

@@ -79,9 +79,6 @@ struct EmitterParams {
   /// loads by cp.async into two buffers between CTA barriers.
   bool producer = false;
   int64_t stages = 2; ///< K/V shared buffers (2 without a producer)
-  /// Narrow bands (TilePolicy.h): with two compute warpgroups, each skips
-  /// the key tiles its own 64 rows do not reach (FlashKernel.cpp).
-  bool warpgroupRanges = false;
   /// A persistent grid (warp specialised only; FlashKernel.cpp): one CTA an
   /// SM strides over every (query tile, head, batch) tile, longest rows
   /// first; two Q slots, so the producer loads the next tile's Q (and its
@@ -282,7 +279,6 @@ private:
   void warpgroupBarrier();
   Value computeWarpgroup(); ///< this warp's warpgroup among the compute warps (warp_ / 4)
   bool pingPong() const;
-  bool skipsByWarpgroup() const { return params_.warpgroupRanges && params_.producer && kWarps == 8 && !overSelection_; }
   void turnBarrier(bool wait, Value warpgroup);
   void openTurns(Value anyTile);
   void waitTurn();

@@ -63,18 +63,19 @@ public:
   explicit WgmmaBackend(LoweringOverrides o) : kvStages_(o.kvStages), persistent_(o.persistent) {}
   StringRef name() const override { return "wgmma"; }
 
-  /// The warp-specialised kernel at 128 rows: 128 keys a tile at d <= 128,
-  /// 64 at d = 256 (shared memory) or for a narrow band (ModernBERT's
-  /// +-64: fewer masked-out pairs, and at d <= 128 each compute warpgroup
-  /// skips the key tiles its own 64 rows do not reach). Every head dim of a
-  /// variant takes one parameter list, so all are warp specialised or none.
+  /// The warp-specialised kernel at 128 rows (128 keys a tile at d <= 128,
+  /// 64 at d = 256: shared memory); a narrow band (ModernBERT's +-64) keeps
+  /// 64 x 64 at two CTAs an SM, whose tiles waste fewer masked-out pairs
+  /// (measured against the 128 x 64 warp-specialised kernel with each
+  /// warpgroup skipping the key tiles its rows do not reach: 0.92 against
+  /// 1.04 ms at L = 131072, bench/NOTES.md v12).
   TileChoice chooseTiles(attn::VariantOp variant, const analysis::KeyIntervals &intervals, int64_t headDim,
                          const TileOverrides &o) const override {
     const bool narrow = flashPressure(variant, intervals).narrowBand;
     TileChoice t;
-    t.blockM = o.blockM ? o.blockM : 128;
+    t.blockM = o.blockM ? o.blockM : narrow ? 64 : 128;
     t.blockN = o.blockN ? o.blockN : narrow || headDim > 128 ? 64 : 128;
-    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : 1;
+    t.ctasPerSm = o.ctasPerSm ? o.ctasPerSm : (!o.blockM && narrow) ? 2 : 1;
     return t;
   }
 
@@ -97,7 +98,6 @@ public:
     params.pad = 0;
     params.wgmma = true;
     params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
-    params.warpgroupRanges = d <= 128 && flashPressure(kernel.getVariantOp(), intervals).narrowBand;
     // Q, the K and V buffers, the alignment slack, the mbarriers and the
     // visit/full bitmaps of tile summaries (a bit per tile, 32 per thread)
     // and the first and last tile they visit.
