@@ -15,7 +15,8 @@
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
 # Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench dsa dsabench generated
-# profile" (profile: ncu on the long-context kernels, bench/profile_long.py);
+# profile wheel" (profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
+# carried dist/ wheel in a fresh venv, test/gpu/check_wheel.py);
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
@@ -97,6 +98,25 @@ if has profile; then
     > "$out/profile.log" 2>&1 || status=1
   grep -E "^  [a-z_0-9]+_d128_bf16|Duration|Compute \(SM\) Throughput|Memory Throughput|Stall|Issued Warp|No Eligible|Achieved Occupancy|Registers Per|Grid Size" \
     "$out/profile.log" | head -n 80
+fi
+if has wheel; then
+  # The wheel built here (scripts/build_wheel.sh, dist/ carried), installed
+  # with pip into a fresh directory on the path of the machine's python
+  # (a venv of its own would not see the environment's torch and numpy);
+  # checks run from /tmp.
+  echo "== wheel"
+  whl=$(ls "$root"/dist/attnc-*.whl 2>/dev/null | head -n 1)
+  if [ -z "$whl" ]; then
+    echo "no wheel in dist/ (scripts/build_wheel.sh, then carry dist)"; status=1
+  else
+    site=$root/build-gpu-wheel
+    rm -rf "$site" && python3 -m pip install -q --no-deps --disable-pip-version-check --target "$site" "$whl" \
+      > "$out/wheel.log" 2>&1 || status=1
+    echo "wheel $(basename "$whl"): $(du -h "$whl" | cut -f1); installed libattnrt.so: $(du -h "$site/attnc/libattnrt.so" | cut -f1)"
+    (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" PATH="$site/bin:$PATH" python3 "$root/test/gpu/check_wheel.py" \
+      --not-under "$root") 2>&1 | tee -a "$out/wheel.log"
+    grep -q "all checks passed" "$out/wheel.log" || status=1
+  fi
 fi
 if has bench; then
   echo "== benchmark"
