@@ -19,7 +19,9 @@
 // The warp-specialised wgmma kernel (EmitterParams::producer) splits the CTA
 // at the start: warpgroup 0 issues the loads of 1 and 3 by TMA
 // (TmaPipeline.cpp), the others run 3 and 4 waiting on its mbarriers
-// instead of cp.async groups and CTA barriers.
+// instead of cp.async groups and CTA barriers. Its persistent form
+// (EmitterParams::persistent, --persistent=on) runs 1-4 in a loop over the
+// tiles (emitTileLoop, bindTile), both roles alike.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"

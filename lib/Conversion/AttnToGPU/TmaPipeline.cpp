@@ -18,8 +18,12 @@
 // klen arrive as zeros. The descriptors are kernel parameters the runtime
 // encodes at launch (tmap:q/k/v, docs/runtime.md).
 //
-// Barriers, 8 bytes each, after the V ring: Q full; K full, V full and empty
-// per slot. Slot s is used for the i-th time on visited tile i * stages + s;
+// Barriers, 8 bytes each, after the V ring (persistent: after the second Q
+// slot, which follows the V ring): Q full; K full, V full and empty per slot;
+// persistent, then the second Q slot's full and each Q slot's empty (tile i
+// uses slot i % 2, parity (i / 2) % 2; the producer waits for the slot's
+// empty barrier before each Q copy, the 256 compute threads arrive after
+// their epilogue). Slot s is used for the i-th time on visited tile i * stages + s;
 // its full barriers complete once per use (phase parity i % 2), the consumers
 // wait on that parity, and the producer waits on the empty barrier's previous
 // parity (a fresh barrier counts as having completed it: the first round
