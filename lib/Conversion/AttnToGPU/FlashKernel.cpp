@@ -193,15 +193,9 @@ void KernelEmitter::emitTileLoop(const std::function<void(Value)> &body) {
   Value stride = arith::IndexCastOp::create(b_, loc_, i32_, gpu::GridDimOp::create(b_, loc_, gpu::Dimension::x));
   SmallVector<Value> init = {arith::IndexCastOp::create(b_, loc_, i32_, gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)),
                              cidx(0), ci(0), ci32(0)};
-  SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
-  SmallVector<Location> locs(types.size(), loc_);
-  auto loop = scf::WhileOp::create(b_, loc_, types, init);
   OpBuilder::InsertionGuard g(b_);
-  Block *before = b_.createBlock(&loop.getBefore(), {}, types, locs);
-  b_.setInsertionPointToStart(before);
-  scf::ConditionOp::create(b_, loc_, cmpI(Pred::slt, before->getArgument(0), total), before->getArguments());
-  Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
-  b_.setInsertionPointToStart(after);
+  auto loop = beginWhile(init, Pred::slt, total);
+  Block *after = loop.getAfterBody();
   Value t = after->getArgument(0), done = after->getArgument(3);
   ringStage_ = after->getArgument(1);
   ringPhase_ = after->getArgument(2);
@@ -480,6 +474,21 @@ void KernelEmitter::lowerOp(Operation &op) {
       });
 }
 
+/// An scf.while over `init` that goes on while pred(its first value,
+/// bound); leaves the insertion point at the start of its body, whose
+/// arguments are the iteration's values (the caller yields the next ones).
+scf::WhileOp KernelEmitter::beginWhile(ValueRange init, Pred pred, Value bound) {
+  SmallVector<Type> types = llvm::to_vector(TypeRange(init));
+  SmallVector<Location> locs(types.size(), loc_);
+  auto loop = scf::WhileOp::create(b_, loc_, types, init);
+  Block *before = b_.createBlock(&loop.getBefore(), {}, types, locs);
+  b_.setInsertionPointToStart(before);
+  scf::ConditionOp::create(b_, loc_, cmpI(pred, before->getArgument(0), bound), before->getArguments());
+  Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
+  b_.setInsertionPointToStart(after);
+  return loop;
+}
+
 /// attn.tile.key_loop: the visited key tiles, each prefetching the next
 /// one's K and V into the other shared buffer while it is computed.
 void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
@@ -539,17 +548,11 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
     init.push_back(cf(0));
   (void)nTilesD;
 
-  SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(init)));
-  SmallVector<Location> locs(types.size(), loc_);
-  auto loop = scf::WhileOp::create(b_, loc_, types, init);
+  scf::WhileOp loop;
   {
     OpBuilder::InsertionGuard g(b_);
-    Block *before = b_.createBlock(&loop.getBefore(), {}, types, locs);
-    b_.setInsertionPointToStart(before);
-    scf::ConditionOp::create(b_, loc_, cmpI(arith::CmpIPredicate::sle, before->getArgument(0), last),
-                             before->getArguments());
-    Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
-    b_.setInsertionPointToStart(after);
+    loop = beginWhile(init, Pred::sle, last);
+    Block *after = loop.getAfterBody();
     Value n = after->getArgument(0), buf = after->getArgument(1);
     Value nn = nextVisited(n, last);
     Value other;

@@ -36,6 +36,7 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 
@@ -260,6 +261,7 @@ private:
   Value ringStage_, ringPhase_; ///< the ring slot and parity the next key tile takes (null: 0)
   Value dynShared_, smemPad_;   ///< the dynamic shared memory and the pad to its 1024-byte boundary
   void emitTileLoop(const std::function<void(Value)> &body);
+  scf::WhileOp beginWhile(ValueRange init, Pred pred, Value bound);
   void bindTile(Value t);
   void bindTileRows();
   int64_t qSecondOffsetBytes() const { return vOffsetBytes() + stages_ * kvTileBytes(); } ///< after the V ring

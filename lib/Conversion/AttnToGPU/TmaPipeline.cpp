@@ -218,14 +218,8 @@ void KernelEmitter::produceKeyTiles() {
   auto [first, last] = visitedRange();
   Value n0 = firstVisited(first, last);
   SmallVector<Value> init = {n0, ringStage_ ? ringStage_ : cidx(0), ringPhase_ ? ringPhase_ : ci(0)};
-  SmallVector<Type> types = {i64_, index_, i64_};
-  SmallVector<Location> locs(types.size(), loc_);
-  auto loop = scf::WhileOp::create(b_, loc_, types, init);
-  Block *before = b_.createBlock(&loop.getBefore(), {}, types, locs);
-  b_.setInsertionPointToStart(before);
-  scf::ConditionOp::create(b_, loc_, cmpI(Pred::sle, before->getArgument(0), last), before->getArguments());
-  Block *after = b_.createBlock(&loop.getAfter(), {}, types, locs);
-  b_.setInsertionPointToStart(after);
+  auto loop = beginWhile(init, Pred::sle, last);
+  Block *after = loop.getAfterBody();
   Value n = after->getArgument(0), stage = after->getArgument(1), phase = after->getArgument(2);
   waitBarrier(kvBarrier(2, stage), arith::XOrIOp::create(b_, loc_, phase, ci(1)));
   Value slot = mul(toI64(stage), ci(kvTileBytes()));
