@@ -8,14 +8,17 @@
 //===----------------------------------------------------------------------===//
 #include "attnc/attnrt.h"
 #include "attnc/Runtime.h"
+#include "runtime/Json.h"
 
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
 struct attnrt_module {
   attnc::Module module;
   std::string manifestJson;
+  std::string compileReportJson; ///< attnrt_compile's report; "" for loaded modules
 };
 
 struct attnrt_kernel {
@@ -153,6 +156,16 @@ attnc::LoadOptions loadOptions(uint32_t flags) {
   attnc::LoadOptions o;
   o.lazy = flags & ATTNRT_LOAD_LAZY;
   return o;
+}
+
+std::string compileReportToJson(const attnc::CompileReport &r) {
+  using attnc::rt::json::quote;
+  char seconds[96];
+  std::snprintf(seconds, sizeof seconds, "\"compile_seconds\": %.6f, \"load_seconds\": %.6f",
+                r.compileSeconds, r.loadSeconds);
+  return std::string("{\"cache\": ") + (r.cacheUsed ? (r.cacheHit ? "\"hit\"" : "\"miss\"") : "\"off\"") +
+         ", \"key\": " + quote(r.key) + ", \"cache_dir\": " + quote(r.cacheDir) + ", " + seconds +
+         ", \"ptx_bytes\": " + std::to_string(r.ptxBytes) + "}";
 }
 
 attnrt_module *wrap(attnc::Module m) {
@@ -330,8 +343,15 @@ int attnrt_compile(const char *source, const char *const *options, int32_t num_o
       else
         o.extra[name] = value;
     }
-    *out = wrap(attnc::compile(source, o));
+    attnc::CompileReport report;
+    attnrt_module *m = wrap(attnc::compile(source, o, &report));
+    m->compileReportJson = compileReportToJson(report);
+    *out = m;
   });
+}
+
+const char *attnrt_module_compile_report_json(const attnrt_module *m) {
+  return m ? m->compileReportJson.c_str() : "";
 }
 
 int attnrt_has_compiler(void) { return attnc::hasCompiler() ? 1 : 0; }

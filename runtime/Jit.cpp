@@ -7,6 +7,7 @@
 #include "runtime/Jit.h"
 #include "runtime/JitCache.h"
 
+#include <chrono>
 #include <mutex>
 
 namespace attnc {
@@ -91,7 +92,7 @@ bool hasCompiler() {
   return bool(r.fn);
 }
 
-Module compile(const std::string &source, const CompileOptions &opts) {
+Module compile(const std::string &source, const CompileOptions &opts, CompileReport *report) {
   rt::CompileFn fn;
   std::string version;
   {
@@ -102,9 +103,26 @@ Module compile(const std::string &source, const CompileOptions &opts) {
   }
   if (!fn)
     throw Error(ErrorCode::NoCompiler, rt::kNoCompilerMessage);
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
   std::string key;
-  std::string ptx = rt::compileToPtx(source, opts, fn, version, nullptr, &key);
-  return Module::loadData(ptx, "", opts.load, "<jit " + key.substr(0, 16) + ">");
+  bool hit = false;
+  Clock::time_point start = Clock::now();
+  std::string ptx = rt::compileToPtx(source, opts, fn, version, &hit, &key);
+  Clock::time_point compiled = Clock::now();
+  Module m = Module::loadData(ptx, "", opts.load, "<jit " + key.substr(0, 16) + ">");
+  if (report) {
+    report->cacheUsed = opts.useCache;
+    report->cacheHit = hit;
+    report->key = key;
+    report->cacheDir = opts.useCache ? (opts.cacheDir.empty() ? rt::defaultCacheDir() : opts.cacheDir) : "";
+    report->compileSeconds = seconds(start, compiled);
+    report->loadSeconds = seconds(compiled, Clock::now());
+    report->ptxBytes = ptx.size();
+  }
+  return m;
 }
 
 } // namespace attnc

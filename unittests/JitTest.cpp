@@ -50,15 +50,23 @@ attnc::CompileOptions options(const TempDir &dir) {
 TEST(Jit, CompilesThroughTheCache) {
   ASSERT_TRUE(attnc::hasCompiler());
   TempDir dir;
-  attnc::Module m = attnc::compile(kSource, options(dir));
+  attnc::CompileReport report;
+  attnc::Module m = attnc::compile(kSource, options(dir), &report);
+  EXPECT_FALSE(report.cacheHit); // a fresh cache: compiled
+  EXPECT_GT(report.ptxBytes, 0u);
+  EXPECT_GT(report.compileSeconds, 0.0);
   ASSERT_EQ(m.manifest().variants.size(), 1u);
   EXPECT_EQ(m.manifest().variants[0].name, "sliding");
   ASSERT_EQ(m.manifest().variants[0].kernels.size(), 1u);
   EXPECT_EQ(m.manifest().variants[0].kernels[0].symbol, "sliding_d64_bf16");
   size_t after = dir.entries();
   EXPECT_GE(after, 1u);
-  attnc::Module again = attnc::compile(kSource, options(dir));
+  attnc::CompileReport again;
+  attnc::compile(kSource, options(dir), &again);
   EXPECT_EQ(dir.entries(), after); // a hit: nothing new stored
+  EXPECT_TRUE(again.cacheHit);
+  EXPECT_EQ(again.key, report.key);
+  EXPECT_EQ(again.ptxBytes, report.ptxBytes);
   attnc::CompileOptions o = options(dir);
   o.defines["window"] = "512";
   attnc::compile(kSource, o);

@@ -1329,15 +1329,29 @@ TEST(RuntimeJit, RegisteredCompilerGoesThroughTheCache) {
   EXPECT_EQ(a.variant("causal").name(), "causal");
   EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(lastWindow, "1024");
-  Module b = compile("attention causal { mask k <= q; }", o); // a hit
+  CompileReport report;
+  Module b = compile("attention causal { mask k <= q; }", o, &report); // a hit
   EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(a.name(), b.name());
+  EXPECT_TRUE(report.cacheUsed);
+  EXPECT_TRUE(report.cacheHit);
+  EXPECT_EQ(report.key.size(), 64u);
+  EXPECT_EQ(a.name(), "<jit " + report.key.substr(0, 16) + ">");
+  EXPECT_EQ(report.cacheDir, dir.path);
+  EXPECT_EQ(report.ptxBytes, ptx.size());
+  EXPECT_GE(report.compileSeconds, 0.0);
+  EXPECT_GE(report.loadSeconds, 0.0);
   o.defines["window"] = "2048";
-  compile("attention causal { mask k <= q; }", o); // another key
+  compile("attention causal { mask k <= q; }", o, &report); // another key
   EXPECT_EQ(calls.load(), 2);
+  EXPECT_FALSE(report.cacheHit);
+  EXPECT_NE(b.name(), "<jit " + report.key.substr(0, 16) + ">");
   o.useCache = false;
-  compile("attention causal { mask k <= q; }", o);
+  compile("attention causal { mask k <= q; }", o, &report);
   EXPECT_EQ(calls.load(), 3);
+  EXPECT_FALSE(report.cacheUsed);
+  EXPECT_FALSE(report.cacheHit);
+  EXPECT_EQ(report.cacheDir, "");
   o.useCache = true;
   expectError([&] { compile("bad", o); }, ErrorCode::Compile,
               "compilation failed: 1:1: error: expected 'attention'");
@@ -1348,7 +1362,18 @@ TEST(RuntimeJit, RegisteredCompilerGoesThroughTheCache) {
   EXPECT_EQ(attnrt_compile("attention causal { mask k <= q; }", opts, 4, &m), ATTNRT_OK)
       << attnrt_last_error();
   EXPECT_EQ(calls.load(), 4); // "bad" counted once; this one was a hit
+  std::string json = attnrt_module_compile_report_json(m);
+  EXPECT_EQ(json.rfind("{\"cache\": \"hit\", \"key\": \"", 0), 0u) << json;
+  EXPECT_NE(json.find("\"cache_dir\": \"" + dir.path + "\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"ptx_bytes\": " + std::to_string(ptx.size()) + "}"), std::string::npos) << json;
   attnrt_module_free(m);
+  attnrt_module *loaded = nullptr;
+  ASSERT_EQ(attnrt_module_load_file((kTestdata + "/naive_attention_causal.ptx").c_str(),
+                                    ATTNRT_LOAD_LAZY, &loaded),
+            ATTNRT_OK)
+      << attnrt_last_error();
+  EXPECT_STREQ(attnrt_module_compile_report_json(loaded), ""); // not compiled
+  attnrt_module_free(loaded);
   const char *badOpts[] = {"window"};
   EXPECT_EQ(attnrt_compile("x", badOpts, 1, &m), ATTNRT_ERROR_USAGE);
   rt::registerCompiler(nullptr, "");

@@ -24,8 +24,10 @@ command is attnc.cli. docs/runtime.md documents the whole runtime.
 
 import ctypes
 import ctypes.util
+import itertools
 import json
 import os
+import weakref
 
 __all__ = [
     "Error",
@@ -34,6 +36,7 @@ __all__ = [
     "load",
     "load_data",
     "compile",
+    "describe_compile_report",
     "has_compiler",
     "driver_available",
     "driver_info",
@@ -43,8 +46,9 @@ __all__ = [
 _MAX_RANK = 8
 # The C API version whose structs and functions this package declares
 # (attnrt.h's ATTNRT_API_VERSION; 2 added attnrt_launch_args.workspace and
-# attnrt_kernel_workspace_bytes). Newer libraries only ever extend it.
-_API_VERSION = 2
+# attnrt_kernel_workspace_bytes, 3 attnrt_module_compile_report_json).
+# Newer libraries only ever extend it.
+_API_VERSION = 3
 _HAS_Q_OFFSET = 1
 _HAS_K_OFFSET = 2
 _LOAD_LAZY = 1
@@ -147,6 +151,11 @@ class _Plan(ctypes.Structure):
 
 _lib = None
 
+# Every live Kernel by its key (Kernel.key), for attnc.torch's operator,
+# whose arguments can only be tensors, numbers and strings.
+_live_kernels = weakref.WeakValueDictionary()
+_kernel_numbers = itertools.count(1)
+
 
 def _candidates():
     here = os.path.dirname(os.path.abspath(__file__))
@@ -208,6 +217,7 @@ def _library():
         "attnrt_kernel_workspace_bytes": (c.c_int, [vp, c.POINTER(_LaunchArgs), c.POINTER(c.c_uint64)]),
         "attnrt_kernel_launch": (c.c_int, [vp, c.POINTER(_LaunchArgs), vp]),
         "attnrt_compile": (c.c_int, [cp, c.POINTER(cp), i32, pp]),
+        "attnrt_module_compile_report_json": (cp, [vp]),
         "attnrt_has_compiler": (c.c_int, []),
         "attnrt_driver_info": (c.c_int, [c.c_char_p, c.c_size_t]),
     }
@@ -307,6 +317,10 @@ class Kernel:
         #: The variant's manifest entry (docs/runtime.md), as a dict.
         self.spec = json.loads(lib.attnrt_kernel_manifest_json(handle).decode())
         self._arg_names = {a["name"] for a in self.spec["args"]}
+        #: A name unique in this process ("variant#n"): how the PyTorch
+        #: operator attnc::attention (attnc.torch) refers to this kernel.
+        self.key = "%s#%d" % (self.name, next(_kernel_numbers))
+        _live_kernels[self.key] = self
 
     def __del__(self):
         if _lib is not None and getattr(self, "_handle", None):
@@ -507,6 +521,11 @@ class Module:
         self.manifest = json.loads(lib.attnrt_module_manifest_json(handle).decode())
         #: Number of layers of the module's model (0 without a model).
         self.num_layers = int(lib.attnrt_module_num_layers(handle))
+        report = lib.attnrt_module_compile_report_json(handle).decode()
+        #: For a module from compile(): what it did, as a dict ("cache": "hit",
+        #: "miss" or "off"; "key", "cache_dir", "compile_seconds",
+        #: "load_seconds", "ptx_bytes"); None for a loaded module.
+        self.compile_report = json.loads(report) if report else None
 
     def __del__(self):
         if _lib is not None and getattr(self, "_handle", None):
@@ -558,8 +577,22 @@ def load_data(image, manifest=None, lazy=False, name="<memory>"):
     return Module(h)
 
 
+def describe_compile_report(report):
+    """One line saying what a compile() did (Module.compile_report)."""
+    key = report["key"][:16]
+    load = "loaded in %.1f ms" % (report["load_seconds"] * 1e3)
+    size = "%d KB of PTX" % ((report["ptx_bytes"] + 1023) // 1024)
+    if report["cache"] == "hit":
+        return "attnc.compile: cache hit (%s in %s): read in %.1f ms, %s, %s" % (
+            key, report["cache_dir"], report["compile_seconds"] * 1e3, load, size)
+    where = ("cache miss, stored as %s in %s" % (key, report["cache_dir"])
+             if report["cache"] == "miss" else "cache off")
+    return "attnc.compile: compiled in %.2f s (%s), %s, %s" % (
+        report["compile_seconds"], where, load, size)
+
+
 def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, defines=None,
-            options=None, **params):
+            options=None, verbose=None, **params):
     """Compiles attnc source in-process (through the disk cache) and loads it.
 
     Keyword arguments other than the named ones override `param`s, like
@@ -567,7 +600,11 @@ def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, 
     with a keyword). Raises Error with status ATTNRT_ERROR_NO_COMPILER in
     builds without the compiler (ATTNC_WITH_MLIR=OFF). `options` passes
     compiler options by name, e.g. {"head_dims": "128", "dtypes": "bf16"}
-    (default: every head dim and dtype)."""
+    (default: every head dim and dtype). verbose=True (default: the
+    environment variable ATTNC_VERBOSE set to 1) prints one line to stderr
+    saying what was done: compiled (how long) or served from the cache (a hit),
+    and the time to load; the returned Module's compile_report has the same
+    as a dict."""
     opts = []
     for k, v in sorted((options or {}).items()):
         opts.append("%s=%s" % (k, v))
@@ -588,4 +625,10 @@ def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, 
     arr = (ctypes.c_char_p * max(1, len(opts)))(*[o.encode() for o in opts])
     h = ctypes.c_void_p()
     _check(_library().attnrt_compile(source.encode(), arr, len(opts), ctypes.byref(h)))
-    return Module(h)
+    m = Module(h)
+    if verbose is None:
+        verbose = os.environ.get("ATTNC_VERBOSE", "") not in ("", "0")
+    if verbose:
+        import sys
+        print(describe_compile_report(m.compile_report), file=sys.stderr, flush=True)
+    return m

@@ -301,6 +301,60 @@ class PythonApiTest(unittest.TestCase):
         self.assertEqual(str(cm.exception),
                          "workspace: variant 'causal' takes no workspace, but one was given")
 
+    def test_kernel_keys(self):
+        # attnc.torch's operator names kernels by Kernel.key: unique, and
+        # found in the registry only while the Kernel lives.
+        m = attnc.load(MODEL, lazy=True)
+        a, b = m.variant("causal"), m.layer(0)
+        self.assertRegex(a.key, r"^causal#\d+$")
+        self.assertNotEqual(a.key, b.key)
+        self.assertIs(attnc._live_kernels[a.key], a)
+        self.assertIsNone(m.compile_report)  # loaded, not compiled
+        key = b.key
+        del b
+        import gc
+        gc.collect()
+        self.assertNotIn(key, attnc._live_kernels)
+
+    def test_compile_report_line(self):
+        report = {"cache": "miss", "key": "0123456789abcdef" * 4, "cache_dir": "/c",
+                  "compile_seconds": 2.3456, "load_seconds": 0.0123, "ptx_bytes": 5000}
+        self.assertEqual(attnc.describe_compile_report(report),
+                         "attnc.compile: compiled in 2.35 s (cache miss, stored as 0123456789abcdef in /c), "
+                         "loaded in 12.3 ms, 5 KB of PTX")
+        report.update(cache="hit", compile_seconds=0.0021)
+        self.assertEqual(attnc.describe_compile_report(report),
+                         "attnc.compile: cache hit (0123456789abcdef in /c): read in 2.1 ms, loaded in 12.3 ms, "
+                         "5 KB of PTX")
+        report.update(cache="off", compile_seconds=1.0)
+        self.assertEqual(attnc.describe_compile_report(report),
+                         "attnc.compile: compiled in 1.00 s (cache off), loaded in 12.3 ms, 5 KB of PTX")
+
+    def test_compile_report(self):
+        if not attnc.has_compiler():
+            self.skipTest("this libattnrt has no in-process compiler")
+        import contextlib, io, tempfile
+        source = "attention w { mask k <= q && q - k < 256; }"
+        opts = {"head_dims": "64", "dtypes": "bf16"}
+        with tempfile.TemporaryDirectory() as cache:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                first = attnc.compile(source, cache_dir=cache, lazy=True, options=opts, verbose=True)
+                second = attnc.compile(source, cache_dir=cache, lazy=True, options=opts, verbose=True)
+                attnc.compile(source, cache_dir=cache, lazy=True, options=opts)  # quiet
+            self.assertEqual(first.compile_report["cache"], "miss")
+            self.assertEqual(second.compile_report["cache"], "hit")
+            self.assertEqual(first.compile_report["key"], second.compile_report["key"])
+            self.assertEqual(first.compile_report["cache_dir"], cache)
+            self.assertGreater(first.compile_report["ptx_bytes"], 1000)
+            lines = err.getvalue().splitlines()
+            self.assertEqual(len(lines), 2, lines)
+            self.assertTrue(lines[0].startswith("attnc.compile: compiled in "), lines[0])
+            self.assertTrue(lines[1].startswith("attnc.compile: cache hit ("), lines[1])
+            off = attnc.compile(source, use_cache=False, lazy=True, options=opts)
+            self.assertEqual(off.compile_report["cache"], "off")
+            self.assertEqual(off.compile_report["cache_dir"], "")
+
     def test_compile_without_compiler(self):
         if attnc.has_compiler():
             self.skipTest("this libattnrt has the in-process compiler")

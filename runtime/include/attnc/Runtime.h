@@ -330,11 +330,25 @@ struct CompileOptions {
   LoadOptions load;
 };
 
+/// What one compile() call did: for the first-call report that the Python
+/// package prints on request (attnc.compile(..., verbose=True)).
+struct CompileReport {
+  bool cacheUsed = true;      ///< false with CompileOptions::useCache = false
+  bool cacheHit = false;      ///< the PTX came from the disk cache
+  std::string key;            ///< the cache key (64 hex digits)
+  std::string cacheDir;       ///< the cache's directory ("" without a cache)
+  double compileSeconds = 0;  ///< obtaining the PTX: compiling, or reading the cache
+  double loadSeconds = 0;     ///< loading it (manifest, and the CUDA module unless lazy)
+  size_t ptxBytes = 0;
+};
+
 /// Compiles `source` in-process (through the disk cache) and loads the
-/// result. Builds without the compiler (ATTNC_WITH_MLIR=OFF) throw
+/// result; `report` (optional) says what was done and how long it took.
+/// Builds without the compiler (ATTNC_WITH_MLIR=OFF) throw
 /// Error(NoCompiler): "this build of libattnrt has no compiler (built with
 /// ATTNC_WITH_MLIR=OFF); load a PTX file instead".
-Module compile(const std::string &source, const CompileOptions &opts = {});
+Module compile(const std::string &source, const CompileOptions &opts = {},
+               CompileReport *report = nullptr);
 
 /// Whether this build has an in-process compiler.
 bool hasCompiler();

@@ -28,8 +28,9 @@ extern "C" {
 #endif
 
 /* 1: the first API; 2: attnrt_launch_args.workspace and
- * attnrt_kernel_workspace_bytes (DSA's chunked selection stage). */
-#define ATTNRT_API_VERSION 2
+ * attnrt_kernel_workspace_bytes (DSA's chunked selection stage);
+ * 3: attnrt_module_compile_report_json. */
+#define ATTNRT_API_VERSION 3
 #define ATTNRT_MAX_RANK 8
 
 typedef enum attnrt_status {
@@ -172,6 +173,11 @@ int attnrt_kernel_launch(const attnrt_kernel *k, const attnrt_launch_args *args,
 int attnrt_compile(const char *source, const char *const *options, int32_t num_options,
                    attnrt_module **out);
 int attnrt_has_compiler(void); /* 1 if this build can compile */
+/* What attnrt_compile did for module m, as one JSON object: {"cache": "hit" |
+ * "miss" | "off", "key": the cache key, "cache_dir", "compile_seconds" (the
+ * compilation, or reading the cache), "load_seconds", "ptx_bytes"}; "" for a
+ * module loaded from a file or memory. Valid while m lives. */
+const char *attnrt_module_compile_report_json(const attnrt_module *m);
 
 /* Device helpers (current context, made current as for launches). */
 int attnrt_driver_info(char *buf, size_t size); /* ATTNRT_OK if a driver can be loaded */

@@ -1,0 +1,114 @@
+"""attnc.torch: attnc kernels as a PyTorch operator and module.
+
+    import attnc, attnc.torch, torch
+    kernel = attnc.compile("attention w { mask k <= q && q - k < 256; }").variant("w")
+    out = attnc.torch.attention(q, k, v, kernel)          # q [B, Hq, Lq, D], k/v [B, Hkv, Lk, D]
+    layer = attnc.torch.Attention(kernel)                  # an nn.Module doing the same
+    out = torch.compile(model)(x)                          # traced without graph breaks
+
+The kernel runs as the custom operator ``torch.ops.attnc.attention``
+(torch.library.custom_op), with a fake implementation that gives
+torch.compile (and FakeTensor / meta tracing) the shapes of its results:
+out like q, and lse [B, Hq, Lq] float32. Under the operator is the same
+launch as ``kernel(q, k, v, ...)``: the runtime checks every argument (an
+attnc.Error names the bad one), tensors may have any strides PyTorch gives
+them with the head dim contiguous (a [B, L, H, D] tensor's .transpose(1, 2)
+works), and the kernel runs on PyTorch's current stream of q's device.
+
+Runtime inputs of a pattern (document ids, flags, slopes) are keyword
+arguments by their name in the source; sinks, q_offset and k_offset as for
+Kernel.__call__. There is no backward yet: calling it on tensors that need
+a gradient raises at backward() (the backward issue adds register_autograd).
+Variants that select keys (``select topk``) have no GPU kernel yet and are
+refused by the compiler; run them with ``attnc run --reference``.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+from . import Error, Kernel, _live_kernels
+
+__all__ = ["attention", "Attention"]
+
+
+def _kernel_by_key(key):
+    kernel = _live_kernels.get(key)
+    if kernel is None:
+        raise Error("attnc.torch: no live attnc kernel has key '%s' (the Kernel object was freed; "
+                    "keep a reference to it, as attnc.torch.Attention does)" % key,
+                    "ATTNRT_ERROR_INVALID_ARGUMENT", "kernel")
+    return kernel
+
+
+@torch.library.custom_op("attnc::attention", mutates_args=())
+def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
+                  sinks: Optional[torch.Tensor], input_names: List[str],
+                  input_tensors: List[torch.Tensor], q_offset: Optional[int],
+                  k_offset: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`."""
+    inputs = dict(zip(input_names, input_tensors))
+    return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=inputs, q_offset=q_offset,
+                                  k_offset=k_offset)
+
+
+@_attention_op.register_fake
+def _attention_fake(q, k, v, kernel, sinks, input_names, input_tensors, q_offset, k_offset):
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise Error("attnc.torch.attention: q, k and v must be 4-D [batch, heads, length, head_dim], "
+                    "got %d-D, %d-D and %d-D" % (q.dim(), k.dim(), v.dim()),
+                    "ATTNRT_ERROR_INVALID_ARGUMENT", "q" if q.dim() != 4 else ("k" if k.dim() != 4 else "v"))
+    return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+def _key(kernel):
+    if isinstance(kernel, Kernel):
+        if "indices" in kernel._arg_names:
+            raise Error("attnc.torch: variant '%s' selects keys (select topk), which the PyTorch "
+                        "operator does not run yet" % kernel.name, "ATTNRT_ERROR_INVALID_ARGUMENT",
+                        "kernel")
+        return kernel.key
+    raise Error("attnc.torch: kernel must be an attnc.Kernel (module.variant(name) or "
+                "module.layer(i)), got %s" % type(kernel).__name__, "ATTNRT_ERROR_INVALID_ARGUMENT",
+                "kernel")
+
+
+def attention(q, k, v, kernel, *, sinks=None, q_offset=None, k_offset=None, return_lse=False,
+              **inputs):
+    """Attention of q over k and v under the pattern of `kernel` (an
+    attnc.Kernel). q [B, Hq, Lq, D], k and v [B, Hkv, Lk, D], bf16 or fp16;
+    inputs: the variant's runtime input tensors by name. Returns out (like q),
+    or (out, lse) with return_lse=True (lse [B, Hq, Lq] float32, natural log;
+    -inf for a row that attends to nothing)."""
+    names = sorted(inputs)
+    out, lse = _attention_op(q, k, v, _key(kernel), sinks, names, [inputs[n] for n in names],
+                             q_offset, k_offset)
+    return (out, lse) if return_lse else out
+
+
+class Attention(torch.nn.Module):
+    """attention() as a module: ``Attention(kernel)(q, k, v, **inputs)``.
+
+    kernel: an attnc.Kernel (held, so it stays alive as long as the module).
+    return_lse: return (out, lse) rather than out. sinks: a [Hq] float32
+    tensor of sink logits for a variant with a sink, registered as a buffer
+    (or pass sinks= per call)."""
+
+    def __init__(self, kernel, *, return_lse=False, sinks=None):
+        super().__init__()
+        self.kernel_key = _key(kernel)
+        self._kernel = kernel
+        self.return_lse = return_lse
+        if sinks is not None:
+            self.register_buffer("sinks", sinks)
+        else:
+            self.sinks = None
+
+    def forward(self, q, k, v, sinks=None, q_offset=None, k_offset=None, **inputs):
+        names = sorted(inputs)
+        out, lse = _attention_op(q, k, v, self.kernel_key, self.sinks if sinks is None else sinks,
+                                 names, [inputs[n] for n in names], q_offset, k_offset)
+        return (out, lse) if self.return_lse else out
+
+    def extra_repr(self):
+        return "kernel=%s" % self.kernel_key
