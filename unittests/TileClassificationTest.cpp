@@ -494,7 +494,7 @@ private:
   std::string n(int64_t lo, int64_t hi) { return std::to_string(c(lo, hi)); }
 
   std::string atom() {
-    switch (rng_() % 33) {
+    switch (rng_() % 36) {
     case 0: return "k <= q";
     case 1: return "k < q";
     case 2: return "q - k < " + n(-20, 2000);
@@ -529,6 +529,10 @@ private:
     case 29: return "k != q * h";
     case 30: return "klen / max(qlen, 1) > h / (abs(h) + 1)";
     case 31: usesInputs = true; return "k <= q + doc[b, q]";
+    // A floor division of k inside a sum (chunks with look-back).
+    case 32: { std::string C = n(1, 3000); return "q / " + C + " - k / " + C + " <= " + n(-1, 3); }
+    case 33: { std::string C = n(1, 900); return "k / " + C + " - q / " + C + " + " + n(0, 3) + " > 0"; }
+    case 34: { std::string C = n(1, 900); return n(2, 3) + " * ((k + " + n(0, 50) + ") / " + C + ") - q / " + n(1, 900) + " >= " + n(-2, 2); }
     default: usesInputs = true; return "glob[b, k]";
     }
   }

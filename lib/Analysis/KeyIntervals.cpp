@@ -8,7 +8,9 @@
 //      b. min/max/abs/?: on a side that reads k are split exactly
 //         (max(x, y) <= z  ==  x <= z && y <= z; abs(x) = max(x, -x); ...);
 //      c. floor((c*k + r) / C) against a k-free side becomes a linear bound
-//         (floor(x / C) <= m  ==  x <= C*m + C - 1);
+//         (floor(x / C) <= m  ==  x <= C*m + C - 1), also where the floor
+//         division is one term of a sum with k-free others
+//         (q / C - k / C <= 1  ==  k / C >= q / C - 1);
 //      d. c*k + r  {<, <=, ==, !=}  0 with c = +-1 gives lo/hi directly; any
 //         other nonzero integer c divides with floor/ceil;
 //      e. anything else is kept as `rest`.
@@ -92,6 +94,52 @@ std::optional<Linear> linearize(const TermPtr &t) {
     }
     return std::nullopt;
   }
+  default: return std::nullopt;
+  }
+}
+
+/// A term as c*d + r, with d its one floor division of a k-reading term by a
+/// positive constant (reached through +, -, negation and constant factors)
+/// and r free of k; d is null (c = 0) when the term does not read k.
+struct FloorDivSum {
+  int64_t c;
+  TermPtr d, r;
+};
+
+std::optional<FloorDivSum> linearizeFloorDiv(const TermPtr &t) {
+  if (!t->reads(Var::K))
+    return FloorDivSum{0, nullptr, t};
+  switch (t->kind) {
+  case K::FloorDiv:
+    if (t->args[1]->kind != K::Const || t->args[1]->value <= 0 || t->args[1]->reads(Var::K))
+      return std::nullopt;
+    return FloorDivSum{1, t, T::constant(0)};
+  case K::Add:
+  case K::Sub: {
+    auto a = linearizeFloorDiv(t->args[0]), b = linearizeFloorDiv(t->args[1]);
+    if (!a || !b || (a->d && b->d))
+      return std::nullopt; // k in two places
+    int64_t sign = t->kind == K::Add ? 1 : -1;
+    TermPtr r = t->kind == K::Add ? T::add(a->r, b->r) : T::sub(a->r, b->r);
+    return a->d ? FloorDivSum{a->c, a->d, r} : FloorDivSum{sign * b->c, b->d, r};
+  }
+  case K::Neg: {
+    auto a = linearizeFloorDiv(t->args[0]);
+    if (!a)
+      return std::nullopt;
+    return FloorDivSum{-a->c, a->d, T::neg(a->r)};
+  }
+  case K::Mul:
+    for (int side = 0; side < 2; ++side) {
+      const TermPtr &c = t->args[side];
+      if (c->kind != K::Const)
+        continue;
+      auto x = linearizeFloorDiv(t->args[1 - side]);
+      if (!x)
+        return std::nullopt;
+      return FloorDivSum{x->c * c->value, x->d, T::mul(c, x->r)};
+    }
+    return std::nullopt;
   default: return std::nullopt;
   }
 }
@@ -224,6 +272,8 @@ private:
       return *div;
     if (auto lin = solveLinear(strict, a, b))
       return *lin;
+    if (auto sum = solveFloorDivSum(strict, a, b))
+      return *sum;
     return rest(build(kind, a, b));
   }
 
@@ -236,7 +286,7 @@ private:
     case K::Min:
     case K::Select:
     case K::FloorDiv: return true;
-    default: return linearize(t).has_value();
+    default: return linearize(t).has_value() || linearizeFloorDiv(t).has_value();
     }
   }
 
@@ -275,6 +325,25 @@ private:
       return solve(K::Le, strict ? T::add(cy, c) : cy, x); // y < floor(x/C)  or  y <= floor(x/C)
     }
     return std::nullopt;
+  }
+
+  /// a < b (or <=) with a - b = c*d + r, d a floor division reading k and r
+  /// k-free: the bound on d, then solveFloorDiv's rule. c*d <= rhs with
+  /// rhs = -r - strict gives d <= floor(rhs / c) for c > 0, and
+  /// d >= ceil(rhs / c) = -floor(rhs / -c) for c < 0. Example:
+  /// q / 1024 - k / 1024 <= 1 -> c = -1, rhs = 1 - q / 1024 -> k / 1024 >= q / 1024 - 1.
+  std::optional<Clauses> solveFloorDivSum(bool strict, const TermPtr &a, const TermPtr &b) {
+    auto la = linearizeFloorDiv(a), lb = linearizeFloorDiv(b);
+    if (!la || !lb || (la->d && lb->d) || (!la->d && !lb->d))
+      return std::nullopt;
+    int64_t c = la->d ? la->c : -lb->c;
+    const TermPtr &d = la->d ? la->d : lb->d;
+    if (c == 0)
+      return std::nullopt;
+    TermPtr rhs = T::sub(T::neg(T::sub(la->r, lb->r)), T::constant(strict ? 1 : 0));
+    if (c > 0)
+      return solveFloorDiv(false, d, c == 1 ? rhs : T::floorDiv(rhs, T::constant(c)));
+    return solveFloorDiv(false, c == -1 ? T::neg(rhs) : T::neg(T::floorDiv(rhs, T::constant(-c))), d);
   }
 
   /// a < b (or <=) with a - b = c*k + r: a bound on k.
