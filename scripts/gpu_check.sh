@@ -16,7 +16,8 @@
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
 # Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench dsa dsabench generated
 # profile wheel" (profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
-# carried dist/ wheel in a fresh venv, test/gpu/check_wheel.py);
+# carried dist/ wheel installed by pip, test/gpu/check_wheel.py, then attnc.torch through it,
+# test/gpu/check_torch.py);
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
@@ -115,7 +116,15 @@ if has wheel; then
     echo "wheel $(basename "$whl"): $(du -h "$whl" | cut -f1); installed libattnrt.so: $(du -h "$site/attnc/libattnrt.so" | cut -f1)"
     (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" PATH="$site/bin:$PATH" python3 "$root/test/gpu/check_wheel.py" \
       --not-under "$root") 2>&1 | tee -a "$out/wheel.log"
-    grep -q "all checks passed" "$out/wheel.log" || status=1
+    grep -q "wheel: all checks passed" "$out/wheel.log" || status=1
+    echo "== attnc.torch (the wheel's)"
+    (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" timeout 600 python3 "$root/test/gpu/check_torch.py" \
+      --examples "$root/examples") 2>&1 | tee "$out/torch.log"
+    grep -q "torch: all checks passed" "$out/torch.log" || status=1
+    echo "== the tutorial (examples/tutorial/lookback.py, the wheel's)"
+    (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" PATH="$site/bin:$PATH" timeout 600 python3 \
+      "$root/examples/tutorial/lookback.py" ${TUTORIAL_LENGTH:+--length "$TUTORIAL_LENGTH"}) 2>&1 | tee "$out/tutorial.log"
+    grep -q "lookback: all steps passed" "$out/tutorial.log" || status=1
   fi
 fi
 if has bench; then
