@@ -36,6 +36,14 @@ for f in "$root"/examples/*.attn; do
   [ "$name" = dsa ] && continue
   compile "$f" "$out/$name.ptx" ${ATTNC_FLAGS:-}
 done
+# Every example with the persistent grid (--persistent=on, experimental): gpu_check's step
+# "persistent" runs them through the same matrix.
+mkdir -p "$out/persistent"
+for f in "$root"/examples/*.attn; do
+  name=$(basename "$f" .attn)
+  [ "$name" = dsa ] && continue
+  "$build/bin/attnc" "$f" --target="$target" --persistent=on ${ATTNC_FLAGS:-} -o "$out/persistent/$name.ptx"
+done
 # The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
 compile "$root/bench/dsa_bench.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
 compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
@@ -43,7 +51,7 @@ compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
 # --ctas-per-sm=C, a trailing sS --kv-stages=S (e.g. "s3", "128x128s4"), a
-# trailing np --persistent=off (e.g. "np", "s3np"), a wgmma or mma-sync prefix
+# trailing np --persistent=off (e.g. "np", "s3np"), "persistent" --persistent=on, a wgmma or mma-sync prefix
 # --backend=wgmma|mma-sync.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
@@ -58,6 +66,10 @@ for alt in ${BENCH_ALT_TILES:-}; do
       spec=${spec#-}
     fi
   done
+  if [[ $spec == persistent ]]; then # the persistent grid, --persistent=on
+    flags+=(--persistent=on)
+    spec=
+  fi
   if [[ $spec == *np ]]; then # one CTA a tile: no persistent grid
     flags+=(--persistent=off)
     spec=${spec%np}

@@ -14,8 +14,9 @@
 #   6. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
-# Steps can be picked with GPU_STEPS="runtime kernels apis sanitizer bench dsa dsabench generated
-# profile wheel" (profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
+# Steps can be picked with GPU_STEPS="runtime kernels persistent apis sanitizer bench dsa dsabench
+# generated profile wheel" (persistent: build-ptx/persistent/, the examples with --persistent=on,
+# through the matrix and racecheck; profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
 # carried dist/ wheel installed by pip, test/gpu/check_wheel.py, then attnc.torch through it,
 # test/gpu/check_torch.py);
 # BENCH_CASES limits the benchmark's cases (comma-separated).
@@ -48,6 +49,21 @@ if has kernels; then
     --json "$out/kernels.json" 2>&1 | tee "$out/kernels.log" | grep -v "^ok" || true
   tail -n 1 "$out/kernels.log"
   grep -q "^FAIL\|Traceback" "$out/kernels.log" && status=1
+fi
+if has persistent; then
+  # The examples built with --persistent=on (build-ptx/persistent/), through the same
+  # matrix, then racecheck on a subset.
+  echo "== kernels vs reference, --persistent=on"
+  timeout 300 python3 "$root/test/gpu/check_kernels.py" --ptx-dir "$root/build-ptx/persistent" --attnc "$build/bin/attnc" \
+    --json "$out/kernels_persistent.json" 2>&1 | tee "$out/kernels_persistent.log" | grep -v "^ok" || true
+  tail -n 1 "$out/kernels_persistent.log"
+  grep -q "^FAIL\|Traceback" "$out/kernels_persistent.log" && status=1
+  grep -q "cases passed" "$out/kernels_persistent.log" || status=1
+  echo "== compute-sanitizer racecheck, --persistent=on"
+  timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 python3 "$root/test/gpu/check_kernels.py" \
+    --ptx-dir "$root/build-ptx/persistent" --attnc "$build/bin/attnc" --quick --only mistral,gemma2 \
+    > "$out/sanitizer_racecheck_persistent.log" 2>&1 || status=1
+  grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_racecheck_persistent.log"
 fi
 if has apis; then
   echo "== APIs vs reference"

@@ -43,11 +43,13 @@ def _kernel_by_key(key):
 
 @torch.library.custom_op("attnc::attention", mutates_args=())
 def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
-                  sinks: Optional[torch.Tensor], input_names: List[str],
+                  sinks: Optional[torch.Tensor], input_names: str,
                   input_tensors: List[torch.Tensor], q_offset: Optional[int],
                   k_offset: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`."""
-    inputs = dict(zip(input_names, input_tensors))
+    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`.
+    input_names: the names of input_tensors joined by commas (operator
+    schemas take no list of strings; the names are identifiers)."""
+    inputs = dict(zip(input_names.split(",") if input_names else [], input_tensors))
     return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=inputs, q_offset=q_offset,
                                   k_offset=k_offset)
 
@@ -81,7 +83,7 @@ def attention(q, k, v, kernel, *, sinks=None, q_offset=None, k_offset=None, retu
     or (out, lse) with return_lse=True (lse [B, Hq, Lq] float32, natural log;
     -inf for a row that attends to nothing)."""
     names = sorted(inputs)
-    out, lse = _attention_op(q, k, v, _key(kernel), sinks, names, [inputs[n] for n in names],
+    out, lse = _attention_op(q, k, v, _key(kernel), sinks, ",".join(names), [inputs[n] for n in names],
                              q_offset, k_offset)
     return (out, lse) if return_lse else out
 
@@ -107,7 +109,7 @@ class Attention(torch.nn.Module):
     def forward(self, q, k, v, sinks=None, q_offset=None, k_offset=None, **inputs):
         names = sorted(inputs)
         out, lse = _attention_op(q, k, v, self.kernel_key, self.sinks if sinks is None else sinks,
-                                 names, [inputs[n] for n in names], q_offset, k_offset)
+                                 ",".join(names), [inputs[n] for n in names], q_offset, k_offset)
         return (out, lse) if self.return_lse else out
 
     def extra_repr(self):

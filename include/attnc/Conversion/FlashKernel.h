@@ -38,7 +38,9 @@ struct KernelArg {
 ///    tiles at d <= 128.
 /// 5: DSA's three stages; masks reading inputs at token positions
 ///    (documents) get a summary stage and the warp-specialised kernel.
-inline constexpr int kKernelRevision = 5;
+/// 6: a floor division of k inside a sum is solved into key bounds (chunks
+///    with look-back get closed-form tile bounds, no mask kept as rest).
+inline constexpr int kKernelRevision = 6;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
