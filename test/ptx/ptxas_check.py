@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Every example's PTX assembles with ptxas, for sm_80 and sm_90a (and sm_90a
-with the mma-sync backend as well as its default wgmma), and the kernels for head dims 64 and 128 spill
-nothing (ptxas -v).
+with the mma-sync backend as well as its default wgmma, and with the persistent
+grid), and the kernels for head dims 64 and 128 spill nothing (ptxas -v).
 
-Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR [--targets=sm_80,sm_90a,sm_90a+mma-sync] [--table]
-A target TARGET+BACKEND compiles with --backend=BACKEND. A wgmma chain that
+Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR
+         [--targets=sm_80,sm_90a,sm_90a+mma-sync,sm_90a+persistent] [--table]
+A target TARGET+BACKEND compiles with --backend=BACKEND; TARGET+persistent
+with --persistent=on. A wgmma chain that
 ptxas serializes (warning C7515: something touched its accumulators between
 issue and wait) fails the check too.
 Compiles each example with attnc for each target, runs `ptxas -arch=TARGET
@@ -21,7 +23,7 @@ import os, re, subprocess, sys, tempfile, time
 
 def main():
     attnc, ptxas, examples = sys.argv[1:4]
-    targets = ["sm_80", "sm_90a", "sm_90a+mma-sync"]
+    targets = ["sm_80", "sm_90a", "sm_90a+mma-sync", "sm_90a+persistent"]
     for a in sys.argv[4:]:
         if a.startswith("--targets="):
             targets = a.split("=", 1)[1].split(",")
@@ -34,7 +36,7 @@ def main():
             for target in targets:
                 arch, _, backend = target.partition("+")
                 ptx = os.path.join(tmp, f"{name}.{arch}.{backend or 'default'}.ptx")
-                flags = [f"--backend={backend}"] if backend else []
+                flags = ["--persistent=on"] if backend == "persistent" else [f"--backend={backend}"] if backend else []
                 t0 = time.monotonic()
                 r = subprocess.run([attnc, os.path.join(examples, name), f"--target={arch}", *flags, "-o", ptx],
                                    capture_output=True, text=True)
