@@ -89,10 +89,12 @@ def run_in_a_model(kernel):
     with torch.no_grad():
         eager = model(x)
         compiled = torch.compile(model, fullgraph=True)(x)
-    diff = (eager.float() - compiled.float()).abs().max().item()
-    ok = diff < 5e-2
+    # Inductor fuses the norms and residuals differently in bf16: compare in
+    # relative L2, not elementwise.
+    diff = ((eager.float() - compiled.float()).norm() / eager.float().norm()).item()
+    ok = diff < 1e-2
     print(f"  {'ok  ' if ok else 'FAIL'} 4 blocks, x {tuple(x.shape)}: eager and torch.compile(fullgraph=True) "
-          f"agree to {diff:.1e}")
+          f"agree to {diff:.1e} (relative L2)")
     return 0 if ok else 1
 
 
@@ -105,7 +107,8 @@ def benchmark(kernel, length):
         return (kv_idx <= q_idx) & (q_idx // CHUNK - kv_idx // CHUNK <= 1)
 
     flex = torch.compile(flex_attention, dynamic=False)
-    block_mask = create_block_mask(lookback, None, None, length, length, device="cuda", _compile=True)
+    make_block_mask = torch.compile(create_block_mask)
+    block_mask = make_block_mask(lookback, None, None, length, length, device="cuda")
     ours = attnc.torch.attention(q, k, v, kernel).float()
     theirs = flex(q, k, v, block_mask=block_mask).float()
     agree = ((ours - theirs).norm() / theirs.norm()).item()
@@ -113,7 +116,7 @@ def benchmark(kernel, length):
         "attnc": triton.testing.do_bench(lambda: attnc.torch.attention(q, k, v, kernel), return_mode="median"),
         "FlexAttention": triton.testing.do_bench(lambda: flex(q, k, v, block_mask=block_mask), return_mode="median"),
         "FlexAttention + create_block_mask": triton.testing.do_bench(
-            lambda: flex(q, k, v, block_mask=create_block_mask(lookback, None, None, length, length, device="cuda", _compile=True)),
+            lambda: flex(q, k, v, block_mask=make_block_mask(lookback, None, None, length, length, device="cuda")),
             return_mode="median"),
     }
     with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
