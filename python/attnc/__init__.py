@@ -317,6 +317,9 @@ class Kernel:
         #: The variant's manifest entry (docs/runtime.md), as a dict.
         self.spec = json.loads(lib.attnrt_kernel_manifest_json(handle).decode())
         self._arg_names = {a["name"] for a in self.spec["args"]}
+        #: Whether the variant selects keys (select topk): a call returns
+        #: (out, lse, indices).
+        self.selects = "indices" in self._arg_names
         #: A name unique in this process ("variant#n"): how the PyTorch
         #: operator attnc::attention (attnc.torch) refers to this kernel.
         self.key = "%s#%d" % (self.name, next(_kernel_numbers))

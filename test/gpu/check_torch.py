@@ -9,6 +9,9 @@ from an explicit mask (an oracle independent of attnc):
   [B, L, H, D] tensors (strides as a model has them), bf16 and fp16, LSE;
 - runtime inputs (packed documents, doc ids as a keyword) and sinks
   (GPT-OSS's banded layer) through the operator;
+- selecting variants (DSA's fp8 indexer, a selection by an expression)
+  through attnc::attention_select, against the direct call of the kernel,
+  and under torch.compile;
 - a side stream: the kernel runs on torch's current stream;
 - attnc.torch.Attention in a small model: eager, torch.compile(fullgraph=True)
   equal, torch._dynamo.explain with no graph break;
@@ -178,6 +181,43 @@ def main():
                         f"(first compiled call {t1 - t0:.1f} s)")
     report(explanation.graph_break_count == 0 and explanation.graph_count == 1,
            f"torch._dynamo.explain: {explanation.graph_count} graph, {explanation.graph_break_count} graph breaks")
+
+    # Selecting variants (DSA): attnc::attention_select against the direct call
+    # of the same kernel (test/gpu/check_dsa.py checks the kernels against the
+    # reference): the fp8 indexer and a selection by an expression, MQA 8:1.
+    here = os.path.dirname(os.path.abspath(__file__))
+    dsa = attnc.compile(open(os.path.join(here, "dsa_cases.attn")).read(),
+                        options={"head_dims": "128", "dtypes": "bf16"})
+    B, Hq, Hkv, Lq, Lk, D = 2, 8, 1, 300, 1100, 128
+    q, k, v = bhld(B, Hq, Lq, D, torch.bfloat16, gen), bhld(B, Hkv, Lk, D, torch.bfloat16, gen), bhld(B, Hkv, Lk, D, torch.bfloat16, gen)
+    fp8 = torch.float8_e4m3fn
+    ix = (torch.randn(B, Lq, 64, 128, generator=gen, device="cuda").to(fp8),
+          torch.randn(B, Lq, 64, generator=gen, device="cuda") / 64,
+          torch.randn(B, Lk, 128, generator=gen, device="cuda").to(fp8))
+    for name, indexer in (("ix_fp8", ix), ("by_near", None)):
+        kern_s = dsa.variant(name)
+        d_out, d_lse, d_idx = kern_s(q, k, v, indexer=indexer)
+        out, lse, idx = at.attention(q, k, v, kern_s, indexer=indexer, return_lse=True, return_indices=True)
+        same_sets = bool((torch.sort(idx, -1).values == torch.sort(d_idx, -1).values).all())
+        err = ((out.double() - d_out.double()).norm() / d_out.double().norm()).item()
+        report(same_sets and err < 1e-3 and tuple(idx.shape) == (B, Hkv, Lq, 64),
+               f"{name} through attnc::attention_select: indices {tuple(idx.shape)} the direct call's "
+               f"({'same' if same_sets else 'DIFFERENT'} sets), O rel diff {err:.1e}")
+    kern_ix = dsa.variant("ix_fp8")
+
+    def select_call(q, k, v, qI, w, kI):
+        return at.attention(q, k, v, kern_ix, indexer=(qI, w, kI), return_indices=True)
+
+    s_out, s_idx = torch.compile(select_call, fullgraph=True)(q, k, v, *ix)
+    explanation = torch._dynamo.explain(select_call)(q, k, v, *ix)
+    report(s_idx.shape == (B, Hkv, Lq, 64) and explanation.graph_break_count == 0,
+           f"torch.compile(fullgraph=True) of a DSA call: indices {tuple(s_idx.shape)}, "
+           f"{explanation.graph_break_count} graph breaks")
+    try:
+        at.attention(q, k, v, kern, indexer=ix)
+        report(False, "an indexer for a variant without selection raised nothing")
+    except attnc.Error as e:
+        report(e.arg == "indexer", f"an indexer for a variant without selection: attnc.Error arg={e.arg!r}: {e}")
 
     # Errors name the argument.
     try:
