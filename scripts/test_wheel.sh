@@ -115,6 +115,13 @@ for path in sorted(glob.glob(os.path.join(examples, "*.attn"))):
     assert m.variants, "%s: no variants" % name
     new = set(glob.glob(os.path.join(cache, "*.entry"))) - before
     assert len(new) == 1, "%s: expected one new cache entry, got %d" % (name, len(new))
+    # The first-call report: a miss, stored under the entry's key.
+    report = m.compile_report
+    assert report["cache"] == "miss", "%s: compile_report %r" % (name, report)
+    entry = list(new)[0]
+    assert os.path.basename(entry) == report["key"] + ".entry", "%s: %r vs %s" % (name, report, entry)
+    again = attnc.compile(open(path).read(), lazy=True).compile_report
+    assert again["cache"] == "hit" and again["key"] == report["key"], "%s: second call %r" % (name, again)
     # The entry: one header line, then the PTX with its manifest.
     ptx = open(new.pop()).read().split("\n", 1)[1]
     assert ".entry" in ptx, "%s: the JIT's PTX has no .entry" % name
@@ -126,7 +133,7 @@ for path in sorted(glob.glob(os.path.join(examples, "*.attn"))):
     assert ptx == cli, "%s: the JIT's PTX differs from `attnc %s.attn`'s" % (name, name)
     done += 1
 assert done, "no examples"
-print("test_wheel: %d examples JIT-compiled, PTX identical to the attnc command's" % done)
+print("test_wheel: %d examples JIT-compiled (a cache miss, then a hit, each), PTX identical to the attnc command's" % done)
 EOF
 
 step ""
