@@ -8,8 +8,11 @@ pointers, shapes, strides in elements, dtypes, offsets, inputs, sinks),
 the error reporting (attnc.Error with the runtime's message, status and
 argument name), lazy loading, the no-driver error, compile() without a
 compiler, and a DSA variant's workspace (the ctypes layout of
-attnrt_launch_args, workspace_bytes, a given or missing workspace). Launching on a GPU with real torch tensors is
-runtime/tools/torch_check.py's job (scripts/gpu_runtime_check.sh).
+attnrt_launch_args, workspace_bytes, a given or missing workspace), the JIT's
+first-call report, and attnc.torch's glue over a stand-in torch module (its two
+operators, their dispatch and fake shapes). Launching on a GPU with real torch tensors is
+runtime/tools/torch_check.py's job (scripts/gpu_runtime_check.sh), and the real
+torch.library operators test/gpu/check_torch.py's.
 
 Environment: ATTNC_LIBRARY (path of libattnrt.so; default: the package's own
 search) and ATTNC_TESTDATA (runtime/testdata; default: found from this file).
@@ -354,6 +357,108 @@ class PythonApiTest(unittest.TestCase):
             off = attnc.compile(source, use_cache=False, lazy=True, options=opts)
             self.assertEqual(off.compile_report["cache"], "off")
             self.assertEqual(off.compile_report["cache_dir"], "")
+
+    def test_torch_front_glue(self):
+        # attnc.torch over a stand-in torch module (CI has no torch; the GPU
+        # check, test/gpu/check_torch.py, runs the real one): the two operators'
+        # names, the dispatch between them, the fake implementations' shapes,
+        # and that calls reach the runtime's checks and launch.
+        import importlib, types
+
+        ops = {}
+
+        class Op:
+            def __init__(self, name, fn):
+                self.name, self.fn, self.fake = name, fn, None
+                ops[name] = self
+
+            def __call__(self, *args):
+                return self.fn(*args)
+
+            def register_fake(self, fn):
+                self.fake = fn
+                return fn
+
+        class Shaped(FakeTensor):
+            def dim(self):
+                return len(self.shape)
+
+            def new_empty(self, shape, dtype=None):
+                return Shaped(shape, dtype.name if dtype is not None else self.dtype.name, BASE + 0xA00000)
+
+        class Module:
+            def register_buffer(self, name, t):
+                setattr(self, name, t)
+
+            def __call__(self, *args, **kwargs):
+                return self.forward(*args, **kwargs)
+
+        stub = types.ModuleType("torch")
+        stub.Tensor = FakeTensor
+        stub.float32, stub.int32, stub.uint8 = FakeDType("float32"), FakeDType("int32"), FakeDType("uint8")
+        stub.empty = lambda shape, dtype=None, device=None: Shaped(
+            shape, dtype.name if isinstance(dtype, FakeDType) else dtype, BASE + 0x900000)
+        stub.library = types.SimpleNamespace(custom_op=lambda name, mutates_args: (lambda fn: Op(name, fn)))
+        stub.nn = types.SimpleNamespace(Module=Module)
+        saved = {n: sys.modules.get(n) for n in ("torch", "attnc.torch")}
+        sys.modules["torch"] = stub
+        sys.modules.pop("attnc.torch", None)
+        try:
+            at = importlib.import_module("attnc.torch")
+            self.assertEqual(sorted(ops), ["attnc::attention", "attnc::attention_select"])
+            causal = attnc.load(CAUSAL, lazy=True).variant("causal")
+            self.assertFalse(causal.selects)
+            t = tensors()
+            q, k, v = (Shaped(t[n].shape, "bfloat16", t[n].ptr) for n in ("q", "k", "v"))
+            # Valid arguments get as far as the launch (no driver here).
+            with self.assertRaises(attnc.Error) as cm:
+                at.attention(q, k, v, causal)
+            self.assertEqual(cm.exception.status, "ATTNRT_ERROR_NO_DRIVER")
+            with self.assertRaises(attnc.Error) as cm:
+                at.Attention(causal, return_lse=True)(q, k, v)
+            self.assertEqual(cm.exception.status, "ATTNRT_ERROR_NO_DRIVER")
+            # Bad ones are the runtime's argument errors, named.
+            with self.assertRaises(attnc.Error) as cm:
+                at.attention(Shaped(q.shape, "bfloat16", q.ptr, cuda=False), k, v, causal)
+            self.assertEqual(cm.exception.arg, "q")
+            with self.assertRaises(attnc.Error) as cm:
+                at.attention(q, k, v, causal, indexer=(q, q, q))
+            self.assertEqual(cm.exception.arg, "indexer")
+            with self.assertRaises(attnc.Error) as cm:
+                at.attention(q, k, v, "causal")
+            self.assertEqual(cm.exception.arg, "kernel")
+            with self.assertRaises(attnc.Error) as cm:
+                ops["attnc::attention"](q, k, v, "freed#0", None, "", [], None, None)
+            self.assertIn("no live attnc kernel has key 'freed#0'", str(cm.exception))
+            out, lse = ops["attnc::attention"].fake(q, k, v, causal.key, None, "", [], None, None)
+            self.assertEqual((out.shape, lse.shape, str(lse.dtype)), (q.shape, q.shape[:3], "torch.float32"))
+            # A selecting variant goes through attnc::attention_select.
+            dsa = dsa_module().variant("dsa")
+            self.assertTrue(dsa.selects)
+            u = dsa_tensors()
+            uq, uk, uv = (Shaped(u[n].shape, "bfloat16", u[n].ptr) for n in ("q", "k", "v"))
+            calls = []
+            real = ops["attnc::attention_select"].fn
+            ops["attnc::attention_select"].fn = lambda *a: calls.append(a) or real(*a)
+            with self.assertRaises(attnc.Error) as cm:
+                at.attention(uq, uk, uv, dsa, indexer=u["indexer"], return_indices=True)
+            self.assertEqual(cm.exception.status, "ATTNRT_ERROR_NO_DRIVER")
+            self.assertEqual(len(calls), 1)
+            self.assertEqual(calls[0][3], dsa.key)
+            self.assertIs(calls[0][9], u["indexer"][0])
+            with self.assertRaises(attnc.Error) as cm:
+                at.attention(uq, uk, uv, dsa)  # no indexer
+            self.assertTrue(cm.exception.arg.startswith("indexer"), cm.exception.arg)
+            out, lse, idx = ops["attnc::attention_select"].fake(uq, uk, uv, dsa.key, None, "", [], None, None,
+                                                                *u["indexer"])
+            self.assertEqual(idx.shape, (2, 1, 8192, 2048))
+            self.assertEqual(str(idx.dtype), "torch.int32")
+        finally:
+            for n, m in saved.items():
+                if m is None:
+                    sys.modules.pop(n, None)
+                else:
+                    sys.modules[n] = m
 
     def test_compile_without_compiler(self):
         if attnc.has_compiler():
