@@ -166,14 +166,16 @@ void KernelEmitter::setupBlock() {
   setupShared();
 }
 
-/// The persistent kernel's tile t: tiles numbered over (query tile from the
-/// last, head, batch), so that every head's longest rows come first and a
-/// CTA's next tile (t + gridDim.x) is a shorter one.
+/// The persistent kernel's tile t: the query tile varies fastest (from the
+/// last), then the head, then the batch, as the one-CTA-a-tile grid's x, y,
+/// z: the CTAs at work at once are then mostly one head's query tiles,
+/// reading the same K/V through L2. (Numbered with the head fastest, the
+/// 132 CTAs streamed up to 132 heads' K/V at once and ran 13-16% slower
+/// than one CTA a tile: bench/NOTES.md v13.)
 void KernelEmitter::bindTile(Value t) {
-  Value heads = mul(headsQ_, batch_);
   Value tilesM = arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_));
-  mIdx_ = sub(sub(tilesM, ci(1)), arith::DivSIOp::create(b_, loc_, t, heads));
-  Value hb = arith::RemSIOp::create(b_, loc_, t, heads);
+  mIdx_ = sub(sub(tilesM, ci(1)), arith::RemSIOp::create(b_, loc_, t, tilesM));
+  Value hb = arith::DivSIOp::create(b_, loc_, t, tilesM);
   hIdx_ = arith::RemSIOp::create(b_, loc_, hb, headsQ_);
   bIdx_ = arith::DivSIOp::create(b_, loc_, hb, headsQ_);
   bindTileRows();
