@@ -17,7 +17,8 @@
 # Steps can be picked with GPU_STEPS="runtime kernels persistent apis sanitizer bench dsa dsabench
 # generated profile wheel" (persistent: build-ptx/persistent/, the examples with --persistent=on,
 # through the matrix and racecheck; profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
-# carried dist/ wheel installed by pip, test/gpu/check_wheel.py, then attnc.torch through it,
+# carried dist/ wheel installed by pip into a fresh venv, scripts/wheel_venv_check.sh, and beside
+# the machine's torch, test/gpu/check_wheel.py, then attnc.torch through it,
 # test/gpu/check_torch.py);
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
@@ -130,6 +131,9 @@ if has wheel; then
     rm -rf "$site" && python3 -m pip install -q --no-deps --disable-pip-version-check --target "$site" "$whl" \
       > "$out/wheel.log" 2>&1 || status=1
     echo "wheel $(basename "$whl"): $(du -h "$whl" | cut -f1); installed libattnrt.so: $(du -h "$site/attnc/libattnrt.so" | cut -f1)"
+    # A fresh venv of its own first (no torch there: the command and a lazy JIT).
+    timeout 300 bash "$root/scripts/wheel_venv_check.sh" "$whl" 2>&1 | tee -a "$out/wheel.log"
+    grep -q "wheel_venv: all checks passed" "$out/wheel.log" || status=1
     (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" PATH="$site/bin:$PATH" python3 "$root/test/gpu/check_wheel.py" \
       --not-under "$root") 2>&1 | tee -a "$out/wheel.log"
     grep -q "wheel: all checks passed" "$out/wheel.log" || status=1
