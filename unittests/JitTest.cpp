@@ -104,6 +104,44 @@ TEST(Jit, BadOptionsAreUsageErrors) {
     EXPECT_EQ(e.code(), attnc::ErrorCode::Usage);
     EXPECT_NE(std::string(e.what()).find("head dims must be among 64, 128, 256"), std::string::npos) << e.what();
   }
+  auto usageError = [&](const std::string &name, const std::string &value) -> std::string {
+    attnc::CompileOptions bad = options(dir);
+    bad.extra[name] = value;
+    try {
+      attnc::compile(kSource, bad);
+    } catch (const attnc::Error &e) {
+      EXPECT_EQ(e.code(), attnc::ErrorCode::Usage) << e.what();
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(usageError("kv_stages", "5"), "attnc: compile option kv_stages must be 2, 3 or 4, got '5'");
+  EXPECT_EQ(usageError("persistent", "yes"), "attnc: compile option persistent must be on or off, got 'yes'");
+  EXPECT_EQ(usageError("tile", "96x96"),
+            "attnc: compile option tile must be 64x64, 64x32, 128x128, 128x64 or 128x32, got '96x96'");
+  EXPECT_NE(usageError("tiles", "64x64").find("unknown compile option 'tiles' (expected head_dims, dtypes, tile"),
+            std::string::npos);
+}
+
+// The driver's tuning flags by name: the same kernels as `attnc --persistent=on --tile=...`.
+TEST(Jit, TuningOptionsReachTheGenerator) {
+  TempDir dir;
+  attnc::CompileOptions o = options(dir);
+  o.extra["head_dims"] = "128";
+  o.extra["persistent"] = "on";
+  // Causal: the 128-row warp-specialised kernel (the window of kSource is a
+  // narrow band, on 64 x 64 tiles without a persistent grid).
+  attnc::Module persistent = attnc::compile("attention causal { mask k <= q; }", o);
+  EXPECT_EQ(persistent.manifest().variants[0].kernels[0].blockM, 128);
+  EXPECT_EQ(int(persistent.manifest().variants[0].gridOf(persistent.manifest().variants[0].kernels[0])),
+            int(attnc::GridRule::PersistentTiles));
+  o.extra.erase("persistent");
+  o.extra["tile"] = "64x64";
+  attnc::Module small = attnc::compile(kSource, o);
+  EXPECT_EQ(small.manifest().variants[0].kernels[0].blockM, 64);
+  EXPECT_EQ(small.manifest().variants[0].kernels[0].blockN, 64);
+  EXPECT_NE(int(small.manifest().variants[0].gridOf(small.manifest().variants[0].kernels[0])),
+            int(attnc::GridRule::PersistentTiles));
 }
 
 } // namespace

@@ -54,6 +54,54 @@ std::string parseDtypes(const std::string &text, std::vector<std::string> &out) 
 }
 
 namespace {
+/// Each tuning option's values.
+const std::vector<std::pair<std::string, std::vector<std::string>>> &tuningChoices() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> choices = {
+      {"tile", {"64x64", "64x32", "128x128", "128x64", "128x32"}},
+      {"ctas_per_sm", {"1", "2", "3", "4"}},
+      {"kv_stages", {"2", "3", "4"}},
+      {"persistent", {"on", "off"}},
+      {"backend", {"mma-sync", "wgmma"}},
+  };
+  return choices;
+}
+} // namespace
+
+bool isTuningOption(const std::string &name) {
+  for (const auto &[n, values] : tuningChoices())
+    if (n == name)
+      return true;
+  return false;
+}
+
+std::string setTuningOption(const std::string &name, const std::string &value, CodegenOptions &cg) {
+  for (const auto &[n, values] : tuningChoices()) {
+    if (n != name)
+      continue;
+    if (std::find(values.begin(), values.end(), value) == values.end()) {
+      std::string list; // "a, b or c"
+      for (size_t i = 0; i < values.size(); ++i)
+        list += (i == 0 ? "" : i + 1 == values.size() ? " or " : ", ") + values[i];
+      return "must be " + list + ", got '" + value + "'";
+    }
+    if (name == "tile") {
+      cg.blockM = std::stoll(value.substr(0, value.find('x')));
+      cg.blockN = std::stoll(value.substr(value.find('x') + 1));
+    } else if (name == "ctas_per_sm") {
+      cg.ctasPerSm = std::stoll(value);
+    } else if (name == "kv_stages") {
+      cg.kvStages = std::stoll(value);
+    } else if (name == "persistent") {
+      cg.persistent = value == "on" ? 1 : 0;
+    } else {
+      cg.backend = value;
+    }
+    return "";
+  }
+  return "is not a tuning option";
+}
+
+namespace {
 
 using Clock = std::chrono::steady_clock;
 

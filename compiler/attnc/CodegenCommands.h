@@ -41,6 +41,15 @@ struct CodegenOptions {
 std::string parseHeadDims(const std::string &text, std::vector<int64_t> &out);
 std::string parseDtypes(const std::string &text, std::vector<std::string> &out);
 
+/// Sets a tuning option by name, from its value as the driver's flag of the
+/// same name takes it: "tile" (--tile=MxN), "ctas_per_sm", "kv_stages",
+/// "persistent" (on|off), "backend" (mma-sync|wgmma). Returns "" or what is
+/// wrong with the value ("must be 2, 3 or 4, got '5'"), for the driver's
+/// flags and the JIT's options alike; an unknown name is the caller's to
+/// report (isTuningOption).
+std::string setTuningOption(const std::string &name, const std::string &value, CodegenOptions &cg);
+bool isTuningOption(const std::string &name);
+
 /// Returns the exit code (0, 1 for a program the generator cannot compile,
 /// 3 for an internal error).
 int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &program, const dsl::SourceFile &file,

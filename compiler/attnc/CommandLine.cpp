@@ -369,42 +369,38 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
              "also the kernel of masks that read inputs at token\n"
              "positions, such as documents)",
              cg.backend, {"mma-sync", "wgmma"});
-  const std::vector<std::string> tiles = {"64x64", "64x32", "128x128", "128x64", "128x32"};
+  // The tuning flags: their values are checked and set by setTuningOption
+  // (CodegenCommands.h), which attnc.compile's options share.
+  auto tuning = [&cg](const std::string &flag) {
+    return [&cg, flag](const std::string &v) {
+      std::string name = flag.substr(2);
+      std::replace(name.begin(), name.end(), '-', '_');
+      if (std::string e = setTuningOption(name, v, cg); !e.empty())
+        throw UsageError{flag + " " + e};
+    };
+  };
   cmd.value("--tile", "MxN",
             "kernel tile (query rows x keys): 64x64, 64x32,\n"
             "128x128, 128x64 or 128x32 (tuning; default by head\n"
             "dim, mask and backend; wgmma at 128 rows: warp\n"
             "specialised, TMA)",
-            [&cg, tiles](const std::string &v) {
-              requireChoice("--tile", v, tiles);
-              cg.blockM = std::stoll(v.substr(0, v.find('x')));
-              cg.blockN = std::stoll(v.substr(v.find('x') + 1));
-            });
+            tuning("--tile"));
   cmd.value("--ctas-per-sm", "N",
             "CTAs an SM should hold, 1-4: caps ptxas's registers\n"
             "at 65536 / (128 N) (tuning; default 4 for narrow\n"
             "bands such as |q - k| <= 64, else 1: up to 255)",
-            [&cg](const std::string &v) {
-              requireChoice("--ctas-per-sm", v, {"1", "2", "3", "4"});
-              cg.ctasPerSm = std::stoll(v);
-            });
+            tuning("--ctas-per-sm"));
   cmd.value("--kv-stages", "N",
             "K/V ring slots of the warp-specialised wgmma kernel:\n"
             "at most N (2-4), as many as shared memory holds at\n"
             "each head dim (tuning; default 2)",
-            [&cg](const std::string &v) {
-              requireChoice("--kv-stages", v, {"2", "3", "4"});
-              cg.kvStages = std::stoll(v);
-            });
+            tuning("--kv-stages"));
   cmd.value("--persistent", "on|off",
             "a persistent grid for the warp-specialised wgmma\n"
             "kernel: one CTA an SM striding over the tiles\n"
-            "(experimental, default off: it hung on the H200 in\n"
-            "its first runs)",
-            [&cg](const std::string &v) {
-              requireChoice("--persistent", v, {"on", "off"});
-              cg.persistent = v == "on" ? 1 : 0;
-            });
+            "(experimental, default off: measured slower,\n"
+            "bench/NOTES.md v13)",
+            tuning("--persistent"));
   cmd.flag("--time-stages", "print the time each compilation stage takes", cg.timing);
   cmd.flag("--mlir-print-debuginfo", "with --emit=attn: print each op's\nloc(\"file\":line:col)", o.mlirDebugInfo);
   cmd.flag("--mlir-print-ir-after-all", "print the IR after every pass to standard error", cg.printIrAfterAll);

@@ -4,8 +4,9 @@
 // compileSourceToPtx() with the runtime (runtime/Jit.h), so attnc::compile(),
 // attnrt_compile() and Python's attnc.compile() compile in process, through
 // the disk cache. Options: `-D NAME=VALUE` param overrides, the target, and
-// extra options `head_dims` ("64,128") and `dtypes` ("bf16,fp16"), all part
-// of the cache key. Errors in the source become Error(Compile) carrying the
+// extra options `head_dims` ("64,128"), `dtypes` ("bf16,fp16") and the
+// driver's tuning flags by name (`tile`, `ctas_per_sm`, `kv_stages`,
+// `persistent`, `backend`: setTuningOption), all part of the cache key. Errors in the source become Error(Compile) carrying the
 // located diagnostics.
 //
 //===----------------------------------------------------------------------===//
@@ -43,11 +44,17 @@ std::string compileSourceToPtx(const std::string &source, const CompileOptions &
       problem = parseHeadDims(value, cg.headDims);
     else if (name == "dtypes")
       problem = parseDtypes(value, cg.dtypes);
-    else
-      problem = "unknown compile option '" + name + "' (expected head_dims or dtypes)";
+    else if (isTuningOption(name)) {
+      if (std::string e = setTuningOption(name, value, cg); !e.empty())
+        problem = "compile option " + name + " " + e;
+    } else
+      problem = "unknown compile option '" + name +
+                "' (expected head_dims, dtypes, tile, ctas_per_sm, kv_stages, persistent or backend)";
     if (!problem.empty())
       throw Error(ErrorCode::Usage, "attnc: " + problem);
   }
+  if (cg.backend == "wgmma" && cg.target != "sm_90a")
+    throw Error(ErrorCode::Usage, "attnc: compile option backend=wgmma needs target sm_90a, got '" + cg.target + "'");
   std::ostringstream ptx, err;
   if (int rc = emitCode(ptx, err, *program, file, "ptx", cg))
     throw Error(ErrorCode::Compile, "attnc: code generation failed (exit " + std::to_string(rc) + "):\n" + err.str());

@@ -603,7 +603,9 @@ def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, 
     with a keyword). Raises Error with status ATTNRT_ERROR_NO_COMPILER in
     builds without the compiler (ATTNC_WITH_MLIR=OFF). `options` passes
     compiler options by name, e.g. {"head_dims": "128", "dtypes": "bf16"}
-    (default: every head dim and dtype). verbose=True (default: the
+    (default: every head dim and dtype), and the driver's tuning flags
+    ("tile", "ctas_per_sm", "kv_stages", "persistent", "backend"), e.g.
+    {"persistent": "on"}. verbose=True (default: the
     environment variable ATTNC_VERBOSE set to 1) prints one line to stderr
     saying what was done: compiled (how long) or served from the cache (a hit),
     and the time to load; the returned Module's compile_report has the same
