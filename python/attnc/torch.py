@@ -21,8 +21,9 @@ Kernel.__call__. Variants that select keys (``select topk``, DeepSeek's
 sparse attention) run as ``torch.ops.attnc.attention_select``, which also
 returns the selected key indices [B, Hkv, Lq, K] int32 (-1 where a row has
 fewer than K allowed keys); the indexer's tensors are ``indexer=(qI, w, kI)``.
-There is no backward yet: calling backward() through either operator raises
-PyTorch's error for an operator without an autograd formula.
+There is no backward yet: no autograd formula is registered for either
+operator (register_autograd comes with the backward kernels), so run them
+under torch.no_grad() or torch.inference_mode(), as the GPU checks do.
 """
 
 from typing import List, Optional, Tuple
