@@ -97,18 +97,11 @@ const VariantSpec &dsa() {
   return m.variants[0];
 }
 
-/// Fake device addresses, 1 TiB apart (checking never dereferences them).
-uint64_t addr(int i) { return 0x7f0000000000ull + (uint64_t(i) << 40); }
 
 /// Valid arguments for dsa(): q [B, Hq, Lq, 128] bf16, k and v [B, Hkv, Lk,
 /// 128], the indexer (64 heads of dim 128, fp8) and indices [B, Hkv, Lq, 2048].
 LaunchArgs dsaArgs(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk) {
-  LaunchArgs a;
-  a.q = TensorRef::contiguous(addr(0), DType::BF16, {B, Hq, Lq, 128});
-  a.k = TensorRef::contiguous(addr(1), DType::BF16, {B, Hkv, Lk, 128});
-  a.v = TensorRef::contiguous(addr(2), DType::BF16, {B, Hkv, Lk, 128});
-  a.o = TensorRef::contiguous(addr(3), DType::BF16, {B, Hq, Lq, 128});
-  a.lse = TensorRef::contiguous(addr(4), DType::F32, {B, Hq, Lq});
+  LaunchArgs a = attnc::testing::attentionArgs(B, Hq, Hkv, Lq, Lk, 128);
   a.indexer = IndexerTensors{TensorRef::contiguous(addr(5), DType::F8E4M3, {B, Lq, 64, 128}),
                              TensorRef::contiguous(addr(6), DType::F32, {B, Lq, 64}),
                              TensorRef::contiguous(addr(7), DType::F8E4M3, {B, Lk, 128})};

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "attnc/Runtime.h"
+#include "RuntimeTestSupport.h"
 
 #include <gtest/gtest.h>
 
@@ -59,16 +60,8 @@ const VariantSpec &causal() {
   return m.variants[0];
 }
 
-uint64_t addr(int i) { return 0x7f0000000000ull + (uint64_t(i) << 40); }
-
 LaunchArgs args(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk, int64_t D) {
-  LaunchArgs a;
-  a.q = TensorRef::contiguous(addr(0), DType::BF16, {B, Hq, Lq, D});
-  a.k = TensorRef::contiguous(addr(1), DType::BF16, {B, Hkv, Lk, D});
-  a.v = TensorRef::contiguous(addr(2), DType::BF16, {B, Hkv, Lk, D});
-  a.o = TensorRef::contiguous(addr(3), DType::BF16, {B, Hq, Lq, D});
-  a.lse = TensorRef::contiguous(addr(4), DType::F32, {B, Hq, Lq});
-  return a;
+  return attnc::testing::attentionArgs(B, Hq, Hkv, Lq, Lk, D);
 }
 
 std::string geometry(const uint32_t (&g)[3]) {

@@ -96,18 +96,11 @@ const VariantSpec &packed() {
   return m.variants[0];
 }
 
-/// Fake device addresses, 1 TiB apart (checking never dereferences them).
-uint64_t addr(int i) { return 0x7f0000000000ull + (uint64_t(i) << 40); }
 
 /// Valid arguments for packed(): q [B, Hq, Lq, D] bf16, k and v [B, Hkv,
 /// Lk, D], doc [B, max(Lq, Lk)] with q_offset = k_offset = 0.
 LaunchArgs packedArgs(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk, int64_t D = 128) {
-  LaunchArgs a;
-  a.q = TensorRef::contiguous(addr(0), DType::BF16, {B, Hq, Lq, D});
-  a.k = TensorRef::contiguous(addr(1), DType::BF16, {B, Hkv, Lk, D});
-  a.v = TensorRef::contiguous(addr(2), DType::BF16, {B, Hkv, Lk, D});
-  a.o = TensorRef::contiguous(addr(3), DType::BF16, {B, Hq, Lq, D});
-  a.lse = TensorRef::contiguous(addr(4), DType::F32, {B, Hq, Lq});
+  LaunchArgs a = attnc::testing::attentionArgs(B, Hq, Hkv, Lq, Lk, D);
   a.inputs["doc"] = TensorRef::contiguous(addr(5), DType::I32, {B, std::max<int64_t>(1, std::max(Lq, Lk))});
   a.qOffset = 0;
   a.kOffset = 0;

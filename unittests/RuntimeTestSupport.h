@@ -1,8 +1,10 @@
 //===- RuntimeTestSupport.h - Helpers the runtime's unit tests share -*- C++ -*-===//
 //
-// For RuntimeTest.cpp and RuntimeTensorMapTest.cpp: the fixtures directory,
-// file reading, one-place text mutation of a manifest, and the message of
-// the error a manifest or a call throws.
+// For the runtime's unit tests (RuntimeTest.cpp, RuntimeTensorMapTest.cpp,
+// RuntimeDsaTest.cpp, RuntimeSummaryTest.cpp, RuntimePersistentTest.cpp): the
+// fixtures directory, file reading, one-place text mutation of a manifest,
+// the message of the error a manifest throws, fake device addresses and the
+// attention tensors of a shape.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -11,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -46,6 +49,22 @@ inline std::string manifestError(const std::string &text) {
     return e.what();
   }
   return "(accepted)";
+}
+
+/// Fake device address i, 1 TiB apart from the next (argument checking
+/// never dereferences them).
+inline uint64_t addr(int i) { return 0x7f0000000000ull + (uint64_t(i) << 40); }
+
+/// q [B, Hq, Lq, D], k and v [B, Hkv, Lk, D], o like q (bf16, at addr(0..3))
+/// and lse [B, Hq, Lq] (f32, at addr(4)), contiguous; every other argument unset.
+inline LaunchArgs attentionArgs(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk, int64_t D) {
+  LaunchArgs a;
+  a.q = TensorRef::contiguous(addr(0), DType::BF16, {B, Hq, Lq, D});
+  a.k = TensorRef::contiguous(addr(1), DType::BF16, {B, Hkv, Lk, D});
+  a.v = TensorRef::contiguous(addr(2), DType::BF16, {B, Hkv, Lk, D});
+  a.o = TensorRef::contiguous(addr(3), DType::BF16, {B, Hq, Lq, D});
+  a.lse = TensorRef::contiguous(addr(4), DType::F32, {B, Hq, Lq});
+  return a;
 }
 
 } // namespace attnc::testing
