@@ -56,90 +56,59 @@ using Clauses = std::vector<KeyClause>;
 /// Thrown when the clause list grows past the limit.
 struct TooManyClauses {};
 
-/// A term as c*k + r with r free of k.
+/// A term as c*x + r with r free of k, through +, -, negation and constant
+/// factors; x is the term's atom: k itself (AtomKind::Key, where k may occur
+/// any number of times, c summing them), or its one floor division of a
+/// k-reading term by a positive constant (AtomKind::FloorDiv, held in `atom`).
+/// c = 0 and no atom when the term does not read k.
 struct Linear {
   int64_t c;
   TermPtr r;
+  TermPtr atom = nullptr; ///< AtomKind::FloorDiv: the floor division
 };
 
-std::optional<Linear> linearize(const TermPtr &t) {
+enum class AtomKind { Key, FloorDiv };
+
+std::optional<Linear> linearize(const TermPtr &t, AtomKind atom = AtomKind::Key) {
   if (!t->reads(Var::K))
     return Linear{0, t};
   switch (t->kind) {
-  case K::Var: return Linear{1, T::constant(0)};
+  case K::Var:
+    if (atom != AtomKind::Key)
+      return std::nullopt; // k outside the floor division
+    return Linear{1, T::constant(0)};
+  case K::FloorDiv:
+    if (atom != AtomKind::FloorDiv || t->args[1]->kind != K::Const || t->args[1]->value <= 0)
+      return std::nullopt;
+    return Linear{1, T::constant(0), t};
   case K::Add:
   case K::Sub: {
-    auto a = linearize(t->args[0]), b = linearize(t->args[1]);
-    if (!a || !b)
-      return std::nullopt;
+    auto a = linearize(t->args[0], atom), b = linearize(t->args[1], atom);
+    if (!a || !b || (a->atom && b->atom))
+      return std::nullopt; // two floor divisions reading k
+    TermPtr held = a->atom ? a->atom : b->atom;
     if (t->kind == K::Add)
-      return Linear{a->c + b->c, T::add(a->r, b->r)};
-    return Linear{a->c - b->c, T::sub(a->r, b->r)};
+      return Linear{a->c + b->c, T::add(a->r, b->r), held};
+    return Linear{a->c - b->c, T::sub(a->r, b->r), held};
   }
   case K::Neg: {
-    auto a = linearize(t->args[0]);
+    auto a = linearize(t->args[0], atom);
     if (!a)
       return std::nullopt;
-    return Linear{-a->c, T::neg(a->r)};
+    return Linear{-a->c, T::neg(a->r), a->atom};
   }
   case K::Mul: {
     for (int side = 0; side < 2; ++side) {
       const TermPtr &c = t->args[side];
       if (c->kind != K::Const)
         continue;
-      auto x = linearize(t->args[1 - side]);
+      auto x = linearize(t->args[1 - side], atom);
       if (!x)
         return std::nullopt;
-      return Linear{x->c * c->value, T::mul(c, x->r)};
+      return Linear{x->c * c->value, T::mul(c, x->r), x->atom};
     }
     return std::nullopt;
   }
-  default: return std::nullopt;
-  }
-}
-
-/// A term as c*d + r, with d its one floor division of a k-reading term by a
-/// positive constant (reached through +, -, negation and constant factors)
-/// and r free of k; d is null (c = 0) when the term does not read k.
-struct FloorDivSum {
-  int64_t c;
-  TermPtr d, r;
-};
-
-std::optional<FloorDivSum> linearizeFloorDiv(const TermPtr &t) {
-  if (!t->reads(Var::K))
-    return FloorDivSum{0, nullptr, t};
-  switch (t->kind) {
-  case K::FloorDiv:
-    if (t->args[1]->kind != K::Const || t->args[1]->value <= 0 || t->args[1]->reads(Var::K))
-      return std::nullopt;
-    return FloorDivSum{1, t, T::constant(0)};
-  case K::Add:
-  case K::Sub: {
-    auto a = linearizeFloorDiv(t->args[0]), b = linearizeFloorDiv(t->args[1]);
-    if (!a || !b || (a->d && b->d))
-      return std::nullopt; // k in two places
-    int64_t sign = t->kind == K::Add ? 1 : -1;
-    TermPtr r = t->kind == K::Add ? T::add(a->r, b->r) : T::sub(a->r, b->r);
-    return a->d ? FloorDivSum{a->c, a->d, r} : FloorDivSum{sign * b->c, b->d, r};
-  }
-  case K::Neg: {
-    auto a = linearizeFloorDiv(t->args[0]);
-    if (!a)
-      return std::nullopt;
-    return FloorDivSum{-a->c, a->d, T::neg(a->r)};
-  }
-  case K::Mul:
-    for (int side = 0; side < 2; ++side) {
-      const TermPtr &c = t->args[side];
-      if (c->kind != K::Const)
-        continue;
-      auto x = linearizeFloorDiv(t->args[1 - side]);
-      if (!x)
-        return std::nullopt;
-      return FloorDivSum{x->c * c->value, x->d, T::mul(c, x->r)};
-    }
-    return std::nullopt;
   default: return std::nullopt;
   }
 }
@@ -286,7 +255,7 @@ private:
     case K::Min:
     case K::Select:
     case K::FloorDiv: return true;
-    default: return linearize(t).has_value() || linearizeFloorDiv(t).has_value();
+    default: return linearize(t).has_value() || linearize(t, AtomKind::FloorDiv).has_value();
     }
   }
 
@@ -333,11 +302,11 @@ private:
   /// d >= ceil(rhs / c) = -floor(rhs / -c) for c < 0. Example:
   /// q / 1024 - k / 1024 <= 1 -> c = -1, rhs = 1 - q / 1024 -> k / 1024 >= q / 1024 - 1.
   std::optional<Clauses> solveFloorDivSum(bool strict, const TermPtr &a, const TermPtr &b) {
-    auto la = linearizeFloorDiv(a), lb = linearizeFloorDiv(b);
-    if (!la || !lb || (la->d && lb->d) || (!la->d && !lb->d))
+    auto la = linearize(a, AtomKind::FloorDiv), lb = linearize(b, AtomKind::FloorDiv);
+    if (!la || !lb || (la->atom && lb->atom) || (!la->atom && !lb->atom))
       return std::nullopt;
-    int64_t c = la->d ? la->c : -lb->c;
-    const TermPtr &d = la->d ? la->d : lb->d;
+    int64_t c = la->atom ? la->c : -lb->c;
+    const TermPtr &d = la->atom ? la->atom : lb->atom;
     if (c == 0)
       return std::nullopt;
     TermPtr rhs = T::sub(T::neg(T::sub(la->r, lb->r)), T::constant(strict ? 1 : 0));
