@@ -44,17 +44,21 @@ def _kernel_by_key(key):
     return kernel
 
 
+def _inputs(input_names, input_tensors):
+    """The operators' runtime inputs as a dict: input_names is their names
+    joined by commas (operator schemas take no list of strings; the names are
+    identifiers)."""
+    return dict(zip(input_names.split(",") if input_names else [], input_tensors))
+
+
 @torch.library.custom_op("attnc::attention", mutates_args=())
 def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
                   sinks: Optional[torch.Tensor], input_names: str,
                   input_tensors: List[torch.Tensor], q_offset: Optional[int],
                   k_offset: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`.
-    input_names: the names of input_tensors joined by commas (operator
-    schemas take no list of strings; the names are identifiers)."""
-    inputs = dict(zip(input_names.split(",") if input_names else [], input_tensors))
-    return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=inputs, q_offset=q_offset,
-                                  k_offset=k_offset)
+    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`."""
+    return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=_inputs(input_names, input_tensors),
+                                  q_offset=q_offset, k_offset=k_offset)
 
 
 def _check_ranks(q, k, v):
@@ -78,10 +82,9 @@ def _attention_select_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kern
                          indexer_w: Optional[torch.Tensor],
                          indexer_k: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One launch of a selecting variant: (out, lse, indices)."""
-    inputs = dict(zip(input_names.split(",") if input_names else [], input_tensors))
     indexer = None if indexer_q is None else (indexer_q, indexer_w, indexer_k)
-    return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=inputs, q_offset=q_offset,
-                                  k_offset=k_offset, indexer=indexer)
+    return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=_inputs(input_names, input_tensors),
+                                  q_offset=q_offset, k_offset=k_offset, indexer=indexer)
 
 
 @_attention_select_op.register_fake
