@@ -401,6 +401,12 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
             "(experimental, default off: measured slower,\n"
             "bench/NOTES.md v13)",
             tuning("--persistent"));
+  cmd.value("--backward", "on|off",
+            "also each variant's gradient kernels (dQ, dK, dV;\n"
+            "manifest variant NAME.backward), at head dims 64\n"
+            "and 128, for variants without a score rule or a\n"
+            "selection (default off; docs/codegen.md)",
+            tuning("--backward"));
   cmd.flag("--time-stages", "print the time each compilation stage takes", cg.timing);
   cmd.flag("--mlir-print-debuginfo", "with --emit=attn: print each op's\nloc(\"file\":line:col)", o.mlirDebugInfo);
   cmd.flag("--mlir-print-ir-after-all", "print the IR after every pass to standard error", cg.printIrAfterAll);
