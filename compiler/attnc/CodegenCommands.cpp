@@ -141,7 +141,8 @@ bool sameParameters(const std::vector<ArgSpec> &x, const std::vector<ArgSpec> &y
 /// A grid rule by its manifest name (a backend writes one of these).
 GridRule gridRuleOf(const std::string &name) {
   for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch, GridRule::ChunkedRowBlocks,
-                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch, GridRule::PersistentTiles})
+                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch, GridRule::PersistentTiles,
+                     GridRule::KTilesKvHeadsBatch})
     if (name == gridRuleName(g))
       return g;
   throw std::logic_error("a kernel names the unknown grid rule '" + name + "'");
