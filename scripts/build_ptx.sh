@@ -44,6 +44,14 @@ for f in "$root"/examples/*.attn; do
   [ "$name" = dsa ] && continue
   "$build/bin/attnc" "$f" --target="$target" --persistent=on ${ATTNC_FLAGS:-} -o "$out/persistent/$name.ptx"
 done
+# Every example with its gradient kernels (--backward=on; test/gpu/check_backward.py, gpu_check's
+# step "backward"): the variants the backward covers get NAME.backward, the others a warning.
+mkdir -p "$out/backward"
+for f in "$root"/examples/*.attn; do
+  name=$(basename "$f" .attn)
+  [ "$name" = dsa ] && continue
+  compile "$f" "$out/backward/$name.ptx" --backward=on --head-dims=64,128 ${ATTNC_FLAGS:-}
+done
 # The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
 compile "$root/bench/dsa_bench.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
 compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"

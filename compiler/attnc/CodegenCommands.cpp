@@ -334,7 +334,19 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   context.loadAllAvailableDialects();
   std::string diagText;
   llvm::raw_string_ostream diagStream(diagText);
+  // Warnings (a variant left without its backward kernels, ...) reach the
+  // user at once; anything else is kept for an internal error's report.
   ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
+    if (d.getSeverity() == DiagnosticSeverity::Warning) {
+      std::string where;
+      llvm::raw_string_ostream os(where);
+      if (auto loc = dyn_cast<FileLineColLoc>(d.getLocation()))
+        os << loc.getFilename().getValue() << ":" << loc.getLine() << ":" << loc.getColumn();
+      else
+        os << d.getLocation();
+      err << where << ": warning: " << d.str() << "\n";
+      return success();
+    }
     diagStream << d.getLocation() << ": " << d << "\n";
     return success();
   });
