@@ -210,6 +210,18 @@ void checkTensor(const std::string &arg, const TensorRef &t, const std::vector<D
   }
 }
 
+/// Whether the byte spans of a and b (from the first element to one past
+/// the last, their extents already checked) intersect.
+bool bytesOverlap(const TensorRef &a, const TensorRef &b) {
+  auto end = [](const TensorRef &t) {
+    __int128 last = 0;
+    for (size_t i = 0; i < t.sizes.size(); ++i)
+      last += __int128(t.sizes[i] - 1) * t.strides[i];
+    return __int128(t.data) + (last + 1) * __int128(dtypeSize(t.dtype));
+  };
+  return __int128(a.data) < end(b) && __int128(b.data) < end(a);
+}
+
 void checkDType(const std::string &arg, const TensorRef &t, DType want, const std::string &why = "") {
   if (t.dtype != want)
     bad(arg, std::string("expected dtype ") + dtypeName(want) + (why.empty() ? "" : " (" + why + ")") +
@@ -446,7 +458,7 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
   // dQ, dK and dV out, each shaped and typed as the tensor it is the
   // gradient of; q, k, v, o and lse are the forward call's.
   const bool backward = v.findArg("dout") >= 0;
-  const std::map<std::string, const std::optional<TensorRef> *> grads = {
+  const std::vector<std::pair<std::string, const std::optional<TensorRef> *>> grads = {
       {"dout", &a.dout}, {"dq", &a.dq}, {"dk", &a.dk}, {"dv", &a.dv}};
   for (const auto &[name, t] : grads) {
     if (!backward) {
@@ -463,6 +475,19 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
                     expectedShape(dims) + ", got none");
     checkTensor(name, **t, dims, Align::Vector16, name != "dout", (*t)->dtype);
     checkDType(name, **t, dt, qdt);
+  }
+  // A gradient shares no byte with the tensors the kernels read or with
+  // another gradient (the kernels read q, k, v, o, lse and dO throughout).
+  if (backward) {
+    const std::vector<std::pair<std::string, const TensorRef *>> all = {
+        {"q", &a.q},       {"k", &a.k},     {"v", &a.v},     {"o", &a.o},    {"lse", &a.lse},
+        {"dout", &*a.dout}, {"dq", &*a.dq}, {"dk", &*a.dk}, {"dv", &*a.dv}};
+    for (size_t i = 6; i < all.size(); ++i)
+      for (size_t j = 0; j < all.size(); ++j)
+        if (j != i && bytesOverlap(*all[i].second, *all[j].second))
+          bad(all[i].first, "the kernels write this tensor, but its memory overlaps '" + all[j].first +
+                                "' (data " + hex(all[i].second->data) + " and " + hex(all[j].second->data) +
+                                "): give the gradients buffers of their own");
   }
 
   // Sinks.

@@ -64,6 +64,9 @@ compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
+# The same patterns with their gradient kernels (bench/bench_backward.py).
+"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128 --backward=on \
+  -o "$out/bench/patterns_backward.ptx"
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()
   spec=$alt

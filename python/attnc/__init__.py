@@ -512,11 +512,12 @@ class Kernel:
                         "--backward=on (attnc's docs/codegen.md \"Backward\" says which variants can)"
                         % self.name, "ATTNRT_ERROR_NOT_FOUND")
         bw = self._module.variant(self.name + ".backward")
-        import torch
+        if dq is None or dk is None or dv is None or sinks is not None:
+            import torch  # only needed to allocate gradients and for dsinks
 
-        dq = torch.empty_like(q) if dq is None else dq
-        dk = torch.empty_like(k) if dk is None else dk
-        dv = torch.empty_like(v) if dv is None else dv
+            dq = torch.empty_like(q) if dq is None else dq
+            dk = torch.empty_like(k) if dk is None else dk
+            dv = torch.empty_like(v) if dv is None else dv
         a, keep, _, _, _ = bw._prepare(q, k, v, None, inputs, q_offset, k_offset, out, lse, None,
                                        None, workspace)
         device = getattr(q, "device", None)
