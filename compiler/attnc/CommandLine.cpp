@@ -575,8 +575,8 @@ std::optional<int> parseRunCommandLine(int argc, char **argv, RunCommandOptions 
     if (!o.gradOut.empty() && !anyGrad)
       throw UsageError{"--grad-out: give at least one of --dq, --dk, --dv, --dsinks to write"};
     if (!o.gradOut.empty() && !o.reference)
-      throw UsageError{"--grad-out: there is no backward kernel yet; gradients are computed by the "
-                       "reference only (--reference)"};
+      throw UsageError{"--grad-out: attnc run computes gradients with the reference only (--reference); "
+                       "the GPU's are Kernel.backward's (Python, a module compiled with --backward=on)"};
   });
 }
 
