@@ -116,6 +116,9 @@ uint64_t tileWorkspace(const KernelSpec &k, int64_t B, int64_t Hq, int64_t Lq, i
 std::string workspaceFormula(const StagePlan &s, const KernelSpec &k, int64_t B, int64_t Hq,
                              int64_t Lq, int64_t Lk) {
   std::string f = "stage '" + k.stage + "': ";
+  if (k.workspacePerRow)
+    return f + "batch " + std::to_string(B) + " x heads_q " + std::to_string(Hq) + " x qlen " +
+           std::to_string(Lq) + " x " + std::to_string(*k.workspacePerRow) + " bytes per row (Delta)";
   if (s.tiled())
     return f + "batch " + std::to_string(B) + " x heads_q " + std::to_string(Hq) + " x " +
            std::to_string(s.tiles) + " tiles (ceil(qlen " + std::to_string(Lq) + " / block_m " +
@@ -205,6 +208,18 @@ void checkTensor(const std::string &arg, const TensorRef &t, const std::vector<D
       covered = t.strides[i] * t.sizes[i];
     }
   }
+}
+
+/// Whether the byte spans of a and b (from the first element to one past
+/// the last, their extents already checked) intersect.
+bool bytesOverlap(const TensorRef &a, const TensorRef &b) {
+  auto end = [](const TensorRef &t) {
+    __int128 last = 0;
+    for (size_t i = 0; i < t.sizes.size(); ++i)
+      last += __int128(t.sizes[i] - 1) * t.strides[i];
+    return __int128(t.data) + (last + 1) * __int128(dtypeSize(t.dtype));
+  };
+  return __int128(a.data) < end(b) && __int128(b.data) < end(a);
 }
 
 void checkDType(const std::string &arg, const TensorRef &t, DType want, const std::string &why = "") {
@@ -439,6 +454,42 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
               DType::F32);
   checkDType("lse", a.lse, DType::F32);
 
+  // The gradients (a backward variant, docs/runtime.md "Backward"): dO in,
+  // dQ, dK and dV out, each shaped and typed as the tensor it is the
+  // gradient of; q, k, v, o and lse are the forward call's.
+  const bool backward = v.findArg("dout") >= 0;
+  const std::vector<std::pair<std::string, const std::optional<TensorRef> *>> grads = {
+      {"dout", &a.dout}, {"dq", &a.dq}, {"dk", &a.dk}, {"dv", &a.dv}};
+  for (const auto &[name, t] : grads) {
+    if (!backward) {
+      if (*t)
+        bad(name, vname + " computes no gradients, but '" + name + "' was given (its backward is variant '" +
+                      v.name + ".backward', compiled with --backward=on)");
+      continue;
+    }
+    const bool ofQ = name == "dout" || name == "dq";
+    std::vector<Dim> dims = ofQ ? std::vector<Dim>{{"batch", B}, {"heads_q", Hq}, {"qlen", Lq}, {"head_dim", D}}
+                                : std::vector<Dim>{{"batch", B}, {"heads_kv", Hkv}, {"klen", Lk}, {"head_dim", D}};
+    if (!*t)
+      bad(name, "the backward of '" + v.backwardOf + "' takes '" + name + "': expected a tensor of shape " +
+                    expectedShape(dims) + ", got none");
+    checkTensor(name, **t, dims, Align::Vector16, name != "dout", (*t)->dtype);
+    checkDType(name, **t, dt, qdt);
+  }
+  // A gradient shares no byte with the tensors the kernels read or with
+  // another gradient (the kernels read q, k, v, o, lse and dO throughout).
+  if (backward) {
+    const std::vector<std::pair<std::string, const TensorRef *>> all = {
+        {"q", &a.q},       {"k", &a.k},     {"v", &a.v},     {"o", &a.o},    {"lse", &a.lse},
+        {"dout", &*a.dout}, {"dq", &*a.dq}, {"dk", &*a.dk}, {"dv", &*a.dv}};
+    for (size_t i = 6; i < all.size(); ++i)
+      for (size_t j = 0; j < all.size(); ++j)
+        if (j != i && bytesOverlap(*all[i].second, *all[j].second))
+          bad(all[i].first, "the kernels write this tensor, but its memory overlaps '" + all[j].first +
+                                "' (data " + hex(all[i].second->data) + " and " + hex(all[j].second->data) +
+                                "): give the gradients buffers of their own");
+  }
+
   // Sinks.
   if (v.sink) {
     if (!a.sinks)
@@ -609,6 +660,12 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       s.persistent = true;
       xunits = "query tiles (ceil(qlen / block_m) x heads_q x batch)";
       break;
+    case GridRule::KTilesKvHeadsBatch:
+      gx = ceilDiv(Lk, k->blockM);
+      gy = Hkv;
+      xunits = "key tiles";
+      xneeds = "klen = " + std::to_string(Lk) + " needs";
+      break;
     case GridRule::TilesHeadsBatch:
       // One warp per tile, the query tiles and the key tiles of each
       // (batch entry, query head). T >= 2, as qlen and klen are >= 1 (q
@@ -625,7 +682,8 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
       bad("q", xneeds + " " + std::to_string(gx) + " " + xunits +
                    ", more than the launch grid's x limit (" + std::to_string(kMaxGridX) + ")" +
                    ofStage);
-    const bool yIsKv = rule == GridRule::QTilesKvHeadsBatch || rule == GridRule::RowsKvHeadsBatch;
+    const bool yIsKv = rule == GridRule::QTilesKvHeadsBatch || rule == GridRule::RowsKvHeadsBatch ||
+                       rule == GridRule::KTilesKvHeadsBatch;
     if (gy > kMaxGridYZ)
       bad(yIsKv ? "k" : "q", std::string(yIsKv ? "heads_kv" : "heads_q") + " = " +
                                  std::to_string(gy) + " exceeds the launch grid's y limit (" +
@@ -635,6 +693,8 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
                    std::to_string(kMaxGridYZ) + ")" + ofStage);
     if (s.tiled())
       s.workspaceBytes = tileWorkspace(*k, B, Hq, Lq, Lk, s.tiles, ofStage);
+    if (k->workspacePerRow) // B, Hq within the grid limits, Lq validated by q's extent: fits 64 bits
+      s.workspaceBytes = uint64_t(B) * uint64_t(Hq) * uint64_t(Lq) * uint64_t(*k->workspacePerRow);
     s.kernelIndex = size_t(k - v.kernels.data());
     s.grid[0] = uint32_t(gx);
     s.grid[1] = uint32_t(gy);
@@ -655,7 +715,7 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
   // grids, which size it.
   const StagePlan *widest = nullptr;
   for (const StagePlan &s : plan.stages)
-    if ((s.chunked() || s.tiled()) && (!widest || s.workspaceBytes > widest->workspaceBytes))
+    if (s.workspaceBytes > 0 && (!widest || s.workspaceBytes > widest->workspaceBytes))
       widest = &s;
   if (v.findArg("workspace") >= 0) {
     plan.workspaceBytes = widest ? widest->workspaceBytes : 0;
@@ -697,6 +757,10 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
     if (n == "indexer.w") return a.indexer ? &a.indexer->w : nullptr;
     if (n == "indexer.kI") return a.indexer ? &a.indexer->kI : nullptr;
     if (n == "workspace") return a.workspace ? &*a.workspace : nullptr;
+    if (n == "dout") return a.dout ? &*a.dout : nullptr;
+    if (n == "dq") return a.dq ? &*a.dq : nullptr;
+    if (n == "dk") return a.dk ? &*a.dk : nullptr;
+    if (n == "dv") return a.dv ? &*a.dv : nullptr;
     if (n.rfind("input:", 0) == 0) {
       auto it = a.inputs.find(n.substr(6));
       return it == a.inputs.end() ? nullptr : &it->second;

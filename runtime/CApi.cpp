@@ -147,6 +147,16 @@ attnc::LaunchArgs toArgs(const attnrt_launch_args *a) {
     r.kOffset = a->k_offset;
   if (has(offsetof(attnrt_launch_args, workspace), sizeof a->workspace) && a->workspace)
     r.workspace = toRef("workspace", *a->workspace);
+  // API version 4: the gradients of a backward variant.
+  const std::pair<const char *, std::pair<const attnrt_tensor *const *, std::optional<attnc::TensorRef> *>>
+      grads[] = {{"dout", {&a->dout, &r.dout}}, {"dq", {&a->dq, &r.dq}}, {"dk", {&a->dk, &r.dk}},
+                 {"dv", {&a->dv, &r.dv}}};
+  for (const auto &[name, field] : grads) {
+    const auto *src = field.first;
+    size_t offset = reinterpret_cast<const char *>(src) - reinterpret_cast<const char *>(a);
+    if (has(offset, sizeof *src) && *src)
+      *field.second = toRef(name, **src);
+  }
   return r;
 }
 

@@ -104,6 +104,7 @@ const char *gridRuleName(GridRule g) {
   case GridRule::RowsKvHeadsBatch: return "rows_kvheads_batch";
   case GridRule::TilesHeadsBatch: return "tiles_heads_batch";
   case GridRule::PersistentTiles: return "persistent";
+  case GridRule::KTilesKvHeadsBatch: return "ktiles_kvheads_batch";
   }
   return "?";
 }
@@ -296,7 +297,8 @@ const std::vector<std::pair<const char *, GridRule>> kGridRules = {
     {"chunked_row_blocks", GridRule::ChunkedRowBlocks},
     {"rows_kvheads_batch", GridRule::RowsKvHeadsBatch},
     {"tiles_heads_batch", GridRule::TilesHeadsBatch},
-    {"persistent", GridRule::PersistentTiles}};
+    {"persistent", GridRule::PersistentTiles},
+    {"ktiles_kvheads_batch", GridRule::KTilesKvHeadsBatch}};
 const std::vector<std::pair<const char *, Axis>> kAxes = {
     {"batch", Axis::Batch}, {"head", Axis::Head}, {"token", Axis::Token}};
 const std::vector<std::pair<const char *, ModuleKind>> kModuleKinds = {
@@ -317,11 +319,14 @@ const std::map<std::string, std::vector<std::string>> kStrideAxes = {
     {"v", {"b", "h", "l"}},         {"o", {"b", "h", "l"}},
     {"lse", {"b", "h"}},            {"indices", {"b", "h", "l"}},
     {"indexer.qI", {"b", "l", "h"}}, {"indexer.w", {"b", "l"}},
-    {"indexer.kI", {"b", "l"}}};
+    {"indexer.kI", {"b", "l"}},
+    {"dout", {"b", "h", "l"}},       {"dq", {"b", "h", "l"}},
+    {"dk", {"b", "h", "l"}},         {"dv", {"b", "h", "l"}}};
 
 const std::set<std::string> kPointerNames = {"q",     "k",       "v",          "o",
                                              "lse",   "sinks",   "indices",    "indexer.qI",
-                                             "indexer.w", "indexer.kI", "workspace"};
+                                             "indexer.w", "indexer.kI", "workspace",
+                                             "dout",  "dq",      "dk",         "dv"};
 const std::set<std::string> kIntegerNames = {"batch",    "heads_q",  "heads_kv", "qlen",
                                              "klen",     "head_dim", "q_offset", "k_offset",
                                              "topk",     "block_first"};
@@ -472,7 +477,18 @@ void checkArgs(const VariantSpec &v, const std::string &path) {
   // where such a stage sizes (and numbers) it.
   const KernelSpec *chunked = firstWithGrid(v, GridRule::ChunkedRowBlocks);
   const KernelSpec *tiled = firstWithGrid(v, GridRule::TilesHeadsBatch);
-  if (!v.select && !tiled && seen.count("workspace"))
+  const KernelSpec *perRow = nullptr; // the gradient kernels' Delta
+  for (const KernelSpec &k : v.kernels)
+    if (k.workspacePerRow && !perRow)
+      perRow = &k;
+  // The gradient kernels' tensors, exactly in a backward variant.
+  for (const char *n : {"dout", "dq", "dk", "dv"})
+    if (v.backwardOf.empty() == bool(seen.count(n)))
+      fail(path + ".args", v.backwardOf.empty()
+                               ? std::string("'") + n + "' is an argument, but the variant is not a backward variant"
+                               : std::string("the variant is the backward of '") + v.backwardOf + "', but '" + n +
+                                     "' is not among the arguments");
+  if (!v.select && !tiled && !perRow && seen.count("workspace"))
     fail(path + ".args", "'workspace' is an argument, but the variant has no select and no kernel "
                          "with grid 'tiles_heads_batch'");
   if (bool(chunked) != bool(seen.count("block_first")))
@@ -481,7 +497,7 @@ void checkArgs(const VariantSpec &v, const std::string &path) {
                                        "among the arguments"
                                  : std::string("'block_first' is an argument, but no kernel of the "
                                                "variant has grid 'chunked_row_blocks'"));
-  const KernelSpec *sizer = chunked ? chunked : tiled; // at most one of them (parseVariant)
+  const KernelSpec *sizer = chunked ? chunked : tiled ? tiled : perRow; // at most one kind (parseVariant)
   if (bool(sizer) != bool(seen.count("workspace")))
     fail(path + ".args", sizer ? "kernel '" + sizer->symbol + "' has grid '" +
                                      gridRuleName(v.gridOf(*sizer)) +
@@ -527,6 +543,11 @@ void checkWorkspaceFields(const VariantSpec &v, const std::string &kernelsPath) 
                     std::to_string(*prev.workspacePerKey) + ", got " + std::to_string(k.blockM) + " and " +
                     std::to_string(*k.workspacePerKey));
     }
+    if (k.workspacePerRow && v.backwardOf.empty())
+      fail(p + ".workspace_per_row", "only the kernels of a backward variant (backward_of) have a workspace "
+                                     "per row");
+    if (!k.workspacePerRow && !v.backwardOf.empty())
+      fail(p, "missing required field 'workspace_per_row' (the variant is the backward of '" + v.backwardOf + "')");
     const bool tiled = v.gridOf(k) == GridRule::TilesHeadsBatch;
     if (tiled && !k.workspacePerTile)
       fail(p, "missing required field 'workspace_per_tile' (the grid is 'tiles_heads_batch', " +
@@ -553,11 +574,19 @@ void checkWorkspaceFields(const VariantSpec &v, const std::string &kernelsPath) 
 
 VariantSpec parseVariant(const Value &val, const std::string &path) {
   Obj o(val, path, {"name", "head_dims", "dtypes", "kernels", "grid", "args", "sink"},
-        {"scale", "inputs", "select"});
+        {"scale", "inputs", "select", "backward_of"});
   VariantSpec v;
   v.name = o.str("name");
-  if (!isIdentifier(v.name, false))
+  if (o.get("backward_of")) {
+    v.backwardOf = o.str("backward_of");
+    if (!isIdentifier(v.backwardOf, false))
+      fail(o.sub("backward_of"), "expected an identifier, got " + quoted(v.backwardOf));
+    if (v.name != v.backwardOf + ".backward")
+      fail(o.sub("name"), "the gradient kernels of '" + v.backwardOf + "' are named " +
+                              quoted(v.backwardOf + ".backward") + ", got " + quoted(v.name));
+  } else if (!isIdentifier(v.name, false)) {
     fail(o.sub("name"), "expected an identifier ([A-Za-z_][A-Za-z0-9_]*), got " + quoted(v.name));
+  }
 
   const auto &hds = o.array("head_dims", true);
   for (size_t i = 0; i < hds.size(); ++i) {
@@ -584,7 +613,7 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
   for (size_t i = 0; i < ks.size(); ++i) {
     std::string p = idx(o.sub("kernels"), i);
     Obj ko(ks[i], p, {"head_dim", "dtype", "symbol", "block_m", "block_n", "threads", "shared_bytes"},
-           {"stage", "grid", "workspace_per_key", "workspace_per_tile"});
+           {"stage", "grid", "workspace_per_key", "workspace_per_tile", "workspace_per_row"});
     KernelSpec k;
     k.headDim = ko.integer("head_dim", 1, 1 << 20);
     if (std::find(v.headDims.begin(), v.headDims.end(), k.headDim) == v.headDims.end())
@@ -604,6 +633,8 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
       k.workspacePerKey = ko.integer("workspace_per_key", 1, 65536);
     if (ko.get("workspace_per_tile"))
       k.workspacePerTile = ko.integer("workspace_per_tile", 1, 65536);
+    if (ko.get("workspace_per_row"))
+      k.workspacePerRow = ko.integer("workspace_per_row", 1, 65536);
     std::vector<std::string> &stages = pairs[{k.headDim, k.dtype}];
     if (std::find(stages.begin(), stages.end(), k.stage) != stages.end())
       fail(p, "a second kernel for head_dim " + std::to_string(k.headDim) + " and dtype " +
@@ -761,6 +792,12 @@ Manifest parseValue(const Value &root) {
              "symbol '" + v.kernels[j].symbol + "' is used by another kernel");
     m.variants.push_back(std::move(v));
   }
+  for (size_t i = 0; i < m.variants.size(); ++i) {
+    const std::string &of = m.variants[i].backwardOf;
+    if (!of.empty() && (m.findVariant(of) < 0 || !m.variants[size_t(m.findVariant(of))].backwardOf.empty()))
+      fail(idx("variants", i) + ".backward_of", "expected the name of a forward variant of the module, got " +
+                                                    quoted(of));
+  }
   const Value *model = o.get("model");
   if (m.kind == ModuleKind::Model) {
     if (!model)
@@ -813,12 +850,16 @@ Value variantValue(const VariantSpec &v) {
       ko.add("workspace_per_key", Value::makeInt(*k.workspacePerKey));
     if (k.workspacePerTile)
       ko.add("workspace_per_tile", Value::makeInt(*k.workspacePerTile));
+    if (k.workspacePerRow)
+      ko.add("workspace_per_row", Value::makeInt(*k.workspacePerRow));
     ks.array.push_back(ko);
   }
   o.add("kernels", ks);
   o.add("grid", Value::makeString(gridRuleName(v.grid)));
   o.add("scale", v.scale ? Value::makeNumber(*v.scale) : Value());
   o.add("sink", Value::makeBool(v.sink));
+  if (!v.backwardOf.empty())
+    o.add("backward_of", Value::makeString(v.backwardOf));
   Value ins = Value::makeArray();
   for (const auto &in : v.inputs) {
     Value io = Value::makeObject();

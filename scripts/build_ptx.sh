@@ -44,6 +44,14 @@ for f in "$root"/examples/*.attn; do
   [ "$name" = dsa ] && continue
   "$build/bin/attnc" "$f" --target="$target" --persistent=on ${ATTNC_FLAGS:-} -o "$out/persistent/$name.ptx"
 done
+# Every example with its gradient kernels (--backward=on; test/gpu/check_backward.py, gpu_check's
+# step "backward"): the variants the backward covers get NAME.backward, the others a warning.
+mkdir -p "$out/backward"
+for f in "$root"/examples/*.attn; do
+  name=$(basename "$f" .attn)
+  [ "$name" = dsa ] && continue
+  compile "$f" "$out/backward/$name.ptx" --backward=on --head-dims=64,128 ${ATTNC_FLAGS:-}
+done
 # The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
 compile "$root/bench/dsa_bench.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
 compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
@@ -56,6 +64,9 @@ compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
+# The same patterns with their gradient kernels (bench/bench_backward.py).
+"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128 --backward=on \
+  -o "$out/bench/patterns_backward.ptx"
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()
   spec=$alt

@@ -11,10 +11,13 @@
 #   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention;
 #   5. test/gpu/check_dsa.py: the selecting variants (build-ptx/dsa/) against
 #      the reference; bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
-#   6. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
+#   6. test/gpu/check_backward.py: the gradient kernels (build-ptx/backward/,
+#      --backward=on) against the reference's gradients, then compute-sanitizer;
+#      bench/bench_backward.py (GPU_STEPS "bwbench", not by default);
+#   7. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
-# Steps can be picked with GPU_STEPS="runtime kernels persistent apis sanitizer bench dsa dsabench
+# Steps can be picked with GPU_STEPS="runtime kernels persistent apis sanitizer bench dsa backward bwbench dsabench
 # generated profile wheel" (persistent: build-ptx/persistent/, the examples with --persistent=on,
 # through the matrix and racecheck; profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
 # carried dist/ wheel installed by pip into a fresh venv, scripts/wheel_venv_check.sh, and beside
@@ -26,7 +29,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/build-gpu-logs}
 mkdir -p "$out"
-steps=${GPU_STEPS:-runtime kernels apis sanitizer bench dsa}
+steps=${GPU_STEPS:-runtime kernels apis sanitizer bench dsa backward}
 build=$root/build-gpu-rt
 export ATTNC_LIBRARY=$build/lib/libattnrt.so
 export PYTHONUNBUFFERED=1
@@ -91,6 +94,24 @@ if has dsa; then
     --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" --attnc "$build/bin/attnc" \
     --quick --only ix_fp8 > "$out/sanitizer_dsa.log" 2>&1 || status=1
   grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_dsa.log"
+fi
+if has backward; then
+  echo "== gradient kernels (build-ptx/backward/) vs reference"
+  python3 "$root/test/gpu/check_backward.py" --ptx-dir "$root/build-ptx/backward" --attnc "$build/bin/attnc" \
+    --json "$out/backward.json" > "$out/backward.log" 2>&1 || status=1
+  grep -v "^ok" "$out/backward.log" | head -n 40
+  for tool in memcheck racecheck; do
+    echo "== compute-sanitizer $tool (gradient kernels)"
+    compute-sanitizer --tool $tool --error-exitcode 9 python3 "$root/test/gpu/check_backward.py" \
+      --ptx-dir "$root/build-ptx/backward" --attnc "$build/bin/attnc" --quick --only mistral,gptoss,documents \
+      > "$out/sanitizer_backward_$tool.log" 2>&1 || status=1
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|cases passed" "$out/sanitizer_backward_$tool.log"
+  done
+fi
+if has bwbench; then
+  echo "== gradient kernels vs cuDNN and FlexAttention backward (bench/bench_backward.py)"
+  python3 "$root/bench/bench_backward.py" --ptx "$root/build-ptx/bench/patterns_backward.ptx" \
+    --json "$out/bench_backward.json" 2>&1 | tee "$out/bench_backward.log" | tail -n 9 || status=1
 fi
 if has dsabench; then
   echo "== DSA benchmark"

@@ -31,19 +31,6 @@ using namespace attnc::testing;
 
 namespace {
 
-/// Expects `f` to throw Error(code) with exactly `message` naming `arg`.
-template <typename F>
-void expectExactError(F &&f, ErrorCode code, const std::string &arg, const std::string &message) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown; expected: " << message;
-  } catch (const Error &e) {
-    EXPECT_EQ(int(e.code()), int(code)) << e.what();
-    EXPECT_EQ(e.arg(), arg) << e.what();
-    EXPECT_EQ(std::string(e.what()), message);
-  }
-}
-
 /// A DSA variant as the code generator writes it: per (head dim, dtype) a
 /// selection kernel (indexer scores of 64 query rows over all keys into the
 /// workspace, f32 = 4 bytes per key, then the top 2048) and a sparse
@@ -111,37 +98,6 @@ LaunchArgs dsaArgs(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk) {
 
 std::string geometry(const uint32_t (&g)[3]) {
   return "[" + std::to_string(g[0]) + ", " + std::to_string(g[1]) + ", " + std::to_string(g[2]) + "]";
-}
-
-/// One `.entry` per kernel with parameters matching the variant's args.
-std::string ptxFor(const Manifest &m) {
-  std::string ptx = ".version 8.0\n.target sm_90a\n.address_size 64\n";
-  for (const auto &v : m.variants)
-    for (const auto &k : v.kernels) {
-      ptx += ".visible .entry " + k.symbol + "(\n";
-      for (size_t i = 0; i < v.args.size(); ++i) {
-        const ArgKind kind = v.args[i].kind;
-        ptx += std::string("\t.param ") +
-               (kind == ArgKind::Ptr || kind == ArgKind::I64 ? ".u64 "
-                : kind == ArgKind::F32                       ? ".f32 "
-                                                             : ".u32 ") +
-               k.symbol + "_param_" + std::to_string(i) + (i + 1 < v.args.size() ? ",\n" : "\n");
-      }
-      ptx += ")\n{\n\tret;\n}\n";
-    }
-  return ptx;
-}
-
-attnrt_tensor cTensor(const TensorRef &t) {
-  attnrt_tensor c{};
-  c.data = t.data;
-  c.dtype = int32_t(t.dtype);
-  c.rank = int32_t(t.sizes.size());
-  for (size_t i = 0; i < t.sizes.size(); ++i) {
-    c.sizes[i] = t.sizes[i];
-    c.strides[i] = t.strides[i];
-  }
-  return c;
 }
 
 } // namespace
@@ -277,7 +233,7 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
        "q_offset, k_offset, topk, block_first, scale, input:NAME[:stride|size:AXIS], tmap:NAME)"},
       {replaced(m, R"("grid": "rows_kvheads_batch")", R"("grid": "rows_heads_batch")"),
        "manifest: variants[0].kernels[1].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got "
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, ktiles_kvheads_batch, got "
        "'rows_heads_batch'"},
   };
   for (const auto &c : cases)
@@ -603,8 +559,9 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
   // test/runtime/test_python_api.py).
   EXPECT_GE(ATTNRT_API_VERSION, 2); // version 2 added the workspace
   EXPECT_EQ(attnrt_api_version(), ATTNRT_API_VERSION);
-  EXPECT_EQ(sizeof(attnrt_launch_args), 128u);
+  EXPECT_EQ(sizeof(attnrt_launch_args), 160u); // version 4 added dout, dq, dk, dv
   EXPECT_EQ(offsetof(attnrt_launch_args, workspace), 120u);
+  EXPECT_EQ(offsetof(attnrt_launch_args, dout), 128u);
   attnrt_module *cm = nullptr;
   ASSERT_EQ(attnrt_module_load_data(ptx.data(), ptx.size(), nullptr, ATTNRT_LOAD_LAZY, "dsa.ptx", &cm),
             ATTNRT_OK)
@@ -653,7 +610,7 @@ TEST(RuntimeDsaModule, LazyModuleAndTheCApi) {
   // A caller built before the workspace field (struct_size without it): the
   // field is not read, so whatever lies there is ignored.
   ca.struct_size = uint32_t(ATTNRT_LAUNCH_ARGS_SIZE_V1);
-  EXPECT_EQ(ATTNRT_LAUNCH_ARGS_SIZE_V1 + sizeof(void *), sizeof(attnrt_launch_args));
+  EXPECT_EQ(ATTNRT_LAUNCH_ARGS_SIZE_V1 + sizeof(void *), offsetof(attnrt_launch_args, dout));
   ASSERT_EQ(attnrt_kernel_workspace_bytes(ck, &ca, &bytes), ATTNRT_OK) << attnrt_last_error();
   EXPECT_EQ(bytes, 1073741824u);
   ca.struct_size = uint32_t(ATTNRT_LAUNCH_ARGS_SIZE_V1 - 8);

@@ -29,19 +29,6 @@ using namespace attnc::testing;
 
 namespace {
 
-/// Expects `f` to throw Error(code) with exactly `message` naming `arg`.
-template <typename F>
-void expectExactError(F &&f, ErrorCode code, const std::string &arg, const std::string &message) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown; expected: " << message;
-  } catch (const Error &e) {
-    EXPECT_EQ(int(e.code()), int(code)) << e.what();
-    EXPECT_EQ(e.arg(), arg) << e.what();
-    EXPECT_EQ(std::string(e.what()), message);
-  }
-}
-
 /// A packed-documents variant as the code generator writes it: per head dim
 /// a summary kernel (min and max of doc per tile: 8 bytes at d128, 16 at
 /// d64, with block sizes and warps of its own) and the attention kernel.
@@ -112,37 +99,6 @@ std::string geometry(const uint32_t (&g)[3]) {
 }
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-/// One `.entry` per kernel with parameters matching the variant's args.
-std::string ptxFor(const Manifest &m) {
-  std::string ptx = ".version 8.0\n.target sm_90a\n.address_size 64\n";
-  for (const auto &v : m.variants)
-    for (const auto &k : v.kernels) {
-      ptx += ".visible .entry " + k.symbol + "(\n";
-      for (size_t i = 0; i < v.args.size(); ++i) {
-        const ArgKind kind = v.args[i].kind;
-        ptx += std::string("\t.param ") +
-               (kind == ArgKind::Ptr || kind == ArgKind::I64 ? ".u64 "
-                : kind == ArgKind::F32                       ? ".f32 "
-                                                             : ".u32 ") +
-               k.symbol + "_param_" + std::to_string(i) + (i + 1 < v.args.size() ? ",\n" : "\n");
-      }
-      ptx += ")\n{\n\tret;\n}\n";
-    }
-  return ptx;
-}
-
-attnrt_tensor cTensor(const TensorRef &t) {
-  attnrt_tensor c{};
-  c.data = t.data;
-  c.dtype = int32_t(t.dtype);
-  c.rank = int32_t(t.sizes.size());
-  for (size_t i = 0; i < t.sizes.size(); ++i) {
-    c.sizes[i] = t.sizes[i];
-    c.strides[i] = t.strides[i];
-  }
-  return c;
-}
 
 } // namespace
 
@@ -270,7 +226,7 @@ TEST(RuntimeSummaryManifest, MalformedFieldsGiveTheirMessage) {
        "which a chunked and a tiled stage cannot share"},
       {replaced(m, R"("grid": "tiles_heads_batch")", R"("grid": "tile_heads_batch")"),
        "manifest: variants[0].kernels[0].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got "
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, ktiles_kvheads_batch, got "
        "'tile_heads_batch'"},
   };
   for (const auto &c : cases)

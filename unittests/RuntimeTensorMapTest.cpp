@@ -37,19 +37,6 @@ namespace {
 
 constexpr uint64_t kBase = 0x7f0000000000ull;
 
-/// Expects `f` to throw Error(code) with exactly `message` naming `arg`.
-template <typename F>
-void expectExactError(F &&f, ErrorCode code, const std::string &arg, const std::string &message) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown; expected: " << message;
-  } catch (const Error &e) {
-    EXPECT_EQ(int(e.code()), int(code)) << e.what();
-    EXPECT_EQ(e.arg(), arg) << e.what();
-    EXPECT_EQ(std::string(e.what()), message);
-  }
-}
-
 ArgSpec tmap(const std::string &name, const std::string &tensor, std::vector<int64_t> box,
              Swizzle swizzle) {
   ArgSpec a;
@@ -455,7 +442,7 @@ std::string ptxEntry(const std::string &symbol, const std::vector<ArgSpec> &args
   return s + ")\n{\n\tret;\n}\n";
 }
 
-std::string ptxFor(const Manifest &m) {
+std::string tensorMapPtxFor(const Manifest &m) {
   std::string ptx = ".version 8.0\n.target sm_90a\n.address_size 64\n";
   for (const auto &v : m.variants)
     for (const auto &k : v.kernels)
@@ -533,7 +520,7 @@ TEST(RuntimeManifestStages, WriterRoundTrips) {
   EXPECT_EQ(v.args[7].box, m.variants[0].args[7].box);
   EXPECT_EQ(v.args[7].swizzle, Swizzle::B128);
   // Through the PTX block too.
-  std::string ptx = embedManifestInPtx(ptxFor(m), m);
+  std::string ptx = embedManifestInPtx(tensorMapPtxFor(m), m);
   EXPECT_EQ(*extractManifestFromPtx(ptx), written);
   checkManifestAgainstPtx(parseManifest(*extractManifestFromPtx(ptx)), ptx);
 
@@ -655,11 +642,11 @@ TEST(RuntimeManifestStages, MalformedFieldsGiveTheirMessage) {
        "manifest: variants[0].kernels[1].stage: expected a string, got 2"},
       {replaced(m, R"("stage": "topk"})", R"("stage": "topk", "grid": "per_key"})"),
        "manifest: variants[0].kernels[1].grid: expected one of qtiles_heads_batch, "
-       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got 'per_key'"},
+       "qtiles_kvheads_batch, chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, ktiles_kvheads_batch, got 'per_key'"},
       {replaced(m, R"("stage": "topk"})", R"("stage": "topk", "order": 1})"),
        "manifest: variants[0].kernels[1].order: unknown field (expected one of: head_dim, dtype, "
        "symbol, block_m, block_n, threads, shared_bytes, stage, grid, workspace_per_key, "
-       "workspace_per_tile)"},
+       "workspace_per_tile, workspace_per_row)"},
       {replaced(m, R"("symbol": "tk128")", R"("symbol": "tk64")"),
        "manifest: variants[0].kernels[4].symbol: symbol 'tk64' is used by another kernel"},
   };
@@ -945,18 +932,6 @@ TEST(RuntimeArgCheckStages, TensorMapArgumentsArePacked) {
 
 namespace {
 
-attnrt_tensor cTensor(const TensorRef &t) {
-  attnrt_tensor c{};
-  c.data = t.data;
-  c.dtype = t.dtype == DType::BF16 ? ATTNRT_DTYPE_BF16 : t.dtype == DType::F16 ? ATTNRT_DTYPE_F16 : ATTNRT_DTYPE_F32;
-  c.rank = int32_t(t.sizes.size());
-  for (size_t i = 0; i < t.sizes.size(); ++i) {
-    c.sizes[i] = t.sizes[i];
-    c.strides[i] = t.strides[i];
-  }
-  return c;
-}
-
 } // namespace
 
 TEST(RuntimeModuleStages, LazyModuleChecksAndTheCApiReportsThePrimaryKernel) {
@@ -967,7 +942,7 @@ TEST(RuntimeModuleStages, LazyModuleChecksAndTheCApiReportsThePrimaryKernel) {
   m.attncVersion = "0.1.0";
   m.target = "sm_90a";
   m.variants.push_back(v);
-  std::string ptx = embedManifestInPtx(ptxFor(m), m);
+  std::string ptx = embedManifestInPtx(tensorMapPtxFor(m), m);
   LoadOptions lazy;
   lazy.lazy = true;
   Module mod = Module::loadData(ptx, "", lazy, "staged.ptx");

@@ -306,7 +306,7 @@ TEST(RuntimeManifest, MalformedFieldsGiveTheirMessage) {
       {replaced(m, R"("target": "sm_90a",)", ""), "manifest: missing required field 'target'"},
       {replaced(m, R"("sink": false,)", R"("sink": false, "foo": 1,)"),
        "manifest: variants[0].foo: unknown field (expected one of: name, head_dims, dtypes, "
-       "kernels, grid, args, sink, scale, inputs, select)"},
+       "kernels, grid, args, sink, scale, inputs, select, backward_of)"},
       {replaced(m, R"("format_version": 1)", R"("format_version": 2)"),
        "manifest: format_version: this libattnrt reads format version 1, got 2 (written by a "
        "newer attnc: update libattnrt)"},
@@ -352,7 +352,7 @@ TEST(RuntimeManifest, MalformedFieldsGiveTheirMessage) {
        "manifest: variants[0].kernels[0]: missing required field 'block_m'"},
       {replaced(m, R"("grid": "qtiles_heads_batch")", R"x("grid": "ceil(qlen/128)")x"),
        "manifest: variants[0].grid: expected one of qtiles_heads_batch, qtiles_kvheads_batch, "
-       "chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, got 'ceil(qlen/128)'"},
+       "chunked_row_blocks, rows_kvheads_batch, tiles_heads_batch, persistent, ktiles_kvheads_batch, got 'ceil(qlen/128)'"},
       {replaced(m, R"("sink": false)", R"("sink": 0)"),
        "manifest: variants[0].sink: expected true or false, got 0"},
       {replaced(m, R"("sink": false)", R"("sink": false, "scale": -1.0)"),
@@ -972,20 +972,6 @@ TEST(RuntimeNoDriver, LibraryWithoutEntryPoints) {
 //===----------------------------------------------------------------------===//
 // The C API without a GPU
 //===----------------------------------------------------------------------===//
-
-namespace {
-attnrt_tensor cTensor(const TensorRef &t) {
-  attnrt_tensor c{};
-  c.data = t.data;
-  c.dtype = int32_t(t.dtype);
-  c.rank = int32_t(t.sizes.size());
-  for (size_t i = 0; i < t.sizes.size(); ++i) {
-    c.sizes[i] = t.sizes[i];
-    c.strides[i] = t.strides[i];
-  }
-  return c;
-}
-} // namespace
 
 TEST(RuntimeCApi, CheckDescribeAndErrors) {
   attnrt_module *m = nullptr;

@@ -3,13 +3,15 @@
 // For the runtime's unit tests (RuntimeTest.cpp, RuntimeTensorMapTest.cpp,
 // RuntimeDsaTest.cpp, RuntimeSummaryTest.cpp, RuntimePersistentTest.cpp): the
 // fixtures directory, file reading, one-place text mutation of a manifest,
-// the message of the error a manifest throws, fake device addresses and the
-// attention tensors of a shape.
+// the message of the error a manifest throws, exact-error expectations, fake
+// device addresses, the attention tensors of a shape, PTX stand-ins for a
+// manifest's kernels and C API tensors.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "attnc/Runtime.h"
+#include "attnc/attnrt.h"
 
 #include <gtest/gtest.h>
 
@@ -65,6 +67,51 @@ inline LaunchArgs attentionArgs(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, 
   a.o = TensorRef::contiguous(addr(3), DType::BF16, {B, Hq, Lq, D});
   a.lse = TensorRef::contiguous(addr(4), DType::F32, {B, Hq, Lq});
   return a;
+}
+
+/// Expects `f` to throw Error(code) with exactly `message` naming `arg`.
+template <typename F>
+inline void expectExactError(F &&f, ErrorCode code, const std::string &arg, const std::string &message) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown; expected: " << message;
+  } catch (const Error &e) {
+    EXPECT_EQ(int(e.code()), int(code)) << e.what();
+    EXPECT_EQ(e.arg(), arg) << e.what();
+    EXPECT_EQ(std::string(e.what()), message);
+  }
+}
+
+/// One `.entry` per kernel with parameters matching the variant's args.
+inline std::string ptxFor(const Manifest &m) {
+  std::string ptx = ".version 8.0\n.target sm_90a\n.address_size 64\n";
+  for (const auto &v : m.variants)
+    for (const auto &k : v.kernels) {
+      ptx += ".visible .entry " + k.symbol + "(\n";
+      for (size_t i = 0; i < v.args.size(); ++i) {
+        const ArgKind kind = v.args[i].kind;
+        ptx += std::string("\t.param ") +
+               (kind == ArgKind::Ptr || kind == ArgKind::I64 ? ".u64 "
+                : kind == ArgKind::F32                       ? ".f32 "
+                                                             : ".u32 ") +
+               k.symbol + "_param_" + std::to_string(i) + (i + 1 < v.args.size() ? ",\n" : "\n");
+      }
+      ptx += ")\n{\n\tret;\n}\n";
+    }
+  return ptx;
+}
+
+/// t as the C API's attnrt_tensor.
+inline attnrt_tensor cTensor(const TensorRef &t) {
+  attnrt_tensor c{};
+  c.data = t.data;
+  c.dtype = int32_t(t.dtype);
+  c.rank = int32_t(t.sizes.size());
+  for (size_t i = 0; i < t.sizes.size(); ++i) {
+    c.sizes[i] = t.sizes[i];
+    c.strides[i] = t.strides[i];
+  }
+  return c;
 }
 
 } // namespace attnc::testing

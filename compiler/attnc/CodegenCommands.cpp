@@ -62,6 +62,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>> &tuningChoic
       {"kv_stages", {"2", "3", "4"}},
       {"persistent", {"on", "off"}},
       {"backend", {"mma-sync", "wgmma"}},
+      {"backward", {"on", "off"}},
   };
   return choices;
 }
@@ -93,6 +94,8 @@ std::string setTuningOption(const std::string &name, const std::string &value, C
       cg.kvStages = std::stoll(value);
     } else if (name == "persistent") {
       cg.persistent = value == "on" ? 1 : 0;
+    } else if (name == "backward") {
+      cg.backward = value == "on";
     } else {
       cg.backend = value;
     }
@@ -138,7 +141,8 @@ bool sameParameters(const std::vector<ArgSpec> &x, const std::vector<ArgSpec> &y
 /// A grid rule by its manifest name (a backend writes one of these).
 GridRule gridRuleOf(const std::string &name) {
   for (GridRule g : {GridRule::QTilesHeadsBatch, GridRule::QTilesKvHeadsBatch, GridRule::ChunkedRowBlocks,
-                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch, GridRule::PersistentTiles})
+                     GridRule::RowsKvHeadsBatch, GridRule::TilesHeadsBatch, GridRule::PersistentTiles,
+                     GridRule::KTilesKvHeadsBatch})
     if (name == gridRuleName(g))
       return g;
   throw std::logic_error("a kernel names the unknown grid rule '" + name + "'");
@@ -160,6 +164,37 @@ std::string selectionUnsupported(const dsl::CheckedProgram &program, int i) {
   return "";
 }
 
+/// Appends generated kernel k to variant v (whose kernels share one parameter list).
+void addKernel(VariantSpec &v, const GeneratedKernel &k) {
+  KernelSpec ks;
+  ks.symbol = k.info.symbol;
+  ks.headDim = k.headDim;
+  ks.dtype = k.bf16 ? DType::BF16 : DType::F16;
+  ks.blockM = k.info.blockM;
+  ks.blockN = k.info.blockN;
+  ks.threads = k.info.threads;
+  ks.sharedBytes = k.info.sharedBytes;
+  if (!k.info.stage.empty())
+    ks.stage = k.info.stage;
+  if (!k.info.grid.empty())
+    ks.grid = gridRuleOf(k.info.grid);
+  if (k.info.workspacePerKey)
+    ks.workspacePerKey = k.info.workspacePerKey;
+  if (k.info.workspacePerTile)
+    ks.workspacePerTile = k.info.workspacePerTile;
+  if (k.info.workspacePerRow)
+    ks.workspacePerRow = k.info.workspacePerRow;
+  v.kernels.push_back(ks);
+  std::vector<ArgSpec> args;
+  for (const KernelArg &arg : k.info.args)
+    args.push_back(argSpecOf(arg));
+  if (v.args.empty())
+    v.args = args;
+  else if (!sameParameters(args, v.args)) // the manifest has one list a variant
+    throw std::logic_error("kernel '" + k.info.symbol + "' takes other parameters than '" + v.kernels[0].symbol +
+                           "' of the same variant");
+}
+
 Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
                        const std::vector<GeneratedKernel> &kernels, const CodegenOptions &o) {
   Manifest m;
@@ -170,33 +205,9 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
     v.name = a.name;
     auto op = SymbolTable::lookupNearestSymbolFrom<attn::VariantOp>(module, StringAttr::get(module.getContext(), a.name));
     for (const GeneratedKernel &k : kernels) {
-      if (k.variant != a.name)
+      if (k.variant != a.name || k.info.stage.rfind("backward_", 0) == 0)
         continue;
-      KernelSpec ks;
-      ks.symbol = k.info.symbol;
-      ks.headDim = k.headDim;
-      ks.dtype = k.bf16 ? DType::BF16 : DType::F16;
-      ks.blockM = k.info.blockM;
-      ks.blockN = k.info.blockN;
-      ks.threads = k.info.threads;
-      ks.sharedBytes = k.info.sharedBytes;
-      if (!k.info.stage.empty())
-        ks.stage = k.info.stage;
-      if (!k.info.grid.empty())
-        ks.grid = gridRuleOf(k.info.grid);
-      if (k.info.workspacePerKey)
-        ks.workspacePerKey = k.info.workspacePerKey;
-      if (k.info.workspacePerTile)
-        ks.workspacePerTile = k.info.workspacePerTile;
-      v.kernels.push_back(ks);
-      std::vector<ArgSpec> args;
-      for (const KernelArg &arg : k.info.args)
-        args.push_back(argSpecOf(arg));
-      if (v.args.empty())
-        v.args = args;
-      else if (!sameParameters(args, v.args)) // the manifest has one list a variant
-        throw std::logic_error("kernel '" + k.info.symbol + "' takes other parameters than '" + v.kernels[0].symbol +
-                               "' of the same variant");
+      addKernel(v, k);
     }
     v.headDims = o.headDims;
     std::sort(v.headDims.begin(), v.headDims.end());
@@ -235,6 +246,32 @@ Manifest buildManifest(ModuleOp module, const dsl::CheckedProgram &program,
       v.inputs.push_back(in);
     }
     m.variants.push_back(std::move(v));
+  }
+  // The gradient kernels of each variant that has them: variant
+  // NAME.backward, after every forward variant (the model's layers index
+  // those), with the forward's scale and inputs, no sink (the LSE holds its
+  // share) and its own parameters (docs/runtime.md "Backward").
+  const size_t forwardVariants = m.variants.size();
+  for (size_t vi = 0; vi < forwardVariants; ++vi) {
+    VariantSpec bw;
+    const VariantSpec &fw = m.variants[vi];
+    bw.name = fw.name + ".backward";
+    bw.backwardOf = fw.name;
+    for (const GeneratedKernel &k : kernels) {
+      if (k.variant != fw.name || k.info.stage.rfind("backward_", 0) != 0)
+        continue;
+      addKernel(bw, k);
+      if (std::find(bw.headDims.begin(), bw.headDims.end(), k.headDim) == bw.headDims.end())
+        bw.headDims.push_back(k.headDim);
+    }
+    if (bw.kernels.empty())
+      continue;
+    std::sort(bw.headDims.begin(), bw.headDims.end());
+    bw.dtypes = fw.dtypes;
+    bw.grid = GridRule::QTilesHeadsBatch;
+    bw.scale = fw.scale;
+    bw.inputs = fw.inputs;
+    m.variants.push_back(std::move(bw));
   }
   if (!program.models.empty()) {
     m.kind = ModuleKind::Model;
@@ -297,7 +334,19 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   context.loadAllAvailableDialects();
   std::string diagText;
   llvm::raw_string_ostream diagStream(diagText);
+  // Warnings (a variant left without its backward kernels, ...) reach the
+  // user at once; anything else is kept for an internal error's report.
   ScopedDiagnosticHandler handler(&context, [&](Diagnostic &d) {
+    if (d.getSeverity() == DiagnosticSeverity::Warning) {
+      std::string where;
+      llvm::raw_string_ostream os(where);
+      if (auto loc = dyn_cast<FileLineColLoc>(d.getLocation()))
+        os << loc.getFilename().getValue() << ":" << loc.getLine() << ":" << loc.getColumn();
+      else
+        os << d.getLocation();
+      err << where << ": warning: " << d.str() << "\n";
+      return success();
+    }
     diagStream << d.getLocation() << ": " << d << "\n";
     return success();
   });
@@ -322,6 +371,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   pipeline.ctasPerSm = o.ctasPerSm;
   pipeline.kvStages = o.kvStages;
   pipeline.persistent = o.persistent;
+  pipeline.backward = o.backward;
   pipeline.backend = o.backendOrDefault();
   auto runStage = [&](const std::function<void(OpPassManager &)> &build) {
     PassManager pm(&context);

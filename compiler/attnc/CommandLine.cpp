@@ -401,6 +401,12 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
             "(experimental, default off: measured slower,\n"
             "bench/NOTES.md v13)",
             tuning("--persistent"));
+  cmd.value("--backward", "on|off",
+            "also each variant's gradient kernels (dQ, dK, dV;\n"
+            "manifest variant NAME.backward), at head dims 64\n"
+            "and 128, for variants without a score rule or a\n"
+            "selection (default off; docs/codegen.md)",
+            tuning("--backward"));
   cmd.flag("--time-stages", "print the time each compilation stage takes", cg.timing);
   cmd.flag("--mlir-print-debuginfo", "with --emit=attn: print each op's\nloc(\"file\":line:col)", o.mlirDebugInfo);
   cmd.flag("--mlir-print-ir-after-all", "print the IR after every pass to standard error", cg.printIrAfterAll);
@@ -569,8 +575,8 @@ std::optional<int> parseRunCommandLine(int argc, char **argv, RunCommandOptions 
     if (!o.gradOut.empty() && !anyGrad)
       throw UsageError{"--grad-out: give at least one of --dq, --dk, --dv, --dsinks to write"};
     if (!o.gradOut.empty() && !o.reference)
-      throw UsageError{"--grad-out: there is no backward kernel yet; gradients are computed by the "
-                       "reference only (--reference)"};
+      throw UsageError{"--grad-out: attnc run computes gradients with the reference only (--reference); "
+                       "the GPU's are Kernel.backward's (Python, a module compiled with --backward=on)"};
   });
 }
 

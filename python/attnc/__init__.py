@@ -46,9 +46,10 @@ __all__ = [
 _MAX_RANK = 8
 # The C API version whose structs and functions this package declares
 # (attnrt.h's ATTNRT_API_VERSION; 2 added attnrt_launch_args.workspace and
-# attnrt_kernel_workspace_bytes, 3 attnrt_module_compile_report_json).
+# attnrt_kernel_workspace_bytes, 3 attnrt_module_compile_report_json, 4
+# attnrt_launch_args.dout/dq/dk/dv for the backward variants).
 # Newer libraries only ever extend it.
-_API_VERSION = 3
+_API_VERSION = 4
 _HAS_Q_OFFSET = 1
 _HAS_K_OFFSET = 2
 _LOAD_LAZY = 1
@@ -137,6 +138,11 @@ class _LaunchArgs(ctypes.Structure):
         ("k_offset", ctypes.c_int64),
         # C API version 2.
         ("workspace", _TensorP),
+        # C API version 4.
+        ("dout", _TensorP),
+        ("dq", _TensorP),
+        ("dk", _TensorP),
+        ("dv", _TensorP),
     ]
 
 
@@ -453,6 +459,12 @@ class Kernel:
         """
         a, keep, out, lse, indices = self._prepare(q, k, v, sinks, inputs, q_offset, k_offset,
                                                    out, lse, indexer, indices, workspace)
+        self._launch(a, keep, q, stream)
+        return (out, lse, indices) if "indices" in self._arg_names else (out, lse)
+
+    def _launch(self, a, keep, q, stream):
+        """Allocates the workspace if needed and launches on stream (default:
+        torch's current stream on q's device)."""
         device = getattr(q, "device", None)
         if stream is None:
             try:
@@ -465,8 +477,7 @@ class Kernel:
                     self._allocate_workspace(a, keep, q)
                     _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
                                                            ctypes.c_void_p(s)))
-                del keep
-                return (out, lse, indices) if "indices" in self._arg_names else (out, lse)
+                return
             self._allocate_workspace(a, keep, q)
             stream = 0
         else:
@@ -475,8 +486,54 @@ class Kernel:
                 stream = stream.cuda_stream
         _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
                                                ctypes.c_void_p(int(stream) or None)))
-        del keep
-        return (out, lse, indices) if "indices" in self._arg_names else (out, lse)
+
+    @property
+    def has_backward(self):
+        """Whether the module holds this variant's gradient kernels (the
+        variant NAME.backward, compiled with --backward=on)."""
+        return any(v["name"] == self.name + ".backward" for v in self._module.manifest["variants"])
+
+    def backward(self, q, k, v, out, lse, dout, *, sinks=None, inputs=None, q_offset=None,
+                 k_offset=None, dq=None, dk=None, dv=None, workspace=None, stream=None):
+        """The gradients of sum(out * dout) through this variant: returns
+        (dq, dk, dv), or (dq, dk, dv, dsinks) for a variant with a sink.
+
+        q, k, v, sinks, inputs and the offsets are the forward call's, out and
+        lse what it returned; dout is shaped like out. dq, dk and dv (shaped
+        like q, k and v; dk and dv summed over a KV group's query heads) are
+        allocated with torch when not given. Launches the variant
+        NAME.backward of the same module (compile with --backward=on): a dQ
+        kernel over query tiles, then a dK/dV kernel over key tiles, both
+        deterministic. dsinks [Hq] f32 = -sum over rows of exp(sink - lse) *
+        rowsum(dout * out), computed with torch.
+        """
+        if not self.has_backward:
+            raise Error("variant '%s' has no gradient kernels in this module: compile it with "
+                        "--backward=on (attnc's docs/codegen.md \"Backward\" says which variants can)"
+                        % self.name, "ATTNRT_ERROR_NOT_FOUND")
+        bw = self._module.variant(self.name + ".backward")
+        if dq is None or dk is None or dv is None or sinks is not None:
+            import torch  # only needed to allocate gradients and for dsinks
+
+            dq = torch.empty_like(q) if dq is None else dq
+            dk = torch.empty_like(k) if dk is None else dk
+            dv = torch.empty_like(v) if dv is None else dv
+        a, keep, _, _, _ = bw._prepare(q, k, v, None, inputs, q_offset, k_offset, out, lse, None,
+                                       None, workspace)
+        device = getattr(q, "device", None)
+        for name, t in (("dout", dout), ("dq", dq), ("dk", dk), ("dv", dv)):
+            d = _marshal(name, t, device)
+            keep.append(d)
+            setattr(a, name, ctypes.pointer(d))
+        bw._launch(a, keep, q, stream)
+        if sinks is None:
+            return dq, dk, dv
+        # The sink's share of each row's softmax is exp(sink - lse); its
+        # gradient, like a score's, is that share times (0 - Delta).
+        delta = (dout.float() * out.float()).sum(-1)
+        share = torch.exp(sinks.float().view(1, -1, 1) - lse)
+        dsinks = -(share * delta).sum(dim=(0, 2))
+        return dq, dk, dv, dsinks
 
     def check(self, q, k, v, **kwargs):
         """Checks the arguments like a call would, without launching (no GPU

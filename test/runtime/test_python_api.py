@@ -259,7 +259,9 @@ class PythonApiTest(unittest.TestCase):
     def test_dsa_workspace(self):
         # The ctypes struct matches attnrt.h (checked there by RuntimeDsaTest).
         L = attnc._LaunchArgs
-        self.assertEqual(ctypes.sizeof(L), 128)
+        self.assertEqual(ctypes.sizeof(L), 160)
+        self.assertEqual(L.dout.offset, 128)
+        self.assertEqual(L.dv.offset, 152)
         self.assertEqual(L.workspace.offset, 120)
         kern = dsa_module().variant("dsa")
         t = dsa_tensors()

@@ -40,7 +40,8 @@ struct KernelArg {
 ///    (documents) get a summary stage and the warp-specialised kernel.
 /// 6: a floor division of k inside a sum is solved into key bounds (chunks
 ///    with look-back get closed-form tile bounds, no mask kept as rest).
-inline constexpr int kKernelRevision = 6;
+/// 7: the gradient kernels (--backward=on).
+inline constexpr int kKernelRevision = 7;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
@@ -56,6 +57,9 @@ struct KernelInfo {
   int64_t workspacePerKey = 0;
   /// Bytes of workspace per (batch entry, query head, tile) (a summary stage), else 0.
   int64_t workspacePerTile = 0;
+  /// Bytes of workspace per (batch entry, query head, query row) (the
+  /// gradient kernels' Delta), else 0.
+  int64_t workspacePerRow = 0;
 };
 
 } // namespace attnc

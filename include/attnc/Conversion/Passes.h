@@ -60,6 +60,8 @@ struct AttnPipelineOptions : mlir::PassPipelineOptions<AttnPipelineOptions> {
                              llvm::cl::desc("A persistent grid for the warp-specialised wgmma kernel: 1 where it "
                                             "applies, 0 never, -1 the backend's choice (off; experimental)"),
                              llvm::cl::init(-1)};
+  Option<bool> backward{*this, "backward", llvm::cl::desc("Also the gradient kernels of each variant"),
+                        llvm::cl::init(false)};
 };
 
 /// The options of attn-tile-variants within a pipeline.

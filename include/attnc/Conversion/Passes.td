@@ -31,8 +31,10 @@ def AttnTileVariants : Pass<"attn-tile-variants", "mlir::ModuleOp"> {
        `rescale`, `exp`, `load_v`, `pv` and the running sum's `arith.addf`;
     3. `attn.tile.epilogue`.
 
-    A variant with `topk` selection gets no kernel (refused earlier by the
-    driver).
+    A variant with `topk` selection gets its select, topk and attention
+    stages. With `backward`, every variant without a score rule or a
+    selection also gets its two gradient kernels (stages backward_dq and
+    backward_dkdv) at head dims 64 and 128; the others get a warning.
 
     ```
     attnc-opt --attn-tile-variants='head-dims=128 dtypes=bf16' in.mlir
@@ -46,6 +48,7 @@ def AttnTileVariants : Pass<"attn-tile-variants", "mlir::ModuleOp"> {
     Option<"blockM", "block-m", "int64_t", /*default=*/"0", "Query rows per tile (tuning; 0: the backend's)">,
     Option<"blockN", "block-n", "int64_t", /*default=*/"0", "Keys per tile (tuning; 0: the backend's)">,
     Option<"ctasPerSm", "ctas-per-sm", "int64_t", /*default=*/"0", "CTAs an SM should hold (tuning; 0: the backend's)">,
+    Option<"backward", "backward", "bool", /*default=*/"false", "Also the gradient kernels (stages backward_dq, backward_dkdv)">,
   ];
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }

@@ -79,7 +79,7 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
       a.swizzleBytes = 128;
     }
   }
-  if (variant_.getSink())
+  if (variant_.getSink() && !backward_) // the gradient kernels read the sinks' share in the LSE
     arg("sinks", KernelArg::Ptr, globalType(f32_));
   if (selects_) {
     // Both stages of a selecting variant take the same list (SelectStage.cpp).
@@ -99,6 +99,14 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
   }
   if (summaries_) // the summary stage's (min, max) per tile and input (TileVisits.cpp)
     arg("workspace", KernelArg::Ptr, globalType(i64_));
+  if (backward_) { // BackwardStage.cpp: dO in, the gradients out, Delta in the workspace
+    for (const char *t : {"dout", "dq", "dk", "dv"})
+      arg(t, KernelArg::Ptr, globalType(elem_));
+    for (const char *t : {"dout", "dq", "dk", "dv"})
+      for (const char *a : {"b", "h", "l"})
+        arg(std::string(t) + "_stride_" + a, KernelArg::I64, i64_);
+    arg("workspace", KernelArg::Ptr, globalType(f32_));
+  }
 
   // Inputs the mask or score regions read, in first-use order.
   std::vector<std::string> names;
@@ -721,7 +729,7 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
     tmapK_ = address(next());
     tmapV_ = address(next());
   }
-  if (variant_.getSink())
+  if (variant_.getSink() && !backward_)
     sinks_ = next();
   if (selects_) {
     indices_ = next();
@@ -737,6 +745,14 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   }
   if (summaries_)
     workspace_ = next();
+  if (backward_) {
+    dout_ = next(); dq_ = next(); dk_ = next(); dv_ = next();
+    dosb_ = next(); dosh_ = next(); dosl_ = next();
+    dqsb_ = next(); dqsh_ = next(); dqsl_ = next();
+    dksb_ = next(); dksh_ = next(); dksl_ = next();
+    dvsb_ = next(); dvsh_ = next(); dvsl_ = next();
+    workspace_ = next();
+  }
   for (InputArg &in : inputs_) {
     in.ptr = next();
     auto decl = SymbolTable::lookupNearestSymbolFrom<attn::InputOp>(variant_, StringAttr::get(b_.getContext(), in.name));
@@ -745,6 +761,15 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
   }
   if (selectStage_ || topkStage_) {
     emitSelectStage();
+    gpu::ReturnOp::create(b_, loc_);
+    setKernelInfo(func);
+    return;
+  }
+  if (backward_) {
+    if (kernel_.isBackwardDQ())
+      emitBackwardDQ();
+    else
+      emitBackwardDKDV();
     gpu::ReturnOp::create(b_, loc_);
     setKernelInfo(func);
     return;
@@ -826,6 +851,11 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
     kinfo.append("stage", b_.getStringAttr("summary"));
     kinfo.append("grid", b_.getStringAttr("tiles_heads_batch"));
     kinfo.append("workspace_per_tile", b_.getI64IntegerAttr(16 * int64_t(summaryReads_.size())));
+  }
+  if (backward_) { // docs/runtime.md: the gradient kernels' grids; Delta in the workspace
+    kinfo.append("stage", kernel_.getStageAttr());
+    kinfo.append("grid", b_.getStringAttr(kernel_.isBackwardDQ() ? "qtiles_heads_batch" : "ktiles_kvheads_batch"));
+    kinfo.append("workspace_per_row", b_.getI64IntegerAttr(4));
   }
   if (selects_) { // docs/runtime.md: the two stages' grids
     kinfo.append("stage", b_.getStringAttr(selectStage_ ? "select" : topkStage_ ? "topk" : "attention"));

@@ -40,6 +40,8 @@ std::vector<GeneratedKernel> collectKernels(ModuleOp module) {
       k.info.workspacePerKey = ws.getInt();
     if (auto ws = info.getAs<IntegerAttr>("workspace_per_tile"))
       k.info.workspacePerTile = ws.getInt();
+    if (auto ws = info.getAs<IntegerAttr>("workspace_per_row"))
+      k.info.workspacePerRow = ws.getInt();
     for (unsigned a = 0; a < func.getNumArguments(); ++a) {
       Type t = func.getArgument(a).getType();
       KernelArg arg;

@@ -18,7 +18,9 @@
 //                      (lowered after by attn-lower-region-ops' patterns);
 //   SelectStage.cpp    the select stage of a selecting variant: selection
 //                      scores (indexer on tensor cores, or the select
-//                      region) into the workspace, then a radix top-k.
+//                      region) into the workspace, then a radix top-k;
+//   BackwardStage.cpp  the gradient kernels (dQ by query tile, dK/dV by key
+//                      tile), from the same products and masks.
 // The attention stage of a selecting variant is the ordinary kernel with its
 // rows remapped (one query row, the query heads of one KV group) and its key
 // tiles gathered from the selected indices (overSelection_).
@@ -149,6 +151,9 @@ public:
     overSelection_ = kernel.overSelection();
     if (overSelection_)
       summaries_ = false; // its key tiles are the selection's: no mask to summarise
+    backward_ = kernel.isBackward();
+    if (backward_)
+      summaries_ = false; // the closed forms alone classify its tiles (documents: masked per element)
     if (DictionaryAttr ix = variant_.getIndexerAttr())
       indexer_ = IndexerInfo{cast<IntegerAttr>(ix.get("heads")).getInt(), cast<IntegerAttr>(ix.get("dim")).getInt(),
                              cast<StringAttr>(ix.get("dtype")).str()};
@@ -219,6 +224,18 @@ private:
   SmallVector<Value> loadSelectedTile(Value smem, Value buf, Value global, Value base, Value n, Value rowStride);
   Value headAt(int64_t mt, int64_t e); ///< the query head of element e of m-tile mt
   Value rowLimit_, qRowStride_, oRowStride_, lseRowStride_; ///< rows: query positions, or heads (overSelection_)
+
+  // The gradient kernels (BackwardStage.cpp; docs/codegen.md "Backward").
+  bool backward_ = false; ///< this kernel is backward_dq or backward_dkdv
+  Value dout_, dq_, dk_, dv_; ///< dO (read), dQ, dK, dV (written); workspace_: Delta, f32 [B, Hq, Lq]
+  Value dosb_, dosh_, dosl_, dqsb_, dqsh_, dqsl_, dksb_, dksh_, dksl_, dvsb_, dvsh_, dvsl_;
+  double softmaxScale();
+  void emitBackwardDQ();
+  void emitBackwardDKDV();
+  Value rowDelta(Value oBase, Value doBase, Value deltaShared); ///< Delta of this warp's rows
+  SmallVector<Value> maskTransposed(ArrayRef<Value> s, Value colFirst, ArrayRef<Value> kPos);
+  void storeRows(ArrayRef<Value> acc, double factor, Value smem, Value dst, Value base, Value rowBase,
+                 Value rowLimit, Value rowStride);
 
   // The tile program's values as this backend holds them.
   DenseMap<Value, SmallVector<Value>> regs_; ///< fp32 tiles and row tiles: registers in AccLayout order

@@ -84,6 +84,7 @@ AttnTileVariantsOptions tileVariantsOptions(const AttnPipelineOptions &o) {
   tile.blockM = o.blockM;
   tile.blockN = o.blockN;
   tile.ctasPerSm = o.ctasPerSm;
+  tile.backward = o.backward;
   return tile;
 }
 

@@ -19,6 +19,9 @@
 // the summary stage (`attn.tile.summarize_inputs`: each input's range per
 // query and key tile, once per call) and the ordinary kernel, which reads
 // those ranges to classify its key tiles; both with the same tiles.
+// With `backward`, a variant without a score rule or a selection also gets
+// its gradient kernels at head dims 64 and 128 (`attn.tile.backward_dq`,
+// `attn.tile.backward_dkdv`: BackwardStage.cpp), 64 x 64 tiles on mma.sync.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -30,6 +33,8 @@
 #include "attnc/Dialect/Attn/IR/AttnOps.h"
 
 #include <cmath>
+#include <set>
+#include <tuple>
 
 using namespace mlir;
 
@@ -41,6 +46,17 @@ namespace attnc {
 namespace {
 
 constexpr double kLog2e = 1.4426950408889634;
+
+/// Why variant v gets no backward kernels at headDim, or "".
+std::string backwardRefusal(attn::VariantOp v, int64_t headDim) {
+  if (v.getTopk())
+    return "a selection (topk) has no backward kernels yet";
+  if (!v.getScore().empty())
+    return "a score rule has no backward kernels yet (its derivative is not generated)";
+  if (headDim != 64 && headDim != 128)
+    return "head dim " + std::to_string(headDim) + " has no backward kernels yet (64 and 128 have)";
+  return "";
+}
 
 /// The tile program of one kernel into `kernel`'s body.
 void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp variant,
@@ -54,10 +70,15 @@ void buildTileProgram(OpBuilder &b, attn::TileKernelOp kernel, attn::VariantOp v
       attn::TileSelectTopkOp::create(b, kernel.getLoc());
     return;
   }
-  if (kernel.isSummaryStage()) {
+  if (kernel.isSummaryStage() || kernel.isBackward()) {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&kernel.getBody().front());
-    attn::TileSummarizeInputsOp::create(b, kernel.getLoc());
+    if (kernel.isBackwardDQ())
+      attn::TileBackwardDQOp::create(b, kernel.getLoc());
+    else if (kernel.isBackwardDKDV())
+      attn::TileBackwardDKDVOp::create(b, kernel.getLoc());
+    else
+      attn::TileSummarizeInputsOp::create(b, kernel.getLoc());
     return;
   }
   Location loc = kernel.getLoc();
@@ -157,6 +178,31 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
             add(symbol + "_summary", tiles, b.getStringAttr("summary"));
           add(symbol, tiles, StringAttr());
         }
+      if (!backward)
+        continue;
+      // The gradient kernels, after the forward ones of every head dim:
+      // 64 x 64 tiles, dQ at two CTAs an SM, dK/dV (two accumulators) at one.
+      std::set<std::string> said;
+      for (int64_t d : dims) {
+        if (std::string why = backwardRefusal(v, d); !why.empty()) {
+          if (said.insert(why).second)
+            v.emitWarning() << "variant '" << v.getSymName() << "': " << why;
+          continue;
+        }
+        for (bool bf16 : elems) {
+          std::string symbol = kernelSymbol(v.getSymName().str(), d, bf16);
+          Type elem = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
+          for (auto [suffix, stage, ctas] : {std::tuple{"_bwd_dq", "backward_dq", 2}, {"_bwd_dkdv", "backward_dkdv", 1}}) {
+            b.setInsertionPointToEnd(module.getBody());
+            auto kernel = attn::TileKernelOp::create(
+                b, v.getLoc(), b.getStringAttr(symbol + suffix), FlatSymbolRefAttr::get(v.getSymNameAttr()),
+                b.getI64IntegerAttr(d), TypeAttr::get(elem), b.getI64IntegerAttr(64), b.getI64IntegerAttr(64),
+                b.getI64IntegerAttr(ctas), b.getStringAttr(stage));
+            kernel.getBody().push_back(new Block());
+            buildTileProgram(b, kernel, v, analysis.keyIntervals());
+          }
+        }
+      }
     }
   }
 };

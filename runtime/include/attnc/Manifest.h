@@ -128,9 +128,12 @@ enum class GridRule {
   /// x is T; the launch takes min(T, the device's SM count), one CTA an SM.
   /// y = z = 1.
   PersistentTiles,
+  /// A variant's backward_dkdv kernel: one CTA per key tile of block_m keys
+  /// of one KV head. x = ceil(klen / block_m), y = heads_kv, z = batch
+  KTilesKvHeadsBatch,
 };
 /// "qtiles_heads_batch", "qtiles_kvheads_batch", "chunked_row_blocks",
-/// "rows_kvheads_batch", "tiles_heads_batch", "persistent"
+/// "rows_kvheads_batch", "tiles_heads_batch", "persistent", "ktiles_kvheads_batch"
 const char *gridRuleName(GridRule g);
 
 /// The stage of a single-kernel variant, and the stage findKernel() prefers.
@@ -164,6 +167,11 @@ struct KernelSpec {
   /// kernels[].workspace_per_tile: bytes of workspace per (batch entry,
   /// query head, tile); present iff the kernel's grid is tiles_heads_batch.
   std::optional<int64_t> workspacePerTile;
+  /// kernels[].workspace_per_row: bytes of workspace per (batch entry,
+  /// query head, query row): the gradient kernels' Delta = rowsum(dO * O)
+  /// (f32, [batch, heads_q, qlen] contiguous), written by backward_dq and
+  /// read by backward_dkdv.
+  std::optional<int64_t> workspacePerRow;
 };
 
 /// One kernel parameter, in order.
@@ -213,6 +221,11 @@ struct VariantSpec {
   bool sink = false;
   std::vector<InputSpec> inputs; ///< the runtime inputs this variant reads
   std::optional<SelectSpec> select;
+  /// The manifest's optional backward_of: for the gradient kernels of
+  /// variant X (stages backward_dq, backward_dkdv), "X", and this variant
+  /// is named "X.backward"; "" for a forward variant. docs/runtime.md
+  /// "Backward".
+  std::string backwardOf;
 
   /// The primary kernel for (headDim, dtype), or nullptr: the one of stage
   /// "attention" if there is one, else the last stage (the only kernel of a

@@ -79,6 +79,10 @@ struct LaunchArgs {
   /// LaunchPlan::workspaceBytes bytes. Optional: without it Kernel::launch
   /// allocates one on the stream and frees it after the last stage.
   std::optional<TensorRef> workspace;
+  /// The backward variant's (NAME.backward; its q, k, v, o and lse are the
+  /// forward call's, read): dO [B, Hq, Lq, D] read, dQ like q, dK and dV
+  /// like k and v, written; the workspace then holds Delta = rowsum(dO * O).
+  std::optional<TensorRef> dout, dq, dk, dv;
   std::map<std::string, TensorRef> inputs;   ///< by input name, every input the variant reads
   std::optional<int64_t> qOffset;            ///< default klen - qlen
   std::optional<int64_t> kOffset;            ///< default 0

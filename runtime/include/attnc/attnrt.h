@@ -29,8 +29,9 @@ extern "C" {
 
 /* 1: the first API; 2: attnrt_launch_args.workspace and
  * attnrt_kernel_workspace_bytes (DSA's chunked selection stage);
- * 3: attnrt_module_compile_report_json. */
-#define ATTNRT_API_VERSION 3
+ * 3: attnrt_module_compile_report_json; 4: attnrt_launch_args.dout, dq, dk
+ * and dv (a backward variant, NAME.backward). */
+#define ATTNRT_API_VERSION 4
 #define ATTNRT_MAX_RANK 8
 
 typedef enum attnrt_status {
@@ -103,6 +104,16 @@ typedef struct attnrt_launch_args {
    * or NULL: the launch allocates it on the stream (cuMemAllocAsync) and
    * frees it after the last stage. */
   const attnrt_tensor *workspace;
+  /* Since API version 4: for a backward variant ("NAME.backward", compiled
+   * with --backward=on; q, k, v, o and lse are then the forward call's, all
+   * read): dO in, the gradients of sum(O * dO) out, each shaped, typed and
+   * laid out like the tensor it is the gradient of (dk and dv summed over a
+   * KV group's query heads). NULL for a forward variant. A backward variant
+   * takes a workspace too (f32 row statistics). */
+  const attnrt_tensor *dout; /* [B, Hq, Lq, D] */
+  const attnrt_tensor *dq;   /* [B, Hq, Lq, D], written */
+  const attnrt_tensor *dk;   /* [B, Hkv, Lk, D], written */
+  const attnrt_tensor *dv;   /* [B, Hkv, Lk, D], written */
 } attnrt_launch_args;
 
 /* The struct_size of an attnrt_launch_args from before API version 2 (no

@@ -62,8 +62,9 @@ LogicalResult TileKernelOp::verify() {
       return emitOpError() << "expected " << name << " a positive multiple of 16, got " << v;
   if (getCtasPerSm() < 1)
     return emitOpError() << "expected ctas_per_sm >= 1, got " << getCtasPerSm();
-  if (getStage() && !overRows() && !overSelection() && !isSummaryStage())
-    return emitOpError() << "expected stage \"select\", \"topk\", \"attention\" or \"summary\", got \""
+  if (getStage() && !overRows() && !overSelection() && !isSummaryStage() && !isBackward())
+    return emitOpError() << "expected stage \"select\", \"topk\", \"attention\", \"summary\", \"backward_dq\" or "
+                            "\"backward_dkdv\", got \""
                          << *getStage() << "\"";
   // The tile program: load_q, key_loop, epilogue, in this order; a select
   // stage's is attn.tile.select_topk alone.
@@ -75,6 +76,10 @@ LogicalResult TileKernelOp::verify() {
     expected = {TileSelectTopkOp::getOperationName()};
   if (isSummaryStage())
     expected = {TileSummarizeInputsOp::getOperationName()};
+  if (isBackwardDQ())
+    expected = {TileBackwardDQOp::getOperationName()};
+  if (isBackwardDKDV())
+    expected = {TileBackwardDKDVOp::getOperationName()};
   SmallVector<StringRef> got;
   for (Operation &op : getBody().front())
     got.push_back(op.getName().getStringRef());

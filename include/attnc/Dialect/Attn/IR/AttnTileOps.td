@@ -65,6 +65,17 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
     one `attn.tile.summarize_inputs`); the second, without `stage`, is the
     ordinary kernel, which classifies its key tiles from those summaries.
     A kernel without `stage` is otherwise a variant's only kernel.
+    Compiled with backward kernels (`attnc --backward`), a variant also has
+    two gradient kernels per head dim and element type, launched after the
+    forward pass with its O and LSE (docs/codegen.md "Backward"):
+    - `stage = "backward_dq"`: one instance computes dQ for one query tile
+      of `block_m` rows over the key tiles the forward pass visits (the body
+      is one `attn.tile.backward_dq`), and Delta = rowsum(dO * O) of its
+      rows into the workspace;
+    - `stage = "backward_dkdv"`: one instance computes dK and dV for one key
+      tile of `block_m` keys of one KV head, over every query head of its
+      group and every query tile of `block_n` rows that may see it (the body
+      is one `attn.tile.backward_dkdv`).
 
     The tile sizes are the MMA backend's choice (TilePolicy.h for mma.sync),
     made by `attn-tile-variants`; everything below the tile (threads,
@@ -110,6 +121,11 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
     /// The input summaries of a variant whose mask reads inputs at token
     /// positions (body: attn.tile.summarize_inputs).
     bool isSummaryStage() { return getStage() && *getStage() == "summary"; }
+    /// The backward pass's dQ kernel (body: attn.tile.backward_dq).
+    bool isBackwardDQ() { return getStage() && *getStage() == "backward_dq"; }
+    /// The backward pass's dK/dV kernel (body: attn.tile.backward_dkdv).
+    bool isBackwardDKDV() { return getStage() && *getStage() == "backward_dkdv"; }
+    bool isBackward() { return isBackwardDQ() || isBackwardDKDV(); }
   }];
 }
 
@@ -131,6 +147,39 @@ def Attn_TileSummarizeInputsOp : Attn_TileOp<"summarize_inputs", [HasParent<"Til
 
     ```mlir
     attn.tile.summarize_inputs
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+def Attn_TileBackwardDQOp : Attn_TileOp<"backward_dq", [HasParent<"TileKernelOp">]> {
+  let summary = "dQ of one query tile, and Delta = rowsum(dO * O) of its rows";
+  let description = [{
+    The whole program of a backward_dq kernel: for the instance's query
+    tile, Delta = rowsum(dO * O) (into the workspace, for the dK/dV kernel),
+    then over the key tiles the forward pass visits (the same closed forms,
+    masks on partial tiles only): S = Q K^T, P = exp(scale S - LSE),
+    dP = dO V^T, dS = P (dP - Delta), dQ += scale dS K; dQ out.
+
+    ```mlir
+    attn.tile.backward_dq
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+}
+
+def Attn_TileBackwardDKDVOp : Attn_TileOp<"backward_dkdv", [HasParent<"TileKernelOp">]> {
+  let summary = "dK and dV of one key tile, over the query tiles that see it";
+  let description = [{
+    The whole program of a backward_dkdv kernel: for the instance's key
+    tile of one KV head, over every query head of the group and every query
+    tile whose closed-form classification may allow a pair with it, the
+    transposed products S^T = K Q^T, P^T = exp(scale S^T - LSE),
+    dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - Delta), dK += scale
+    dS^T Q; dK and dV out. Deterministic: no atomics.
+
+    ```mlir
+    attn.tile.backward_dkdv
     ```
   }];
   let assemblyFormat = "attr-dict";

@@ -1,0 +1,412 @@
+//===- BackwardStage.cpp - The gradient kernels: dQ, then dK and dV -------===//
+//
+// The backward pass of a variant (docs/codegen.md "Backward"), two kernels
+// launched after the forward pass, from its O and LSE, on mma.sync with
+// 64 x 64 tiles; the same products (scoresQK, accumulatePV: TileCompute.cpp),
+// closed-form tile classification and masks as the forward kernel:
+//   backward_dq    one CTA a query tile (the forward grid): Delta =
+//                  rowsum(dO * O) of its rows (into the workspace, for the
+//                  next kernel), then over the key tiles the forward pass
+//                  visits: S = Q K^T, P = exp(scale S - LSE), dP = dO V^T,
+//                  dS = P (dP - Delta), dQ += dS K; dQ = scale dQ out;
+//   backward_dkdv  one CTA a key tile of one KV head: over every query head
+//                  of the group and every query tile the classification
+//                  may pair with the key tile, the transposed products (the
+//                  key rows are the A operand, so every product stays in
+//                  registers): S^T = K Q^T, P^T from the query columns' LSE,
+//                  dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - Delta),
+//                  dK += dS^T Q; dK = scale dK and dV out.
+// No atomics: each gradient is written once, by one CTA, so the result is
+// deterministic. Each recomputes S and dP (seven products a pair against
+// five for a dQ by atomics).
+//
+//===----------------------------------------------------------------------===//
+#include "KernelEmitter.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+
+namespace attnc::flash {
+
+namespace {
+/// A loop over the visited tiles of [n0, last] with the next tile's copies
+/// in flight while this one is computed (two shared buffers): `load(n, buf)`
+/// issues tile n's cp.async copies into buffer buf, `next(n)` is the visited
+/// tile after n (> last: none), `body(n, buf, state)` returns the next state.
+struct PipelinedTiles {
+  std::function<Value(Value)> next;
+  std::function<void(Value, Value)> load;
+  std::function<SmallVector<Value>(Value, Value, ArrayRef<Value>)> body;
+};
+} // namespace
+
+double KernelEmitter::softmaxScale() {
+  return variant_.getScale() ? variant_.getScale()->convertToDouble() : 1.0 / std::sqrt(double(D_));
+}
+
+/// Runs the pipelined loop; returns the final state.
+static SmallVector<Value> runPipelined(OpBuilder &b, Location loc, Value n0, Value last, ValueRange init,
+                                       const PipelinedTiles &t) {
+  Type index = b.getIndexType();
+  auto le = [&](Value x) { return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, x, last).getResult(); };
+  auto ifThen = [&](Value cond, const std::function<void()> &fn) {
+    auto op = scf::IfOp::create(b, loc, TypeRange{}, cond, false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(&op.getThenRegion().front());
+    fn();
+  };
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0), one = arith::ConstantIndexOp::create(b, loc, 1);
+  ifThen(le(n0), [&] { t.load(n0, zero); });
+  NVVM::CpAsyncCommitGroupOp::create(b, loc);
+  SmallVector<Value> carried = {n0, zero};
+  llvm::append_range(carried, init);
+  SmallVector<Type> types = llvm::to_vector(TypeRange(ValueRange(carried)));
+  SmallVector<Location> locs(types.size(), loc);
+  auto loop = scf::WhileOp::create(b, loc, types, carried);
+  {
+    OpBuilder::InsertionGuard g(b);
+    Block *before = b.createBlock(&loop.getBefore(), {}, types, locs);
+    b.setInsertionPointToStart(before);
+    scf::ConditionOp::create(b, loc, le(before->getArgument(0)), before->getArguments());
+    Block *after = b.createBlock(&loop.getAfter(), {}, types, locs);
+    b.setInsertionPointToStart(after);
+    Value n = after->getArgument(0), buf = after->getArgument(1);
+    Value nn = t.next(n);
+    Value other = arith::SubIOp::create(b, loc, one, buf);
+    ifThen(le(nn), [&] { t.load(nn, other); });
+    NVVM::CpAsyncCommitGroupOp::create(b, loc);
+    NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // all but the next tile's copies have landed
+    gpu::BarrierOp::create(b, loc);
+    SmallVector<Value> state(after->getArguments().begin() + 2, after->getArguments().end());
+    SmallVector<Value> next = {nn, other};
+    llvm::append_range(next, t.body(n, buf, state));
+    gpu::BarrierOp::create(b, loc); // this buffer is refilled two tiles from now
+    scf::YieldOp::create(b, loc, next);
+  }
+  (void)index;
+  NVVM::CpAsyncWaitGroupOp::create(b, loc, 0);
+  gpu::BarrierOp::create(b, loc);
+  return SmallVector<Value>(loop.getResults().begin() + 2, loop.getResults().end());
+}
+
+/// Delta = rowsum(dO * O) of this warp's rows, each row's D / 8 chunks of
+/// 16 bytes on as many lanes, summed by shuffles: into deltaShared[row]
+/// and workspace[b, h, row] (rows < qlen). The warp reads back only its
+/// own rows, so a warp barrier orders it.
+Value KernelEmitter::rowDelta(Value oBase, Value doBase, Value deltaShared) {
+  const int64_t chunks = D_ / 8, rowsPerPass = 32 / chunks, rowsPerWarp = 16 * MT_;
+  auto vec = VectorType::get({8}, elem_), vecF = VectorType::get({8}, f32_);
+  Value rowInPass = arith::DivUIOp::create(b_, loc_, lane_, ci(chunks));
+  Value chunk = arith::RemUIOp::create(b_, loc_, lane_, ci(chunks));
+  Value col = mul(chunk, ci(8));
+  Value deltaBase = mul(add(mul(bIdx_, headsQ_), hIdx_), qlen_);
+  for (int64_t pass = 0; pass < rowsPerWarp / rowsPerPass; ++pass) {
+    Value row = add(mul(warp_, ci(rowsPerWarp)), add(ci(pass * rowsPerPass), rowInPass));
+    Value g = add(rowBase_, row);
+    Value valid = cmpI(Pred::slt, g, qlen_);
+    Value gc = sel(valid, g, ci(0));
+    auto load = [&](Value ptr, Value base, Value stride) {
+      Value at = add(add(base, mul(gc, stride)), col);
+      Value x = vector::LoadOp::create(b_, loc_, vec, ptr, ValueRange{toIndex(at)}, false, llvm::MaybeAlign(16));
+      return Value(arith::ExtFOp::create(b_, loc_, vecF, x));
+    };
+    Value prod = arith::MulFOp::create(b_, loc_, load(o_, oBase, osl_), load(dout_, doBase, dosl_));
+    Value sum = vector::ReductionOp::create(b_, loc_, vector::CombiningKind::ADD, prod);
+    for (int32_t offset = 1; offset < chunks; offset *= 2)
+      sum = addF(sum, gpu::ShuffleOp::create(b_, loc_, sum, offset, 32, gpu::ShuffleMode::XOR).getShuffleResult());
+    auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, chunk, ci(0)), false);
+    OpBuilder::InsertionGuard g2(b_);
+    b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
+    memref::StoreOp::create(b_, loc_, sum, deltaShared, ValueRange{toIndex(row)});
+    auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, valid, false);
+    b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
+    memref::StoreOp::create(b_, loc_, sum, workspace_, ValueRange{toIndex(add(deltaBase, g))});
+  }
+  NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
+  return deltaBase;
+}
+
+/// acc * factor as elem into this warp's rows of `smem` (a [rows][LD] tile
+/// no other warp reads now), then those rows to dst[base + row * rowStride],
+/// 16 bytes a lane, rows below rowLimit.
+void KernelEmitter::storeRows(ArrayRef<Value> acc, double factor, Value smem, Value dst, Value base, Value rowBase,
+                              Value rowLimit, Value rowStride) {
+  const int64_t nTilesD = D_ / 8, chunksPerRow = D_ / 8, rowsPerWarp = 16 * MT_;
+  const AccLayout layout = accLayout();
+  for (int64_t r = 0; r < 2 * MT_; ++r)
+    for (int64_t t = 0; t < nTilesD; ++t) {
+      int64_t i = layout.index(r / 2, t, 2 * (r % 2));
+      Value pair = vector::FromElementsOp::create(b_, loc_, VectorType::get({2}, f32_),
+                                                  ValueRange{mulF(acc[i], cf(factor)), mulF(acc[i + 1], cf(factor))});
+      Value packed = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), pair);
+      Value col = add(ci(t * 8), mul(inQuad_, ci(2)));
+      vector::StoreOp::create(b_, loc_, packed, smem, ValueRange{toIndex(rows_[r]), toIndex(col)}, false,
+                              llvm::MaybeAlign(4));
+    }
+  NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
+  auto chunk = VectorType::get({8}, elem_);
+  for (int64_t i = 0; i < rowsPerWarp * chunksPerRow / 32; ++i) {
+    Value c = add(lane_, ci(32 * i));
+    Value row = add(mul(warp_, ci(rowsPerWarp)), arith::DivUIOp::create(b_, loc_, c, ci(chunksPerRow)));
+    Value col = mul(arith::RemUIOp::create(b_, loc_, c, ci(chunksPerRow)), ci(8));
+    Value g = add(rowBase, row);
+    auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, g, rowLimit), false);
+    OpBuilder::InsertionGuard g2(b_);
+    b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
+    Value x = vector::LoadOp::create(b_, loc_, chunk, smem, ValueRange{toIndex(row), toIndex(col)}, false,
+                                     llvm::MaybeAlign(16));
+    vector::StoreOp::create(b_, loc_, x, dst, ValueRange{toIndex(add(add(base, mul(g, rowStride)), col))}, false,
+                            llvm::MaybeAlign(16));
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// backward_dq: one CTA a query tile.
+//===----------------------------------------------------------------------===//
+void KernelEmitter::emitBackwardDQ() {
+  setupBlock(); // the forward grid: Q, K and V buffers as the forward kernel's
+  const int64_t rowsPerThread = 2 * MT_;
+  auto dyn = gpu::DynamicSharedMemoryOp::create(
+      b_, loc_, MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup()));
+  auto tileType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+  Value dOs = memref::ViewOp::create(b_, loc_, tileType, dyn, cidx(info_.sharedBytes), ValueRange{});
+  info_.sharedBytes += BM_ * LD_ * 2;
+  auto rowsF32 = MemRefType::get({BM_}, f32_, MemRefLayoutAttrInterface{}, workgroup());
+  Value deltaS = memref::ViewOp::create(b_, loc_, rowsF32, dyn, cidx(info_.sharedBytes), ValueRange{});
+  info_.sharedBytes += BM_ * 4;
+  emitPrologue();
+  Value doBase = add(mul(bIdx_, dosb_), mul(hIdx_, dosh_));
+  Value dqBase = add(mul(bIdx_, dqsb_), mul(hIdx_, dqsh_));
+  loadTile(Qs_, Value(), BM_, q_, qBase_, rowBase_, qlen_, qsl_);
+  loadTile(dOs, Value(), BM_, dout_, doBase, rowBase_, qlen_, dosl_);
+  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+  rowDelta(oBase_, doBase, deltaS);
+
+  // Per row slot: Delta, and the LSE in log2 units (+inf for an empty row:
+  // every P of it is then 0).
+  SmallVector<Value> delta, lse2;
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    delta.push_back(memref::LoadOp::create(b_, loc_, deltaS, ValueRange{toIndex(rows_[r])}));
+    Value g = add(rowBase_, rows_[r]);
+    Value gc = sel(cmpI(Pred::slt, g, qlen_), g, ci(0));
+    Value lse = memref::LoadOp::create(b_, loc_, lse_, ValueRange{toIndex(add(lseBase_, gc))});
+    Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, lse, negInf());
+    lse2.push_back(sel(empty, cf(INFINITY), mulF(lse, cf(kLog2e))));
+  }
+
+  const double scale = softmaxScale();
+  const attn::MaskKind by = ki_.hasRest() ? attn::MaskKind::region : attn::MaskKind::intervals;
+  auto [first, lastTile] = visitRange();
+  Value last = lastTile;
+  PipelinedTiles tiles;
+  tiles.next = [&](Value n) { return nextVisited(n, last); };
+  tiles.load = [&](Value n, Value buf) {
+    Value colFirst = mul(n, ci(BN_));
+    loadTile(Ks_, buf, BN_, k_, kBase_, colFirst, klen_, ksl_);
+    loadTile(Vs_, buf, BN_, v_, vBase_, colFirst, klen_, vsl_);
+  };
+  tiles.body = [&](Value n, Value buf, ArrayRef<Value> acc) {
+    colFirst_ = mul(n, ci(BN_));
+    Value needMask = andB(classifyTile(n).second, classifyTile(n, false, warpRows_).second);
+    SmallVector<Value> s = scoresQK({Qs_, Value()}, {Ks_, buf});
+    for (Value &x : s)
+      x = mulF(x, cf(scale * kLog2e)); // log2 units, before the mask (any sign of scale)
+    SmallVector<Value> p = maskTile(s, needMask, by, colFirst_);
+    expTile(p, lse2, 1.0);
+    SmallVector<Value> dp = scoresQK({dOs, Value()}, {Vs_, buf});
+    const AccLayout layout = scoreLayout();
+    for (int64_t i = 0; i < layout.size(); ++i)
+      p[i] = mulF(p[i], subF(dp[i], delta[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]));
+    SmallVector<Value> next(acc.begin(), acc.end());
+    accumulatePV(p, {Ks_, buf}, next); // dQ += dS K
+    return next;
+  };
+  SmallVector<Value> init(accLayout().size(), cf(0));
+  SmallVector<Value> dq = runPipelined(b_, loc_, firstVisited(first, last), last, init, tiles);
+  storeRows(dq, scale, Qs_, dq_, dqBase, rowBase_, qlen_, dqsl_);
+}
+
+//===----------------------------------------------------------------------===//
+// backward_dkdv: one CTA a key tile of one KV head.
+//===----------------------------------------------------------------------===//
+/// The mask of partial tiles with the key rows as rows: element (mt, j, e)
+/// pairs query colFirst + its column with key kPos[row slot]; query
+/// columns past qlen and keys past klen are excluded.
+SmallVector<Value> KernelEmitter::maskTransposed(ArrayRef<Value> s, Value colFirst, ArrayRef<Value> kPos) {
+  const AccLayout layout = scoreLayout();
+  SmallVector<Value> out(s.begin(), s.end());
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < BN_ / 8; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value qRel = add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2))));
+        Value k = kPos[AccLayout::rowSlot(mt, e)];
+        Value allowed = andB(cmpI(Pred::slt, qRel, qlen_), cmpI(Pred::slt, sub(k, kOff_), klen_));
+        if (!variant_.getMask().empty())
+          allowed = andB(allowed, maskOf(add(qRel, qOff_), k));
+        int64_t i = layout.index(mt, j, e);
+        out[i] = sel(allowed, s[i], negInf());
+      }
+  return out;
+}
+
+void KernelEmitter::emitBackwardDKDV() {
+  mIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::x)); // the key tile
+  Value group = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::y));
+  bIdx_ = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::z));
+  tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
+  warp_ = arith::DivUIOp::create(b_, loc_, tid_, ci(32));
+  lane_ = arith::RemUIOp::create(b_, loc_, tid_, ci(32));
+  laneGeometry();
+  const int64_t rowsPerThread = 2 * MT_;
+  rowBase_ = mul(mIdx_, ci(BM_));
+  SmallVector<Value> kPos;
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    rows_.push_back(add(add(mul(warp_, ci(16 * MT_)), ci((r / 2) * 16 + (r % 2) * 8)), quad_));
+    kPos.push_back(add(add(rowBase_, rows_.back()), kOff_));
+  }
+
+  // Shared memory: this CTA's K and V rows; two buffers each of the query
+  // tiles' Q and dO rows and of their LSE and Delta.
+  auto dyn = gpu::DynamicSharedMemoryOp::create(
+      b_, loc_, MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup()));
+  int64_t offset = 0;
+  auto view = [&](ArrayRef<int64_t> shape, Type t, int64_t bytes) {
+    Value v = memref::ViewOp::create(b_, loc_, MemRefType::get(shape, t, MemRefLayoutAttrInterface{}, workgroup()),
+                                     dyn, cidx(offset), ValueRange{});
+    offset += bytes;
+    return v;
+  };
+  Value Kr = view({BM_, LD_}, elem_, BM_ * LD_ * 2), Vr = view({BM_, LD_}, elem_, BM_ * LD_ * 2);
+  Value Qring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2), dOring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2);
+  Value lseS = view({2, BN_}, f32_, 2 * BN_ * 4), deltaS = view({2, BN_}, f32_, 2 * BN_ * 4);
+  info_.sharedBytes = offset;
+
+  Value groupSize = arith::DivSIOp::create(b_, loc_, headsQ_, headsKv_);
+  kBase_ = add(mul(bIdx_, ksb_), mul(group, ksh_));
+  vBase_ = add(mul(bIdx_, vsb_), mul(group, vsh_));
+  loadTile(Kr, Value(), BM_, k_, kBase_, rowBase_, klen_, ksl_);
+  loadTile(Vr, Value(), BM_, v_, vBase_, rowBase_, klen_, vsl_);
+  NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
+
+  // Tile i: query head group * G + i / nQ, query tile i % nQ.
+  Value nQ = arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BN_));
+  Value last = sub(mul(groupSize, nQ), ci(1));
+  auto bindQueryTile = [&](Value i) {
+    hIdx_ = add(mul(group, groupSize), arith::DivSIOp::create(b_, loc_, i, nQ));
+    return mul(arith::RemSIOp::create(b_, loc_, i, nQ), ci(BN_)); // its first row
+  };
+  // (visit, needMask) of this key tile for tile i's query rows.
+  auto classify = [&](Value i) {
+    Value qFirst = bindQueryTile(i);
+    Value qEnd = minI(add(qFirst, ci(BN_)), qlen_);
+    auto [visit, needMask] = visitRule().classify(mIdx_, {add(qFirst, qOff_), add(sub(qEnd, ci(1)), qOff_)}, false);
+    return std::pair<Value, Value>{visit, orB(needMask, cmpI(Pred::slt, qlen_, add(qFirst, ci(BN_))))};
+  };
+  auto nextVisitedQ = [&](Value n) {
+    auto loop = scf::WhileOp::create(b_, loc_, TypeRange{i64_}, ValueRange{add(n, ci(1))});
+    OpBuilder::InsertionGuard g(b_);
+    Block *before = b_.createBlock(&loop.getBefore(), {}, {i64_}, {loc_});
+    b_.setInsertionPointToStart(before);
+    Value cand = before->getArgument(0);
+    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i1_}, cmpI(Pred::sle, cand, last), true);
+    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
+    scf::YieldOp::create(b_, loc_, ValueRange{notB(classify(cand).first)});
+    b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
+    scf::YieldOp::create(b_, loc_, ValueRange{cbool(false)});
+    b_.setInsertionPointAfter(ifIn);
+    scf::ConditionOp::create(b_, loc_, ifIn.getResult(0), ValueRange{cand});
+    Block *after = b_.createBlock(&loop.getAfter(), {}, {i64_}, {loc_});
+    b_.setInsertionPointToStart(after);
+    scf::YieldOp::create(b_, loc_, ValueRange{add(after->getArgument(0), ci(1))});
+    b_.setInsertionPointAfter(loop);
+    return loop.getResult(0);
+  };
+
+  const double scale = softmaxScale();
+  PipelinedTiles tiles;
+  tiles.next = nextVisitedQ;
+  tiles.load = [&](Value i, Value buf) {
+    Value qFirst = bindQueryTile(i);
+    Value qBase = add(mul(bIdx_, qsb_), mul(hIdx_, qsh_));
+    Value doBase = add(mul(bIdx_, dosb_), mul(hIdx_, dosh_));
+    loadTile(Qring, buf, BN_, q_, qBase, qFirst, qlen_, qsl_);
+    loadTile(dOring, buf, BN_, dout_, doBase, qFirst, qlen_, dosl_);
+    // The rows' LSE and Delta, 4 bytes a thread (zero past qlen: masked).
+    Value lseBase = add(mul(bIdx_, lsb_), mul(hIdx_, lsh_));
+    Value deltaBase = mul(add(mul(bIdx_, headsQ_), hIdx_), qlen_);
+    for (int64_t c = 0; c < BN_; c += kThreads) {
+      Value r = add(tid_, ci(c));
+      auto ifRow = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, r, ci(BN_)), false);
+      OpBuilder::InsertionGuard g2(b_);
+      b_.setInsertionPointToStart(&ifRow.getThenRegion().front());
+      Value g = add(qFirst, r);
+      Value valid = cmpI(Pred::slt, g, qlen_);
+      Value count = toIndex(sel(valid, ci(1), ci(0)));
+      Value rc = toIndex(r);
+      auto token = nvgpu::DeviceAsyncTokenType::get(b_.getContext());
+      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, lseS, ValueRange{buf, rc}, lse_,
+                                       ValueRange{toIndex(sel(valid, add(lseBase, g), ci(0)))}, b_.getIndexAttr(1),
+                                       count, UnitAttr());
+      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, deltaS, ValueRange{buf, rc}, workspace_,
+                                       ValueRange{toIndex(sel(valid, add(deltaBase, g), ci(0)))}, b_.getIndexAttr(1),
+                                       count, UnitAttr());
+    }
+  };
+  tiles.body = [&](Value i, Value buf, ArrayRef<Value> state) {
+    auto [visit, needMask] = classify(i);
+    (void)visit;
+    Value qFirst = bindQueryTile(i);
+    const AccLayout layout = scoreLayout();
+    const int64_t accSize = accLayout().size();
+    // The lane's query columns' LSE (log2 units, +inf for an empty row) and Delta.
+    SmallVector<Value> lse2, delta;
+    for (int64_t j = 0; j < BN_ / 8; ++j)
+      for (int64_t c = 0; c < 2; ++c) {
+        Value col = toIndex(add(ci(j * 8 + c), mul(inQuad_, ci(2))));
+        Value lse = memref::LoadOp::create(b_, loc_, lseS, ValueRange{buf, col});
+        Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, lse, negInf());
+        lse2.push_back(sel(empty, cf(INFINITY), mulF(lse, cf(kLog2e))));
+        delta.push_back(memref::LoadOp::create(b_, loc_, deltaS, ValueRange{buf, col}));
+      }
+    auto column = [&](int64_t i) { return (i / 4 % layout.blocks) * 2 + (i % 4 & 1); }; // index into lse2, delta
+    SmallVector<Value> s = scoresQK({Kr, Value()}, {Qring, buf}); // S^T: key rows, query columns
+    for (Value &x : s)
+      x = mulF(x, cf(scale * kLog2e));
+    auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
+    {
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifMask.getThenRegion().front());
+      scf::YieldOp::create(b_, loc_, maskTransposed(s, qFirst, kPos));
+      b_.setInsertionPointToStart(&ifMask.getElseRegion().front());
+      scf::YieldOp::create(b_, loc_, s);
+    }
+    SmallVector<Value> p(ifMask.getResults());
+    for (int64_t e = 0; e < layout.size(); ++e)
+      p[e] = exp2F(subF(p[e], lse2[column(e)]));
+    SmallVector<Value> dk(state.begin(), state.begin() + accSize), dv(state.begin() + accSize, state.end());
+    accumulatePV(p, {dOring, buf}, dv); // dV += P^T dO
+    SmallVector<Value> dp = scoresQK({Vr, Value()}, {dOring, buf}); // dP^T = V dO^T
+    for (int64_t e = 0; e < layout.size(); ++e)
+      p[e] = mulF(p[e], subF(dp[e], delta[column(e)]));
+    accumulatePV(p, {Qring, buf}, dk); // dK += dS^T Q
+    SmallVector<Value> next(dk);
+    llvm::append_range(next, dv);
+    return next;
+  };
+  SmallVector<Value> init(2 * accLayout().size(), cf(0));
+  SmallVector<Value> grads = runPipelined(b_, loc_, nextVisitedQ(ci(-1)), last, init, tiles);
+  const int64_t accSize = accLayout().size();
+  SmallVector<Value> dk(grads.begin(), grads.begin() + accSize), dv(grads.begin() + accSize, grads.end());
+  storeRows(dk, scale, Kr, dk_, add(mul(bIdx_, dksb_), mul(group, dksh_)), rowBase_, klen_, dksl_);
+  storeRows(dv, 1.0, Vr, dv_, add(mul(bIdx_, dvsb_), mul(group, dvsh_)), rowBase_, klen_, dvsl_);
+}
+
+} // namespace attnc::flash
