@@ -18,11 +18,12 @@
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
 # Steps can be picked with GPU_STEPS="runtime kernels persistent apis sanitizer bench dsa backward bwbench dsabench
-# generated profile wheel" (persistent: build-ptx/persistent/, the examples with --persistent=on,
+# generated profile wheel train" (persistent: build-ptx/persistent/, the examples with --persistent=on,
 # through the matrix and racecheck; profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
 # carried dist/ wheel installed by pip into a fresh venv, scripts/wheel_venv_check.sh, and beside
 # the machine's torch, test/gpu/check_wheel.py, then attnc.torch through it,
-# test/gpu/check_torch.py);
+# test/gpu/check_torch.py and check_torch_grad.py; train: examples/training/train.py with the wheel,
+# TRAIN_ARGS passed to it);
 # BENCH_CASES limits the benchmark's cases (comma-separated).
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
@@ -138,20 +139,26 @@ if has profile; then
   grep -E "^  [a-z_0-9]+_d128_bf16|Duration|Compute \(SM\) Throughput|Memory Throughput|Stall|Issued Warp|No Eligible|Achieved Occupancy|Registers Per|Grid Size" \
     "$out/profile.log" | head -n 80
 fi
+site=$root/build-gpu-wheel
+# Installs the carried dist/ wheel into $site (once a run); sets $whl.
+install_wheel() {
+  whl=$(ls "$root"/dist/attnc-*.whl 2>/dev/null | head -n 1)
+  if [ -z "$whl" ]; then
+    echo "no wheel in dist/ (scripts/build_wheel.sh, then carry dist)"; return 1
+  fi
+  [ -n "${wheel_installed:-}" ] && return 0
+  rm -rf "$site" && python3 -m pip install -q --no-deps --disable-pip-version-check --target "$site" "$whl" \
+    > "$out/wheel.log" 2>&1 || return 1
+  wheel_installed=1
+  echo "wheel $(basename "$whl"): $(du -h "$whl" | cut -f1); installed libattnrt.so: $(du -h "$site/attnc/libattnrt.so" | cut -f1)"
+}
 if has wheel; then
   # The wheel built here (scripts/build_wheel.sh, dist/ carried), installed
   # with pip into a fresh directory on the path of the machine's python
   # (a venv of its own would not see the environment's torch and numpy);
   # checks run from /tmp.
   echo "== wheel"
-  whl=$(ls "$root"/dist/attnc-*.whl 2>/dev/null | head -n 1)
-  if [ -z "$whl" ]; then
-    echo "no wheel in dist/ (scripts/build_wheel.sh, then carry dist)"; status=1
-  else
-    site=$root/build-gpu-wheel
-    rm -rf "$site" && python3 -m pip install -q --no-deps --disable-pip-version-check --target "$site" "$whl" \
-      > "$out/wheel.log" 2>&1 || status=1
-    echo "wheel $(basename "$whl"): $(du -h "$whl" | cut -f1); installed libattnrt.so: $(du -h "$site/attnc/libattnrt.so" | cut -f1)"
+  if install_wheel; then
     # A fresh venv of its own first (no torch there: the command and a lazy JIT).
     timeout 300 bash "$root/scripts/wheel_venv_check.sh" "$whl" 2>&1 | tee -a "$out/wheel.log"
     grep -q "wheel_venv: all checks passed" "$out/wheel.log" || status=1
@@ -162,10 +169,29 @@ if has wheel; then
     (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" timeout 600 python3 "$root/test/gpu/check_torch.py" \
       --examples "$root/examples") 2>&1 | tee "$out/torch.log"
     grep -q "torch: all checks passed" "$out/torch.log" || status=1
+    echo "== attnc.torch autograd (the wheel's)"
+    (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" timeout 600 python3 "$root/test/gpu/check_torch_grad.py" \
+      --examples "$root/examples") 2>&1 | tee "$out/torch_grad.log"
+    grep -q "torch grad: all checks passed" "$out/torch_grad.log" || status=1
     echo "== the tutorial (examples/tutorial/lookback.py, the wheel's)"
     (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" PATH="$site/bin:$PATH" timeout 600 python3 \
       "$root/examples/tutorial/lookback.py" ${TUTORIAL_LENGTH:+--length "$TUTORIAL_LENGTH"}) 2>&1 | tee "$out/tutorial.log"
     grep -q "lookback: all steps passed" "$out/tutorial.log" || status=1
+  else
+    status=1
+  fi
+fi
+if has train; then
+  # A small encoder trained with attnc's kernels and with torch's attention
+  # (examples/training/train.py, the wheel's attnc); the loss chart and the
+  # run's JSON land in $out.
+  echo "== training (examples/training/train.py)"
+  if install_wheel; then
+    (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" timeout 600 python3 "$root/examples/training/train.py" \
+      ${TRAIN_ARGS:-} --json "$out/training.json" --svg "$out/training-loss.svg") 2>&1 | tee "$out/train.log"
+    grep -q "train: all checks passed" "$out/train.log" || status=1
+  else
+    status=1
   fi
 fi
 if has bench; then

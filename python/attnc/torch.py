@@ -21,11 +21,21 @@ Kernel.__call__. Variants that select keys (``select topk``, DeepSeek's
 sparse attention) run as ``torch.ops.attnc.attention_select``, which also
 returns the selected key indices [B, Hkv, Lq, K] int32 (-1 where a row has
 fewer than K allowed keys); the indexer's tensors are ``indexer=(qI, w, kI)``.
-There is no backward yet: no autograd formula is registered for either
-operator (register_autograd comes with the backward kernels), so run them
-under torch.no_grad() or torch.inference_mode(), as the GPU checks do.
+
+Autograd: ``torch.ops.attnc.attention`` has a backward (register_autograd),
+so ``loss.backward()`` gives q, k and v (and sinks) their gradients, in eager
+mode and under torch.compile (the gradient kernels run as the operator
+``torch.ops.attnc.attention_backward``, traced like the forward). It needs
+the variant's gradient kernels: compile with ``options={"backward": "on"}``
+(``attnc --backward=on``); a kernel without them raises attnc.Error when the
+backward runs. Runtime inputs (document ids, flags, slopes) and offsets get
+no gradient. A loss that uses the LSE (return_lse=True) is differentiated
+through it too, at the price of one more forward and backward launch.
+Selecting variants have no backward yet: run them under torch.no_grad() or
+torch.inference_mode().
 """
 
+import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -55,8 +65,11 @@ def _inputs(input_names, input_tensors):
 def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
                   sinks: Optional[torch.Tensor], input_names: str,
                   input_tensors: List[torch.Tensor], q_offset: Optional[int],
-                  k_offset: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`."""
+                  k_offset: Optional[int], lse_gradient: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One attnc launch: (out, lse) for the kernel whose Kernel.key is `kernel`.
+    lse_gradient: whether the caller asked for the LSE, which is then
+    differentiable (else it is marked non-differentiable, so that autograd,
+    eager or compiled, never takes the LSE's share of the backward)."""
     return _kernel_by_key(kernel)(q, k, v, sinks=sinks, inputs=_inputs(input_names, input_tensors),
                                   q_offset=q_offset, k_offset=k_offset)
 
@@ -69,9 +82,93 @@ def _check_ranks(q, k, v):
 
 
 @_attention_op.register_fake
-def _attention_fake(q, k, v, kernel, sinks, input_names, input_tensors, q_offset, k_offset):
+def _attention_fake(q, k, v, kernel, sinks, input_names, input_tensors, q_offset, k_offset, lse_gradient):
     _check_ranks(q, k, v)
     return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+def _vector_aligned(t):
+    """t itself if the kernels can read it (head dim contiguous, base and
+    strides 16-byte aligned), else a contiguous copy: autograd hands the
+    backward gradients of any layout, such as an expanded scalar's zero
+    strides."""
+    es, strides = t.element_size(), t.stride()
+    if strides[-1] == 1 and t.data_ptr() % 16 == 0 and all(s * es % 16 == 0 for s in strides[:-1]):
+        return t
+    return t.contiguous()
+
+
+@torch.library.custom_op("attnc::attention_backward", mutates_args=())
+def _attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                           lse: torch.Tensor, dout: torch.Tensor, kernel: str,
+                           sinks: Optional[torch.Tensor], input_names: str,
+                           input_tensors: List[torch.Tensor], q_offset: Optional[int],
+                           k_offset: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradient kernels of `kernel` (Kernel.backward): (dq, dk, dv,
+    dsinks), dsinks [Hq] float32, or empty ([0]) for a call without sinks."""
+    grads = _kernel_by_key(kernel).backward(q, k, v, out, lse, _vector_aligned(dout), sinks=sinks,
+                                            inputs=_inputs(input_names, input_tensors),
+                                            q_offset=q_offset, k_offset=k_offset)
+    dsinks = grads[3] if sinks is not None else q.new_empty((0,), dtype=torch.float32)
+    return grads[0], grads[1], grads[2], dsinks
+
+
+@_attention_backward_op.register_fake
+def _attention_backward_fake(q, k, v, out, lse, dout, kernel, sinks, input_names, input_tensors,
+                             q_offset, k_offset):
+    dsinks = (q.new_empty((0,), dtype=torch.float32) if sinks is None
+              else sinks.new_empty(sinks.shape, dtype=torch.float32))
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dsinks
+
+
+def _attention_setup_context(ctx, inputs, output):
+    q, k, v, kernel, sinks, input_names, input_tensors, q_offset, k_offset, lse_gradient = inputs
+    out, lse = output
+    if not lse_gradient:
+        ctx.mark_non_differentiable(lse)
+    # A gradient of None for an output the loss does not use (most often
+    # lse), so that the backward skips the LSE's share.
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(q, k, v, out, lse, sinks, *input_tensors)
+    ctx.kernel, ctx.input_names, ctx.q_offset, ctx.k_offset = kernel, input_names, q_offset, k_offset
+
+
+#: How many backward calls took the LSE's share (a loss using return_lse's
+#: lse); the GPU checks read it.
+lse_gradient_calls = 0
+
+
+def _attention_autograd(ctx, grad_out, grad_lse):
+    global lse_gradient_calls
+    q, k, v, out, lse, sinks, *tensors = ctx.saved_tensors
+    if grad_out is None and grad_lse is None:
+        return (None,) * 10
+    rest = (ctx.kernel, sinks, ctx.input_names, tensors, ctx.q_offset, ctx.k_offset)
+    dout = torch.zeros_like(out) if grad_out is None else grad_out
+    dq, dk, dv, dsinks = _attention_backward_op(q, k, v, out, lse, dout, *rest)
+    if grad_lse is not None:
+        # d lse_i / d s_ij = P_ij: the LSE's gradient adds P_ij * dlse_i to
+        # dS_ij, so dQ_i gains scale * dlse_i * sum_j P_ij K_j (the forward
+        # with K as the values) and dK_j gains scale * sum_i P_ij dlse_i Q_i
+        # (the dV of a backward whose output gradient is dlse_i * Q_i).
+        lse_gradient_calls += 1
+        spec_scale = _kernel_by_key(ctx.kernel).spec.get("scale")
+        scale = spec_scale if spec_scale else 1.0 / math.sqrt(q.shape[-1])
+        dlse = torch.where(torch.isfinite(lse), grad_lse, torch.zeros_like(grad_lse))
+        pk, _ = _attention_op(q, k, k, ctx.kernel, sinks, ctx.input_names, tensors, ctx.q_offset,
+                              ctx.k_offset, False)
+        dq = (dq.float() + (scale * dlse).unsqueeze(-1) * pk.float()).to(dq.dtype)
+        _, _, pq, _ = _attention_backward_op(q, k, k, out, lse, (dlse.unsqueeze(-1) * q.float()).to(q.dtype),
+                                             *rest)
+        dk = (dk.float() + scale * pq.float()).to(dk.dtype)
+        if sinks is not None:
+            share = torch.exp(sinks.float().view(1, -1, 1) - lse)
+            dsinks = dsinks + (share * dlse).sum(dim=(0, 2))
+    return dq, dk, dv, None, (dsinks if sinks is not None else None), None, None, None, None, None
+
+
+torch.library.register_autograd("attnc::attention", _attention_autograd,
+                                setup_context=_attention_setup_context)
 
 
 @torch.library.custom_op("attnc::attention_select", mutates_args=())
@@ -96,6 +193,20 @@ def _attention_select_fake(q, k, v, kernel, sinks, input_names, input_tensors, q
             q.new_empty((q.shape[0], k.shape[1], q.shape[2], topk), dtype=torch.int32))
 
 
+def _attention_select_autograd(ctx, grad_out, grad_lse, grad_indices):
+    raise Error("attnc.torch: variant %s selects keys (select topk), and selecting variants have no "
+                "backward yet; run it under torch.no_grad() or torch.inference_mode()" % ctx.kernel,
+                "ATTNRT_ERROR_USAGE", "kernel")
+
+
+def _attention_select_setup_context(ctx, inputs, output):
+    ctx.kernel = inputs[3]
+
+
+torch.library.register_autograd("attnc::attention_select", _attention_select_autograd,
+                                setup_context=_attention_select_setup_context)
+
+
 def _key(kernel):
     if isinstance(kernel, Kernel):
         return kernel.key
@@ -118,7 +229,8 @@ def _launch(q, k, v, key, selects, sinks, indexer, q_offset, k_offset, inputs, r
             raise Error("attnc.torch: kernel %s selects no keys: it takes no indexer and returns no "
                         "indices" % key, "ATTNRT_ERROR_INVALID_ARGUMENT",
                         "indexer" if indexer is not None else "kernel")
-        out, lse = _attention_op(q, k, v, key, sinks, ",".join(names), tensors, q_offset, k_offset)
+        out, lse = _attention_op(q, k, v, key, sinks, ",".join(names), tensors, q_offset, k_offset,
+                                 return_lse)
         indices = None
     result = (out,) + ((lse,) if return_lse else ()) + ((indices,) if return_indices else ())
     return result if len(result) > 1 else out
@@ -143,8 +255,9 @@ class Attention(torch.nn.Module):
 
     kernel: an attnc.Kernel (held, so it stays alive as long as the module).
     return_lse, return_indices: as for attention(). sinks: a [Hq] float32
-    tensor of sink logits for a variant with a sink, registered as a buffer
-    (or pass sinks= per call)."""
+    tensor of sink logits for a variant with a sink, registered as a buffer,
+    or as a parameter when it is a torch.nn.Parameter (learned sinks, which
+    the backward gives a gradient); or pass sinks= per call."""
 
     def __init__(self, kernel, *, return_lse=False, return_indices=False, sinks=None):
         super().__init__()
@@ -153,7 +266,9 @@ class Attention(torch.nn.Module):
         self._kernel = kernel
         self.return_lse = return_lse
         self.return_indices = return_indices
-        if sinks is not None:
+        if isinstance(sinks, torch.nn.Parameter):
+            self.register_parameter("sinks", sinks)
+        elif sinks is not None:
             self.register_buffer("sinks", sinks)
         else:
             self.sinks = None

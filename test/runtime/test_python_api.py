@@ -388,6 +388,21 @@ class PythonApiTest(unittest.TestCase):
             def new_empty(self, shape, dtype=None):
                 return Shaped(shape, dtype.name if dtype is not None else self.dtype.name, BASE + 0xA00000)
 
+            def element_size(self):
+                return 4 if self.dtype.name == "float32" else 2
+
+        autograd = {}
+
+        class Ctx:  # what setup_context and the backward use of autograd's ctx
+            def set_materialize_grads(self, on):
+                self.materialize = on
+
+            def save_for_backward(self, *ts):
+                self.saved_tensors = ts
+
+            def mark_non_differentiable(self, *ts):
+                self.non_differentiable = ts
+
         class Module:
             def register_buffer(self, name, t):
                 setattr(self, name, t)
@@ -400,14 +415,19 @@ class PythonApiTest(unittest.TestCase):
         stub.float32, stub.int32, stub.uint8 = FakeDType("float32"), FakeDType("int32"), FakeDType("uint8")
         stub.empty = lambda shape, dtype=None, device=None: Shaped(
             shape, dtype.name if isinstance(dtype, FakeDType) else dtype, BASE + 0x900000)
-        stub.library = types.SimpleNamespace(custom_op=lambda name, mutates_args: (lambda fn: Op(name, fn)))
-        stub.nn = types.SimpleNamespace(Module=Module)
+        stub.library = types.SimpleNamespace(
+            custom_op=lambda name, mutates_args: (lambda fn: Op(name, fn)),
+            register_autograd=lambda name, fn, setup_context: autograd.update({name: (fn, setup_context)}))
+        stub.empty_like = lambda t: Shaped(t.shape, t.dtype.name, BASE + 0xC00000)
+        stub.nn = types.SimpleNamespace(Module=Module, Parameter=type("Parameter", (FakeTensor,), {}))
         saved = {n: sys.modules.get(n) for n in ("torch", "attnc.torch")}
         sys.modules["torch"] = stub
         sys.modules.pop("attnc.torch", None)
         try:
             at = importlib.import_module("attnc.torch")
-            self.assertEqual(sorted(ops), ["attnc::attention", "attnc::attention_select"])
+            self.assertEqual(sorted(ops), ["attnc::attention", "attnc::attention_backward",
+                                           "attnc::attention_select"])
+            self.assertEqual(sorted(autograd), ["attnc::attention", "attnc::attention_select"])
             causal = attnc.load(CAUSAL, lazy=True).variant("causal")
             self.assertFalse(causal.selects)
             t = tensors()
@@ -430,10 +450,36 @@ class PythonApiTest(unittest.TestCase):
                 at.attention(q, k, v, "causal")
             self.assertEqual(cm.exception.arg, "kernel")
             with self.assertRaises(attnc.Error) as cm:
-                ops["attnc::attention"](q, k, v, "freed#0", None, "", [], None, None)
+                ops["attnc::attention"](q, k, v, "freed#0", None, "", [], None, None, False)
             self.assertIn("no live attnc kernel has key 'freed#0'", str(cm.exception))
-            out, lse = ops["attnc::attention"].fake(q, k, v, causal.key, None, "", [], None, None)
+            out, lse = ops["attnc::attention"].fake(q, k, v, causal.key, None, "", [], None, None, False)
             self.assertEqual((out.shape, lse.shape, str(lse.dtype)), (q.shape, q.shape[:3], "torch.float32"))
+            # Autograd: the LSE is differentiable only when the caller asked for
+            # it; no output gradient, no launch; a gradient reaches
+            # Kernel.backward, which wants the gradient kernels (--backward=on).
+            backward, setup = autograd["attnc::attention"]
+            for asked in (False, True):
+                ctx = Ctx()
+                setup(ctx, (q, k, v, causal.key, None, "", [], None, None, asked), (out, lse))
+                self.assertFalse(ctx.materialize)
+                self.assertEqual(getattr(ctx, "non_differentiable", ()), () if asked else (lse,))
+                self.assertEqual(len(ctx.saved_tensors), 6)
+            self.assertEqual(backward(ctx, None, None), (None,) * 10)
+            dout = Shaped(q.shape, "bfloat16", BASE + 0xB00000)
+            with self.assertRaises(attnc.Error) as cm:
+                backward(ctx, dout, None)
+            self.assertEqual(cm.exception.status, "ATTNRT_ERROR_NOT_FOUND")
+            self.assertIn("--backward=on", str(cm.exception))
+            dq, dk, dv, dsinks = ops["attnc::attention_backward"].fake(q, k, v, out, lse, dout, causal.key, None,
+                                                                       "", [], None, None)
+            self.assertEqual((dsinks.shape, str(dsinks.dtype)), ((0,), "torch.float32"))
+            # A selecting variant has no backward: an error naming the reason.
+            select_backward, select_setup = autograd["attnc::attention_select"]
+            ctx = Ctx()
+            select_setup(ctx, (q, k, v, "dsa#1"), None)
+            with self.assertRaises(attnc.Error) as cm:
+                select_backward(ctx, dout, None, None)
+            self.assertIn("select", str(cm.exception))
             # A selecting variant goes through attnc::attention_select.
             dsa = dsa_module().variant("dsa")
             self.assertTrue(dsa.selects)
