@@ -4,8 +4,9 @@ library needed): loss per step for each attention backend of one run, the
 backends' median time per training step in the legend.
 
   loss_chart.py RUN.json -o chart.svg     draw a run that train.py --json wrote
-  loss_chart.py RUN.json --check          draw it in memory and check the
-                                          picture against the JSON (ctest)
+  loss_chart.py RUN.json --check [--against chart.svg]
+      draw it in memory and check the picture against the JSON, and that
+      chart.svg (the committed picture) is that drawing (ctest)
 
 The figures are the JSON's, unchanged.
 """
@@ -20,7 +21,7 @@ LABELS = {"attnc": "attnc", "sdpa": "SDPA, explicit mask", "flex": "FlexAttentio
 
 
 def legend_text(name, run):
-    return f"{LABELS.get(name, name)}: {run['ms_per_step']:.1f} ms/step, final loss {run['final_loss']:.3f}"
+    return f"{LABELS.get(name, name)}: {run['ms_per_step']:.1f} ms/step, last-50 mean loss {run['final_loss']:.3f}"
 
 
 def loss_chart(title, runs, width=900, height=460):
@@ -53,10 +54,11 @@ def loss_chart(title, runs, width=900, height=460):
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(run["loss"]))
         out.append(f'<polyline data-backend="{escape(name)}" fill="none" stroke="{color}" stroke-width="1.5"'
                    + (f' stroke-dasharray="{dash}"' if dash else "") + f' points="{points}"/>')
-        ly = top + 16 + 18 * n
-        out.append(f'<line x1="{left + plot_w - 330}" y1="{ly - 4}" x2="{left + plot_w - 300}" y2="{ly - 4}" '
+        # The legend in the plot's middle right, where a falling loss curve is not.
+        lx, ly = left + plot_w * 0.45, top + plot_h * 0.3 + 18 * n
+        out.append(f'<line x1="{lx:.1f}" y1="{ly - 4:.1f}" x2="{lx + 30:.1f}" y2="{ly - 4:.1f}" '
                    f'stroke="{color}" stroke-width="2"' + (f' stroke-dasharray="{dash}"' if dash else "") + '/>')
-        out.append(f'<text x="{left + plot_w - 292}" y="{ly}">{escape(legend_text(name, run))}</text>')
+        out.append(f'<text x="{lx + 38:.1f}" y="{ly:.1f}">{escape(legend_text(name, run))}</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#555"/>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -98,11 +100,14 @@ def main():
     ap.add_argument("run")
     ap.add_argument("-o", "--output")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--against")
     args = ap.parse_args()
     run = json.load(open(args.run))
     svg = loss_chart(title_of(run), run["runs"])
     if args.check:
         problems = check(run, svg)
+        if args.against and open(args.against).read() != svg:
+            problems.append(f"{args.against} is not the drawing of {args.run} (redraw it with -o)")
         for p in problems:
             print("FAIL " + p)
         print("loss_chart: ok" if not problems else f"loss_chart: {len(problems)} problems")

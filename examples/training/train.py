@@ -18,8 +18,9 @@ the backends agree: the first step's loss (same weights, same batch) within
 1e-2, the mean loss of the last 50 steps within 5%. --json writes the losses
 per step (examples/training/loss_chart.py draws them).
 
-Usage: train.py [--steps 300] [--length 4096] [--batch 4] [--backends attnc,sdpa,flex]
-                [--json RUN.json] [--svg chart.svg]
+Usage: train.py [--steps 300] [--length 4096] [--batch 16] [--backends attnc,sdpa,flex]
+                [--profile N] [--json RUN.json] [--svg chart.svg]
+(--profile N: the GPU time of each backend's last N steps by kernel.)
 Needs a CUDA GPU, torch and attnc (the wheel, or PYTHONPATH=python with
 ATTNC_LIBRARY set).
 """
@@ -146,7 +147,11 @@ def train(backend, module, args):
     cos, sin = rope_tables(args.length, args.dim // args.heads, "cuda")
     losses, times = [], []
     start = time.time()
+    prof = None
     for step in range(args.steps):
+        if args.profile and step == args.steps - args.profile:
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            prof.__enter__()
         inputs, targets, masked = batch(step, args)
         t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         t0.record()
@@ -164,6 +169,10 @@ def train(backend, module, args):
         if (step + 1) % 50 == 0 or step + 1 == args.steps:
             print(f"  {backend:5s} step {step + 1:4d}/{args.steps}: loss {losses[-1]:.3f}, "
                   f"{statistics.median(times[-50:]):.1f} ms/step ({time.time() - start:.0f} s)", flush=True)
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        print(f"  {backend}: GPU time of the last {args.profile} steps by kernel")
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=15))
     steady = times[min(10, len(times) - 1):]  # past the first steps' compilation
     return {"loss": losses, "ms_per_step": statistics.median(steady), "final_loss": statistics.mean(losses[-50:])}
 
@@ -172,13 +181,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--length", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--heads", type=int, default=6)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backends", default="attnc,sdpa,flex")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="profile the last N steps of each backend (torch.profiler) and print its kernels")
     ap.add_argument("--json")
     ap.add_argument("--svg")
     args = ap.parse_args()

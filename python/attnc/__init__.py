@@ -22,6 +22,7 @@ tree's build/lib, then on the system's library path. The wheel's ``attnc``
 command is attnc.cli. docs/runtime.md documents the whole runtime.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import itertools
@@ -275,14 +276,22 @@ def driver_available():
         return False
 
 
+_DTYPE_CODES = {}  # t.dtype -> _DTYPES code, for the dtypes seen (a call marshals 5+ tensors)
+
+
 def _dtype_code(name, t):
-    dt = str(getattr(t, "dtype", "?"))
+    dtype = getattr(t, "dtype", None)
+    code = _DTYPE_CODES.get(dtype)
+    if code is not None:
+        return code
+    dt = str(dtype if dtype is not None else "?")
     key = dt[len("torch."):] if dt.startswith("torch.") else dt
     code = _DTYPES.get(key)
     if code is None:
         raise Error("%s: unsupported dtype %s (attnc tensors are bfloat16, float16, float32, "
                     "int32, int64, bool, uint8 or float8)" % (name, dt),
                     "ATTNRT_ERROR_INVALID_ARGUMENT", name)
+    _DTYPE_CODES[dtype] = code
     return code
 
 
@@ -291,21 +300,19 @@ def _marshal(name, t, device=None):
     if getattr(t, "is_cuda", True) is False:
         raise Error("%s: expected a CUDA tensor, got one on %s" % (name, getattr(t, "device", "the CPU")),
                     "ATTNRT_ERROR_INVALID_ARGUMENT", name)
-    if device is not None and hasattr(t, "device") and str(t.device) != str(device):
+    t_device = getattr(t, "device", None)
+    if device is not None and t_device is not None and t_device != device and str(t_device) != str(device):
         raise Error("%s: expected a tensor on %s (the device of q), got one on %s"
-                    % (name, device, t.device), "ATTNRT_ERROR_INVALID_ARGUMENT", name)
-    shape = tuple(int(s) for s in t.shape)
-    strides = tuple(int(s) for s in t.stride())
+                    % (name, device, t_device), "ATTNRT_ERROR_INVALID_ARGUMENT", name)
+    shape, strides = t.shape, t.stride()
     if len(shape) > _MAX_RANK:
         raise Error("%s: rank %d is more than %d" % (name, len(shape), _MAX_RANK),
                     "ATTNRT_ERROR_INVALID_ARGUMENT", name)
-    d = _Tensor()
-    d.data = int(t.data_ptr())
-    d.dtype = _dtype_code(name, t)
-    d.rank = len(shape)
-    for i, (s, st) in enumerate(zip(shape, strides)):
-        d.sizes[i] = s
-        d.strides[i] = st
+    # (Slice assignments: a launch marshals 5 to 10 tensors, and element by
+    # element ctypes assignments cost microseconds each.)
+    d = _Tensor(int(t.data_ptr()), _dtype_code(name, t), len(shape))
+    d.sizes[:len(shape)] = [int(x) for x in shape]
+    d.strides[:len(shape)] = [int(x) for x in strides]
     return d
 
 
@@ -472,7 +479,10 @@ class Kernel:
             except ImportError:
                 torch = None
             if torch is not None and hasattr(torch, "cuda") and isinstance(device, torch.device):
-                with torch.cuda.device(device):
+                # q's device made current for the launch (when it is not already).
+                on_device = (contextlib.nullcontext() if device.index in (None, torch.cuda.current_device())
+                             else torch.cuda.device(device))
+                with on_device:
                     s = torch.cuda.current_stream(device).cuda_stream
                     self._allocate_workspace(a, keep, q)
                     _check(_library().attnrt_kernel_launch(self._handle, ctypes.byref(a),
@@ -507,11 +517,13 @@ class Kernel:
         deterministic. dsinks [Hq] f32 = -sum over rows of exp(sink - lse) *
         rowsum(dout * out), computed with torch.
         """
-        if not self.has_backward:
-            raise Error("variant '%s' has no gradient kernels in this module: compile it with "
-                        "--backward=on (attnc's docs/codegen.md \"Backward\" says which variants can)"
-                        % self.name, "ATTNRT_ERROR_NOT_FOUND")
-        bw = self._module.variant(self.name + ".backward")
+        bw = self.__dict__.get("_backward_kernel")  # looked up once: a Kernel reads its manifest entry
+        if bw is None:
+            if not self.has_backward:
+                raise Error("variant '%s' has no gradient kernels in this module: compile it with "
+                            "--backward=on (attnc's docs/codegen.md \"Backward\" says which variants can)"
+                            % self.name, "ATTNRT_ERROR_NOT_FOUND")
+            bw = self._backward_kernel = self._module.variant(self.name + ".backward")
         if dq is None or dk is None or dv is None or sinks is not None:
             import torch  # only needed to allocate gradients and for dsinks
 

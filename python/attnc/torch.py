@@ -141,8 +141,10 @@ lse_gradient_calls = 0
 def _attention_autograd(ctx, grad_out, grad_lse):
     global lse_gradient_calls
     q, k, v, out, lse, sinks, *tensors = ctx.saved_tensors
+    # One gradient per input, in the inputs' structure (a list for input_tensors).
+    none = (None, None, None, None, None, None, [None] * len(tensors), None, None, None)
     if grad_out is None and grad_lse is None:
-        return (None,) * 10
+        return none
     rest = (ctx.kernel, sinks, ctx.input_names, tensors, ctx.q_offset, ctx.k_offset)
     dout = torch.zeros_like(out) if grad_out is None else grad_out
     dq, dk, dv, dsinks = _attention_backward_op(q, k, v, out, lse, dout, *rest)
@@ -164,7 +166,7 @@ def _attention_autograd(ctx, grad_out, grad_lse):
         if sinks is not None:
             share = torch.exp(sinks.float().view(1, -1, 1) - lse)
             dsinks = dsinks + (share * dlse).sum(dim=(0, 2))
-    return dq, dk, dv, None, (dsinks if sinks is not None else None), None, None, None, None, None
+    return (dq, dk, dv, None, dsinks if sinks is not None else None) + none[5:]
 
 
 torch.library.register_autograd("attnc::attention", _attention_autograd,
