@@ -16,6 +16,9 @@
 //                  registers): S^T = K Q^T, P^T from the query columns' LSE,
 //                  dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - Delta),
 //                  dK += dS^T Q; dK = scale dK and dV out.
+// A score rule f (softcap, ALiBi, any expression) enters both as in the
+// forward: P = exp(f(scale S) - LSE), and dS is multiplied by f'(scale S)
+// (ScoreDerivative.cpp), zero where P is.
 // No atomics: each gradient is written once, by one CTA, so the result is
 // deterministic. Each recomputes S and dP (seven products a pair against
 // five for a dQ by atomics).
@@ -203,6 +206,7 @@ void KernelEmitter::emitBackwardDQ() {
   }
 
   const double scale = softmaxScale();
+  const bool hasScoreRule = !variant_.getScore().empty();
   const attn::MaskKind by = ki_.hasRest() ? attn::MaskKind::region : attn::MaskKind::intervals;
   auto [first, lastTile] = visitRange();
   Value last = lastTile;
@@ -217,14 +221,20 @@ void KernelEmitter::emitBackwardDQ() {
     colFirst_ = mul(n, ci(BN_));
     Value needMask = andB(classifyTile(n).second, classifyTile(n, false, warpRows_).second);
     SmallVector<Value> s = scoresQK({Qs_, Value()}, {Ks_, buf});
-    for (Value &x : s)
-      x = mulF(x, cf(scale * kLog2e)); // log2 units, before the mask (any sign of scale)
+    SmallVector<Value> slopes; // a score rule's derivative per element
+    if (hasScoreRule)
+      applyScore(s, scale, colFirst_, &slopes);
+    else
+      for (Value &x : s)
+        x = mulF(x, cf(scale * kLog2e)); // log2 units, before the mask (any sign of scale)
     SmallVector<Value> p = maskTile(s, needMask, by, colFirst_);
     expTile(p, lse2, 1.0);
     SmallVector<Value> dp = scoresQK({dOs, Value()}, {Vs_, buf});
     const AccLayout layout = scoreLayout();
-    for (int64_t i = 0; i < layout.size(); ++i)
-      p[i] = mulF(p[i], subF(dp[i], delta[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]));
+    for (int64_t i = 0; i < layout.size(); ++i) {
+      Value ds = mulF(p[i], subF(dp[i], delta[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]));
+      p[i] = hasScoreRule ? throughScoreRule(ds, p[i], slopes[i]) : ds;
+    }
     SmallVector<Value> next(acc.begin(), acc.end());
     accumulatePV(p, {Ks_, buf}, next); // dQ += dS K
     return next;
@@ -255,6 +265,32 @@ SmallVector<Value> KernelEmitter::maskTransposed(ArrayRef<Value> s, Value colFir
         out[i] = sel(allowed, s[i], negInf());
       }
   return out;
+}
+
+/// The score rule on S^T (key rows, query columns, as maskTransposed pairs
+/// them), in log2 units like applyScore; returns its derivative per element.
+SmallVector<Value> KernelEmitter::scoreRuleTransposed(SmallVector<Value> &s, double scale, Value colFirst,
+                                                      ArrayRef<Value> kPos) {
+  const AccLayout layout = scoreLayout();
+  SmallVector<Value> slopes(s.size());
+  for (int64_t mt = 0; mt < MT_; ++mt)
+    for (int64_t j = 0; j < BN_ / 8; ++j)
+      for (int64_t e = 0; e < 4; ++e) {
+        Value q = add(add(colFirst, add(ci(j * 8 + (e & 1)), mul(inQuad_, ci(2)))), qOff_);
+        int64_t i = layout.index(mt, j, e);
+        auto [y, dy] = scoreAndSlopeOf(mulF(s[i], cf(scale)), q, kPos[AccLayout::rowSlot(mt, e)], hIdx_);
+        s[i] = mulF(y, cf(kLog2e));
+        slopes[i] = dy;
+      }
+  return slopes;
+}
+
+/// dS through the score rule: dS * its slope, and 0 where P is (masked
+/// elements, whose slope may be anything, an infinity included).
+Value KernelEmitter::throughScoreRule(Value ds, Value p, Value slope) {
+  Value zero = cf(0);
+  Value masked = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, p, zero);
+  return sel(masked, zero, mulF(ds, slope));
 }
 
 void KernelEmitter::emitBackwardDKDV() {
@@ -331,6 +367,7 @@ void KernelEmitter::emitBackwardDKDV() {
   };
 
   const double scale = softmaxScale();
+  const bool hasScoreRule = !variant_.getScore().empty();
   PipelinedTiles tiles;
   tiles.next = nextVisitedQ;
   tiles.load = [&](Value i, Value buf) {
@@ -378,8 +415,12 @@ void KernelEmitter::emitBackwardDKDV() {
       }
     auto column = [&](int64_t i) { return (i / 4 % layout.blocks) * 2 + (i % 4 & 1); }; // index into lse2, delta
     SmallVector<Value> s = scoresQK({Kr, Value()}, {Qring, buf}); // S^T: key rows, query columns
-    for (Value &x : s)
-      x = mulF(x, cf(scale * kLog2e));
+    SmallVector<Value> slopes; // a score rule's derivative per element
+    if (hasScoreRule)
+      slopes = scoreRuleTransposed(s, scale, qFirst, kPos);
+    else
+      for (Value &x : s)
+        x = mulF(x, cf(scale * kLog2e));
     auto ifMask = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(s)), needMask, true);
     {
       OpBuilder::InsertionGuard g(b_);
@@ -394,8 +435,10 @@ void KernelEmitter::emitBackwardDKDV() {
     SmallVector<Value> dk(state.begin(), state.begin() + accSize), dv(state.begin() + accSize, state.end());
     accumulatePV(p, {dOring, buf}, dv); // dV += P^T dO
     SmallVector<Value> dp = scoresQK({Vr, Value()}, {dOring, buf}); // dP^T = V dO^T
-    for (int64_t e = 0; e < layout.size(); ++e)
-      p[e] = mulF(p[e], subF(dp[e], delta[column(e)]));
+    for (int64_t e = 0; e < layout.size(); ++e) {
+      Value ds = mulF(p[e], subF(dp[e], delta[column(e)]));
+      p[e] = hasScoreRule ? throughScoreRule(ds, p[e], slopes[e]) : ds;
+    }
     accumulatePV(p, {Qring, buf}, dk); // dK += dS^T Q
     SmallVector<Value> next(dk);
     llvm::append_range(next, dv);

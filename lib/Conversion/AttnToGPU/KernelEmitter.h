@@ -234,6 +234,8 @@ private:
   void emitBackwardDKDV();
   Value rowDelta(Value oBase, Value doBase, Value deltaShared); ///< Delta of this warp's rows
   SmallVector<Value> maskTransposed(ArrayRef<Value> s, Value colFirst, ArrayRef<Value> kPos);
+  SmallVector<Value> scoreRuleTransposed(SmallVector<Value> &s, double scale, Value colFirst, ArrayRef<Value> kPos);
+  Value throughScoreRule(Value ds, Value p, Value slope); ///< dS through a score rule
   void storeRows(ArrayRef<Value> acc, double factor, Value smem, Value dst, Value base, Value rowBase,
                  Value rowLimit, Value rowStride);
 
@@ -358,7 +360,8 @@ private:
   Value keyAt(Value colFirst, int64_t j, int64_t e);
   Value queryAt(int64_t mt, int64_t e);
   SmallVector<Value> scoresQK(SharedTile q, SharedTile k);
-  void applyScore(SmallVector<Value> &s, double scale, Value colFirst);
+  /// slopes (gradient kernels): each element's d rule / d s, in s's layout.
+  void applyScore(SmallVector<Value> &s, double scale, Value colFirst, SmallVector<Value> *slopes = nullptr);
   SmallVector<Value> maskTile(ArrayRef<Value> s, Value needMask, attn::MaskKind by, Value colFirst);
   SmallVector<Value> maskByIntervals(ArrayRef<Value> s, Value colFirst);
   SmallVector<Value> maskByRegion(ArrayRef<Value> s, Value colFirst);
@@ -420,6 +423,8 @@ private:
 
   Value inlineRegion(Region &region, ArrayRef<Value> args);
   Value scoreOf(Value s, Value q, Value k, Value h = Value());
+  /// The score rule at s and its derivative d rule / d s (ScoreDerivative.h).
+  std::pair<Value, Value> scoreAndSlopeOf(Value s, Value q, Value k, Value h = Value());
   Value selectScoreOf(Value q, Value k);
   Value maskOf(Value q, Value k);
 

@@ -350,18 +350,28 @@ void KernelEmitter::accumulatePV(ArrayRef<Value> p, SharedTile v, SmallVector<Va
 }
 
 /// attn.tile.score: S * scale, the score rule if any, then log2 e, per
-/// element (the scores are then in log2 units).
-void KernelEmitter::applyScore(SmallVector<Value> &s, double scale, Value colFirst) {
+/// element (the scores are then in log2 units). With `slopes` (a score rule
+/// only), also the rule's derivative at each element.
+void KernelEmitter::applyScore(SmallVector<Value> &s, double scale, Value colFirst, SmallVector<Value> *slopes) {
   const int64_t nTilesN = BN_ / 8;
   const AccLayout layout = scoreLayout();
   bool hasScore = !variant_.getScore().empty();
+  if (slopes)
+    slopes->assign(s.size(), Value());
   for (int64_t mt = 0; mt < MT_; ++mt)
     for (int64_t j = 0; j < nTilesN; ++j)
       for (int64_t e = 0; e < 4; ++e) {
-        Value &x = s[layout.index(mt, j, e)];
-        x = hasScore ? mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e), headAt(mt, e)),
-                            cf(kLog2e))
-                     : mulF(x, cf(scale * kLog2e));
+        int64_t i = layout.index(mt, j, e);
+        Value &x = s[i];
+        if (!hasScore) {
+          x = mulF(x, cf(scale * kLog2e));
+        } else if (slopes) {
+          auto [y, dy] = scoreAndSlopeOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e), headAt(mt, e));
+          x = mulF(y, cf(kLog2e));
+          (*slopes)[i] = dy;
+        } else {
+          x = mulF(scoreOf(mulF(x, cf(scale)), queryAt(mt, e), keyAt(colFirst, j, e), headAt(mt, e)), cf(kLog2e));
+        }
       }
 }
 

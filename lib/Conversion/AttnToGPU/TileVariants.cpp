@@ -19,12 +19,14 @@
 // the summary stage (`attn.tile.summarize_inputs`: each input's range per
 // query and key tile, once per call) and the ordinary kernel, which reads
 // those ranges to classify its key tiles; both with the same tiles.
-// With `backward`, a variant without a score rule or a selection also gets
-// its gradient kernels at head dims 64 and 128 (`attn.tile.backward_dq`,
-// `attn.tile.backward_dkdv`: BackwardStage.cpp), 64 x 64 tiles on mma.sync.
+// With `backward`, a variant without a selection also gets its gradient
+// kernels at head dims 64 and 128 (`attn.tile.backward_dq`,
+// `attn.tile.backward_dkdv`: BackwardStage.cpp), 64 x 64 tiles on mma.sync;
+// a score rule's derivative comes from ScoreDerivative.cpp.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
+#include "ScoreDerivative.h"
 
 #include "attnc/Analysis/TileAnalysis.h"
 #include "attnc/Conversion/GenerateKernels.h"
@@ -52,7 +54,8 @@ std::string backwardRefusal(attn::VariantOp v, int64_t headDim) {
   if (v.getTopk())
     return "a selection (topk) has no backward kernels yet";
   if (!v.getScore().empty())
-    return "a score rule has no backward kernels yet (its derivative is not generated)";
+    if (std::string why = scoreDerivativeRefusal(v.getScore()); !why.empty())
+      return why;
   if (headDim != 64 && headDim != 128)
     return "head dim " + std::to_string(headDim) + " has no backward kernels yet (64 and 128 have)";
   return "";

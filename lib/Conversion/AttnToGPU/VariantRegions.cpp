@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
+#include "ScoreDerivative.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -47,6 +48,10 @@ Value KernelEmitter::scoreOf(Value s, Value q, Value k, Value h) {
   if (variant_.getScore().empty())
     return s;
   return inlineRegion(variant_.getScore(), {q, k, h ? h : hIdx_, bIdx_, qlen_, klen_, s});
+}
+
+std::pair<Value, Value> KernelEmitter::scoreAndSlopeOf(Value s, Value q, Value k, Value h) {
+  return cloneScoreWithDerivative(b_, loc_, variant_.getScore(), {q, k, h ? h : hIdx_, bIdx_, qlen_, klen_, s});
 }
 
 Value KernelEmitter::selectScoreOf(Value q, Value k) {
