@@ -30,12 +30,11 @@ the variant's gradient kernels: compile with ``options={"backward": "on"}``
 (``attnc --backward=on``); a kernel without them raises attnc.Error when the
 backward runs. Runtime inputs (document ids, flags, slopes) and offsets get
 no gradient. A loss that uses the LSE (return_lse=True) is differentiated
-through it too, at the price of one more forward and backward launch.
+through it too, at the price of one more launch of the gradient kernels.
 Selecting variants have no backward yet: run them under torch.no_grad() or
 torch.inference_mode().
 """
 
-import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -149,23 +148,22 @@ def _attention_autograd(ctx, grad_out, grad_lse):
     dout = torch.zeros_like(out) if grad_out is None else grad_out
     dq, dk, dv, dsinks = _attention_backward_op(q, k, v, out, lse, dout, *rest)
     if grad_lse is not None:
-        # d lse_i / d s_ij = P_ij: the LSE's gradient adds P_ij * dlse_i to
-        # dS_ij, so dQ_i gains scale * dlse_i * sum_j P_ij K_j (the forward
-        # with K as the values) and dK_j gains scale * sum_i P_ij dlse_i Q_i
-        # (the dV of a backward whose output gradient is dlse_i * Q_i).
+        # d lse_i / d s_ij = P_ij (times a score rule's slope): the LSE's
+        # gradient adds P_ij dlse_i to dS_ij = P_ij (dP_ij - Delta_i). That is
+        # the dS of a second backward with dP = 0 (V = 0) and Delta_i =
+        # -dlse_i (output rows e_0, output gradient rows -dlse_i e_0): its dq,
+        # dk and dsinks are the LSE's share, with the masks, the score rule
+        # and GQA as the kernels have them (its dv is discarded).
         lse_gradient_calls += 1
-        spec_scale = _kernel_by_key(ctx.kernel).spec.get("scale")
-        scale = spec_scale if spec_scale else 1.0 / math.sqrt(q.shape[-1])
         dlse = torch.where(torch.isfinite(lse), grad_lse, torch.zeros_like(grad_lse))
-        pk, _ = _attention_op(q, k, k, ctx.kernel, sinks, ctx.input_names, tensors, ctx.q_offset,
-                              ctx.k_offset, False)
-        dq = (dq.float() + (scale * dlse).unsqueeze(-1) * pk.float()).to(dq.dtype)
-        _, _, pq, _ = _attention_backward_op(q, k, k, out, lse, (dlse.unsqueeze(-1) * q.float()).to(q.dtype),
-                                             *rest)
-        dk = (dk.float() + scale * pq.float()).to(dk.dtype)
+        unit, dunit = torch.zeros_like(q), torch.zeros_like(q)
+        unit[..., 0] = 1
+        dunit[..., 0] = -dlse
+        lq, lk, _, ls = _attention_backward_op(q, k, torch.zeros_like(v), unit, lse, dunit, *rest)
+        dq = (dq.float() + lq.float()).to(dq.dtype)
+        dk = (dk.float() + lk.float()).to(dk.dtype)
         if sinks is not None:
-            share = torch.exp(sinks.float().view(1, -1, 1) - lse)
-            dsinks = dsinks + (share * dlse).sum(dim=(0, 2))
+            dsinks = dsinks + ls
     return (dq, dk, dv, None, dsinks if sinks is not None else None) + none[5:]
 
 

@@ -40,13 +40,16 @@ def report(ok, what):
     print(("ok   " if ok else "FAIL ") + what, flush=True)
 
 
-def reference(q, k, v, allowed, sinks=None):
-    """float64 attention of [B, H, L, D] tensors; allowed [B or 1, 1, Lq, Lk] bool."""
+def reference(q, k, v, allowed, sinks=None, score=None):
+    """float64 attention of [B, H, L, D] tensors; allowed [B or 1, 1, Lq, Lk] bool;
+    score: the score rule, a function of the scaled scores [B, H, Lq, Lk]."""
     q, k, v = q.double(), k.double(), v.double()
     group = q.shape[1] // k.shape[1]
     k = k.repeat_interleave(group, dim=1)
     v = v.repeat_interleave(group, dim=1)
     s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if score is not None:
+        s = score(s)
     s = s.masked_fill(~allowed, float("-inf"))
     m = s.amax(-1, keepdim=True)
     if sinks is not None:

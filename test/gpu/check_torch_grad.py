@@ -13,6 +13,7 @@ explicit mask (check_torch.reference, an oracle independent of attnc):
 - rows with no allowed key (q_offset < 0): their dq exactly 0;
 - packed documents (doc= input) and GPT-OSS's learned sinks (a Parameter of
   attnc.torch.Attention), whose gradient is checked too;
+- score rules (a softcap, ALiBi with its slopes an input): their derivative;
 - FlexAttention's gradients of the same patterns, as far from float64;
 - a 2-block model: a training step under torch.compile(fullgraph=True) gives
   the eager step's parameter gradients;
@@ -51,11 +52,11 @@ def leaves(*ts):
     return [t.detach().clone().requires_grad_() for t in ts]
 
 
-def reference_grads(q, k, v, allowed, dout, dlse=None, sinks=None):
+def reference_grads(q, k, v, allowed, dout, dlse=None, sinks=None, score=None):
     """Gradients of sum(out * dout) (+ sum(lse * dlse)) through float64
     attention: (dq, dk, dv[, dsinks])."""
     xs = leaves(q.double(), k.double(), v.double()) + ([] if sinks is None else leaves(sinks.double()))
-    out, lse = reference(*xs[:3], allowed, xs[3] if sinks is not None else None)
+    out, lse = reference(*xs[:3], allowed, xs[3] if sinks is not None else None, score)
     loss = (out * dout.double()).sum()
     if dlse is not None:
         loss = loss + (lse * dlse.double()).sum()
@@ -164,6 +165,30 @@ def main():
     ((out.float() * dout).sum() + (lse * dlse).sum()).backward()
     check_grads(f"gptoss layer 0 (banded 128, learned sinks, loss of out and lse) H{Hq}/{Hkv} L{L} d{D} bf16",
                 [x.grad for x in xs] + [layer.sinks.grad], want, 2e-2)
+
+    # Score rules: their derivative is in the gradient kernels (a softcap
+    # tight enough to bend the scores, ALiBi's slopes an input), with a loss
+    # of out and lse.
+    rules = attnc.compile("""
+        input slope : f32[head];
+        attention capped { mask k <= q && q - k < 300; score 2 * tanh(s / 2); }
+        attention alibi { mask k <= q; score s + slope[h] * (k - q); }""", options=opts)
+    B, Hq, Hkv, Lq, Lk, D = 2, 8, 2, 377, 801, 64
+    q, k, v = bhld(B, Hq, Lq, D, torch.bfloat16, gen), bhld(B, Hkv, Lk, D, torch.bfloat16, gen), bhld(B, Hkv, Lk, D, torch.bfloat16, gen)
+    q = q * 3  # scores of a few units: tanh(s / 2) far from linear
+    dout = torch.randn(B, Hq, Lq, D, generator=gen, device="cuda")
+    dlse = torch.randn(B, Hq, Lq, generator=gen, device="cuda")
+    qpos, kpos = positions(Lq, Lk, "cuda")
+    slope = torch.rand(Hq, generator=gen, device="cuda") / 16
+    for name, allowed, score, inputs in [
+            ("capped", window_mask(Lq, Lk, 300), lambda s: 2 * torch.tanh(s / 2), {}),
+            ("alibi", (kpos <= qpos).view(1, 1, Lq, Lk),
+             lambda s: s + slope.double().view(1, -1, 1, 1) * (kpos - qpos).double().view(1, 1, Lq, Lk),
+             {"slope": slope})]:
+        want = reference_grads(q, k, v, allowed, dout, dlse, score=score)
+        got = attnc_grads(q, k, v, rules.variant(name), dout, dlse, **inputs)
+        check_grads(f"score rule {name}, loss of out and lse, B{B} H{Hq}/{Hkv} Lq{Lq} Lk{Lk} d{D} bf16",
+                    got, want, GRAD_TOL[torch.bfloat16])
 
     check_flex(kern, docs.variant("documents"), gen)
     check_compiled_training(kern)
