@@ -116,15 +116,18 @@ uint64_t tileWorkspace(const KernelSpec &k, int64_t B, int64_t Hq, int64_t Lq, i
 std::string workspaceFormula(const StagePlan &s, const KernelSpec &k, int64_t B, int64_t Hq,
                              int64_t Lq, int64_t Lk) {
   std::string f = "stage '" + k.stage + "': ";
-  if (k.workspacePerRow)
-    return f + "batch " + std::to_string(B) + " x heads_q " + std::to_string(Hq) + " x qlen " +
-           std::to_string(Lq) + " x " + std::to_string(*k.workspacePerRow) + " bytes per row (Delta)";
+  const std::string rows = k.workspacePerRow ? "batch " + std::to_string(B) + " x heads_q " + std::to_string(Hq) +
+                                                   " x qlen " + std::to_string(Lq) + " x " +
+                                                   std::to_string(*k.workspacePerRow) + " bytes per row (Delta)"
+                                             : "";
   if (s.tiled())
     return f + "batch " + std::to_string(B) + " x heads_q " + std::to_string(Hq) + " x " +
            std::to_string(s.tiles) + " tiles (ceil(qlen " + std::to_string(Lq) + " / block_m " +
            std::to_string(k.blockM) + ") + ceil(klen " + std::to_string(Lk) + " / block_n " +
            std::to_string(k.blockN) + ")) x " + std::to_string(k.workspacePerTile.value_or(0)) +
-           " bytes per tile";
+           " bytes per tile" + (rows.empty() ? "" : ", then " + rows);
+  if (k.workspacePerRow)
+    return f + rows;
   return f + std::to_string(s.chunkBlocks) + " row blocks per launch x block_m " +
          std::to_string(k.blockM) + " x klen " + std::to_string(Lk) + " x " +
          std::to_string(k.workspacePerKey.value_or(0)) + " bytes per key";
@@ -693,8 +696,11 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
                    std::to_string(kMaxGridYZ) + ")" + ofStage);
     if (s.tiled())
       s.workspaceBytes = tileWorkspace(*k, B, Hq, Lq, Lk, s.tiles, ofStage);
-    if (k->workspacePerRow) // B, Hq within the grid limits, Lq validated by q's extent: fits 64 bits
-      s.workspaceBytes = uint64_t(B) * uint64_t(Hq) * uint64_t(Lq) * uint64_t(*k->workspacePerRow);
+    // Delta per row after the tile summaries, if any (a backward variant's
+    // summary stage spans both, docs/runtime.md "Backward"). B, Hq within
+    // the grid limits, Lq validated by q's extent: fits 64 bits.
+    if (k->workspacePerRow)
+      s.workspaceBytes += uint64_t(B) * uint64_t(Hq) * uint64_t(Lq) * uint64_t(*k->workspacePerRow);
     s.kernelIndex = size_t(k - v.kernels.data());
     s.grid[0] = uint32_t(gx);
     s.grid[1] = uint32_t(gy);

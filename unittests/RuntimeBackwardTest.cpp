@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 using namespace attnc;
@@ -189,6 +190,35 @@ TEST(RuntimeBackwardPlan, BothGridsAndTheWorkspace) {
   LaunchPlan one = checkArguments(bw, backwardArgs(1, 4, 1, 1, 77));
   EXPECT_EQ(one.stages[1].grid[0], 2u);
   EXPECT_EQ(one.workspaceBytes, 16u);
+}
+
+// A mask read at token positions (documents): the backward_summary stage
+// before the gradient kernels, and the workspace holds its ranges ahead of
+// Delta (the kernels place Delta after them).
+TEST(RuntimeBackwardPlan, SummaryStageAndDeltaShareTheWorkspace) {
+  const std::string summary =
+      R"({"head_dim": 64, "dtype": "bf16", "symbol": "causal_d64_bf16_bwd_summary", "block_m": 64, "block_n": 64,
+        "threads": 128, "shared_bytes": 0, "stage": "backward_summary", "grid": "tiles_heads_batch",
+        "workspace_per_tile": 16, "workspace_per_row": 4},
+       )";
+  const std::string dq = R"({"head_dim": 64, "dtype": "bf16", "symbol": "causal_d64_bf16_bwd_dq")";
+  Manifest m = parseManifest(replaced(causalManifest(), dq, summary + dq));
+  const VariantSpec &bw = m.variants[1];
+  LaunchArgs a = backwardArgs(2, 8, 2, 300, 1000);
+  LaunchPlan p = checkArguments(bw, a);
+  ASSERT_EQ(p.stages.size(), 3u);
+  EXPECT_EQ(bw.kernels[p.stages[0].kernelIndex].stage, "backward_summary");
+  EXPECT_EQ(p.stages[0].grid[0], 6u); // ceil((ceil(300 / 64) + ceil(1000 / 64)) / 4 warps)
+  EXPECT_EQ(p.stages[0].grid[1], 8u); // heads_q
+  EXPECT_EQ(bw.kernels[p.stages[1].kernelIndex].stage, "backward_dq");
+  EXPECT_EQ(bw.kernels[p.stages[2].kernelIndex].stage, "backward_dkdv");
+  const uint64_t ranges = 2u * 8 * 21 * 16, delta = 2u * 8 * 300 * 4;
+  EXPECT_EQ(p.workspaceBytes, ranges + delta);
+  a.workspace = TensorRef::contiguous(addr(9), DType::U8, {int64_t(ranges + delta - 1)});
+  expectExactError([&] { checkArguments(bw, a); }, ErrorCode::InvalidArgument, "workspace",
+                   "workspace: expected at least 24576 bytes (stage 'backward_summary': batch 2 x heads_q 8 x 21 "
+                   "tiles (ceil(qlen 300 / block_m 64) + ceil(klen 1000 / block_n 64)) x 16 bytes per tile, then "
+                   "batch 2 x heads_q 8 x qlen 300 x 4 bytes per row (Delta)), got 24575 bytes (24575 x u8)");
 }
 
 TEST(RuntimeBackwardPlan, ArgumentErrorsNameTheTensor) {

@@ -100,6 +100,24 @@ static SmallVector<Value> runPipelined(OpBuilder &b, Location loc, Value n0, Val
   return SmallVector<Value>(loop.getResults().begin() + 2, loop.getResults().end());
 }
 
+/// The backward variant's workspace: Delta (f32 [B, Hq, Lq]) alone, or
+/// with tile summaries first their (min, max) pairs (i64, as the
+/// backward_summary stage writes them: summaryEntry over 64 x 64 tiles),
+/// then Delta (docs/runtime.md "Backward": the runtime sizes it so).
+void KernelEmitter::splitBackwardWorkspace() {
+  if (!summaries_) {
+    deltaWorkspace_ = workspace_;
+    return;
+  }
+  Value tiles = add(arith::CeilDivSIOp::create(b_, loc_, qlen_, ci(BM_)),
+                    arith::CeilDivSIOp::create(b_, loc_, klen_, ci(BN_)));
+  Value summaryWords = mul(mul(mul(ci(2 * int64_t(summaryReads_.size())), batch_), headsQ_), tiles);
+  Value bytes = workspace_;
+  workspace_ = memref::ViewOp::create(b_, loc_, globalType(i64_), bytes, cidx(0), ValueRange{});
+  deltaWorkspace_ = memref::ViewOp::create(b_, loc_, globalType(f32_), bytes, toIndex(mul(summaryWords, ci(8))),
+                                           ValueRange{});
+}
+
 /// Delta = rowsum(dO * O) of this warp's rows, each row's D / 8 chunks of
 /// 16 bytes on as many lanes, summed by shuffles: into deltaShared[row]
 /// and workspace[b, h, row] (rows < qlen). The warp reads back only its
@@ -131,7 +149,7 @@ Value KernelEmitter::rowDelta(Value oBase, Value doBase, Value deltaShared) {
     memref::StoreOp::create(b_, loc_, sum, deltaShared, ValueRange{toIndex(row)});
     auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, valid, false);
     b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
-    memref::StoreOp::create(b_, loc_, sum, workspace_, ValueRange{toIndex(add(deltaBase, g))});
+    memref::StoreOp::create(b_, loc_, sum, deltaWorkspace_, ValueRange{toIndex(add(deltaBase, g))});
   }
   NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
   return deltaBase;
@@ -208,8 +226,13 @@ void KernelEmitter::emitBackwardDQ() {
   const double scale = softmaxScale();
   const bool hasScoreRule = !variant_.getScore().empty();
   const attn::MaskKind by = ki_.hasRest() ? attn::MaskKind::region : attn::MaskKind::intervals;
-  auto [first, lastTile] = visitRange();
-  Value last = lastTile;
+  Value first, last;
+  std::tie(first, last) = visitRange();
+  if (summaries_) { // the key tiles classified from the summaries, as the forward kernel's
+    computeQRanges(mIdx_);
+    fillSummaries(first, last, [&](Value n) { return classifyTile(n, /*tokenRanges=*/true); });
+    std::tie(first, last) = visitedRange();
+  }
   PipelinedTiles tiles;
   tiles.next = [&](Value n) { return nextVisited(n, last); };
   tiles.load = [&](Value n, Value buf) {
@@ -219,7 +242,7 @@ void KernelEmitter::emitBackwardDQ() {
   };
   tiles.body = [&](Value n, Value buf, ArrayRef<Value> acc) {
     colFirst_ = mul(n, ci(BN_));
-    Value needMask = andB(classifyTile(n).second, classifyTile(n, false, warpRows_).second);
+    Value needMask = andB(windowNeedMask(n, classifyTile(n).second), classifyTile(n, false, warpRows_).second);
     SmallVector<Value> s = scoresQK({Qs_, Value()}, {Ks_, buf});
     SmallVector<Value> slopes; // a score rule's derivative per element
     if (hasScoreRule)
@@ -324,6 +347,8 @@ void KernelEmitter::emitBackwardDKDV() {
   Value Qring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2), dOring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2);
   Value lseS = view({2, BN_}, f32_, 2 * BN_ * 4), deltaS = view({2, BN_}, f32_, 2 * BN_ * 4);
   info_.sharedBytes = offset;
+  if (summaries_)
+    allocateSummaryBitmaps(dyn);
 
   Value groupSize = arith::DivSIOp::create(b_, loc_, headsQ_, headsKv_);
   kBase_ = add(mul(bIdx_, ksb_), mul(group, ksh_));
@@ -339,37 +364,29 @@ void KernelEmitter::emitBackwardDKDV() {
     hIdx_ = add(mul(group, groupSize), arith::DivSIOp::create(b_, loc_, i, nQ));
     return mul(arith::RemSIOp::create(b_, loc_, i, nQ), ci(BN_)); // its first row
   };
-  // (visit, needMask) of this key tile for tile i's query rows.
-  auto classify = [&](Value i) {
+  // (visit, needMask) of this key tile for tile i's query rows; with
+  // tokenRanges, from the summaries of both tiles (query tile i % nQ of
+  // head hIdx_, key tile mIdx_).
+  auto classify = [&](Value i, bool tokenRanges) {
     Value qFirst = bindQueryTile(i);
+    if (tokenRanges)
+      computeQRanges(arith::RemSIOp::create(b_, loc_, i, nQ));
     Value qEnd = minI(add(qFirst, ci(BN_)), qlen_);
-    auto [visit, needMask] = visitRule().classify(mIdx_, {add(qFirst, qOff_), add(sub(qEnd, ci(1)), qOff_)}, false);
+    auto [visit, needMask] =
+        visitRule().classify(mIdx_, {add(qFirst, qOff_), add(sub(qEnd, ci(1)), qOff_)}, tokenRanges);
     return std::pair<Value, Value>{visit, orB(needMask, cmpI(Pred::slt, qlen_, add(qFirst, ci(BN_))))};
   };
-  auto nextVisitedQ = [&](Value n) {
-    auto loop = scf::WhileOp::create(b_, loc_, TypeRange{i64_}, ValueRange{add(n, ci(1))});
-    OpBuilder::InsertionGuard g(b_);
-    Block *before = b_.createBlock(&loop.getBefore(), {}, {i64_}, {loc_});
-    b_.setInsertionPointToStart(before);
-    Value cand = before->getArgument(0);
-    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i1_}, cmpI(Pred::sle, cand, last), true);
-    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{notB(classify(cand).first)});
-    b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{cbool(false)});
-    b_.setInsertionPointAfter(ifIn);
-    scf::ConditionOp::create(b_, loc_, ifIn.getResult(0), ValueRange{cand});
-    Block *after = b_.createBlock(&loop.getAfter(), {}, {i64_}, {loc_});
-    b_.setInsertionPointToStart(after);
-    scf::YieldOp::create(b_, loc_, ValueRange{add(after->getArgument(0), ci(1))});
-    b_.setInsertionPointAfter(loop);
-    return loop.getResult(0);
-  };
+  // Where the bitmaps do not answer: beyond their window (more than
+  // kSummaryTiles query tiles over the group), the summaries one tile at a
+  // time; without summaries, the closed forms.
+  VisitOf visitOf = [&](Value i) { return classify(i, summaries_).first; };
+  if (summaries_)
+    fillSummaries(ci(0), last, [&](Value i) { return classify(i, /*tokenRanges=*/true); });
 
   const double scale = softmaxScale();
   const bool hasScoreRule = !variant_.getScore().empty();
   PipelinedTiles tiles;
-  tiles.next = nextVisitedQ;
+  tiles.next = [&](Value i) { return nextVisited(i, last, visitOf); };
   tiles.load = [&](Value i, Value buf) {
     Value qFirst = bindQueryTile(i);
     Value qBase = add(mul(bIdx_, qsb_), mul(hIdx_, qsh_));
@@ -392,14 +409,17 @@ void KernelEmitter::emitBackwardDKDV() {
       nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, lseS, ValueRange{buf, rc}, lse_,
                                        ValueRange{toIndex(sel(valid, add(lseBase, g), ci(0)))}, b_.getIndexAttr(1),
                                        count, UnitAttr());
-      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, deltaS, ValueRange{buf, rc}, workspace_,
+      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, deltaS, ValueRange{buf, rc}, deltaWorkspace_,
                                        ValueRange{toIndex(sel(valid, add(deltaBase, g), ci(0)))}, b_.getIndexAttr(1),
                                        count, UnitAttr());
     }
   };
   tiles.body = [&](Value i, Value buf, ArrayRef<Value> state) {
-    auto [visit, needMask] = classify(i);
-    (void)visit;
+    Value needMask = classify(i, false).second;
+    if (summaries_) {
+      Value inWindow = cmpI(Pred::slt, i, ci(kSummaryTiles)); // the window starts at tile 0
+      needMask = sel(inWindow, notB(summaryBit(fullBits_, i)), needMask);
+    }
     Value qFirst = bindQueryTile(i);
     const AccLayout layout = scoreLayout();
     const int64_t accSize = accLayout().size();
@@ -445,7 +465,7 @@ void KernelEmitter::emitBackwardDKDV() {
     return next;
   };
   SmallVector<Value> init(2 * accLayout().size(), cf(0));
-  SmallVector<Value> grads = runPipelined(b_, loc_, nextVisitedQ(ci(-1)), last, init, tiles);
+  SmallVector<Value> grads = runPipelined(b_, loc_, firstVisited(ci(0), last, visitOf), last, init, tiles);
   const int64_t accSize = accLayout().size();
   SmallVector<Value> dk(grads.begin(), grads.begin() + accSize), dv(grads.begin() + accSize, grads.end());
   storeRows(dk, scale, Kr, dk_, add(mul(bIdx_, dksb_), mul(group, dksh_)), rowBase_, klen_, dksl_);

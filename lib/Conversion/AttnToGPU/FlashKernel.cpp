@@ -97,7 +97,7 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
         arg(a, KernelArg::I64, i64_);
     }
   }
-  if (summaries_) // the summary stage's (min, max) per tile and input (TileVisits.cpp)
+  if (summaries_ && !backward_) // the summary stage's (min, max) per tile and input (TileVisits.cpp)
     arg("workspace", KernelArg::Ptr, globalType(i64_));
   if (backward_) { // BackwardStage.cpp: dO in, the gradients out, Delta in the workspace
     for (const char *t : {"dout", "dq", "dk", "dv"})
@@ -105,7 +105,8 @@ gpu::GPUFuncOp KernelEmitter::declare(gpu::GPUModuleOp module) {
     for (const char *t : {"dout", "dq", "dk", "dv"})
       for (const char *a : {"b", "h", "l"})
         arg(std::string(t) + "_stride_" + a, KernelArg::I64, i64_);
-    arg("workspace", KernelArg::Ptr, globalType(f32_));
+    // Delta; with tile summaries, after them (bytes: splitBackwardWorkspace).
+    arg("workspace", KernelArg::Ptr, globalType(summaries_ ? b_.getI8Type() : f32_));
   }
 
   // Inputs the mask or score regions read, in first-use order.
@@ -305,16 +306,8 @@ void KernelEmitter::setupShared() {
     Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes + kvBytes), ValueRange{});
     info_.sharedBytes = qBytes + 2 * kvBytes;
   }
-  if (summaries_) {
-    auto bitsType = MemRefType::get({kSummaryTiles / 32}, i32_, MemRefLayoutAttrInterface{}, workgroup());
-    visitBits_ = memref::ViewOp::create(b_, loc_, bitsType, dyn, cidx(info_.sharedBytes), ValueRange{});
-    fullBits_ = memref::ViewOp::create(b_, loc_, bitsType, dyn, cidx(info_.sharedBytes + kSummaryTiles / 8),
-                                       ValueRange{});
-    info_.sharedBytes += 2 * (kSummaryTiles / 8);
-    auto endsType = MemRefType::get({2}, i64_, MemRefLayoutAttrInterface{}, workgroup());
-    visitedEnds_ = memref::ViewOp::create(b_, loc_, endsType, dyn, cidx(info_.sharedBytes), ValueRange{});
-    info_.sharedBytes += 16;
-  }
+  if (summaries_)
+    allocateSummaryBitmaps(dyn);
 }
 
 /// Copies `rows` x D elements (row r of the tile is global row rowStart + r,
@@ -591,13 +584,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
       needMask = orB(cmpI(arith::CmpIPredicate::sgt, end, ci(*variant_.getTopk())),
                      cmpI(arith::CmpIPredicate::slt, selectedKey(sub(minI(end, ci(*variant_.getTopk())), ci(1))), ci(0)));
     }
-    if (summaries_) {
-      Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
-      needMask = sel(inWindow, notB(summaryBit(fullBits_, n)), needMask);
-      // A full tile still needs the mask on its tail columns past klen.
-      Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(mul(n, ci(BN_)), ci(BN_)));
-      needMask = orB(needMask, tail);
-    }
+    needMask = windowNeedMask(n, needMask);
     // Each warp classifies the tile again over its own rows (the closed
     // forms only): a warp whose rows the tile covers drops the mask.
     if (!overSelection_)
@@ -743,7 +730,7 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
       iksb_ = next(); iksl_ = next();
     }
   }
-  if (summaries_)
+  if (summaries_ && !backward_)
     workspace_ = next();
   if (backward_) {
     dout_ = next(); dq_ = next(); dk_ = next(); dv_ = next();
@@ -765,7 +752,11 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
     setKernelInfo(func);
     return;
   }
-  if (backward_) {
+  if (summaries_)
+    summaryReads_ = summaryReads();
+  if (backward_)
+    splitBackwardWorkspace();
+  if (backward_ && !summaryStage_) {
     if (kernel_.isBackwardDQ())
       emitBackwardDQ();
     else
@@ -774,8 +765,6 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
     setKernelInfo(func);
     return;
   }
-  if (summaries_)
-    summaryReads_ = summaryReads();
   if (summaryStage_) {
     emitSummaryStage();
     gpu::ReturnOp::create(b_, loc_);
@@ -798,8 +787,8 @@ void KernelEmitter::build(gpu::GPUModuleOp module) {
       loadQByTma();
     }
     auto [first, last] = visitRange();
-    computeQRanges();
-    fillSummaries(first, last);
+    computeQRanges(mIdx_);
+    fillSummaries(first, last, [&](Value n) { return classifyTile(n, /*tokenRanges=*/true); });
   }
   if (params_.producer) {
     // Warpgroup 0 loads, the others compute (TmaPipeline.cpp); the compute
@@ -848,13 +837,15 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
   if (params_.persistent) // docs/runtime.md: one CTA an SM strides over the tiles
     kinfo.append("grid", b_.getStringAttr("persistent"));
   if (summaryStage_) { // docs/runtime.md: the summary stage's grid and workspace
-    kinfo.append("stage", b_.getStringAttr("summary"));
+    kinfo.append("stage", kernel_.getStageAttr()); // summary, or backward_summary
     kinfo.append("grid", b_.getStringAttr("tiles_heads_batch"));
     kinfo.append("workspace_per_tile", b_.getI64IntegerAttr(16 * int64_t(summaryReads_.size())));
   }
   if (backward_) { // docs/runtime.md: the gradient kernels' grids; Delta in the workspace
-    kinfo.append("stage", kernel_.getStageAttr());
-    kinfo.append("grid", b_.getStringAttr(kernel_.isBackwardDQ() ? "qtiles_heads_batch" : "ktiles_kvheads_batch"));
+    if (!summaryStage_) {
+      kinfo.append("stage", kernel_.getStageAttr());
+      kinfo.append("grid", b_.getStringAttr(kernel_.isBackwardDQ() ? "qtiles_heads_batch" : "ktiles_kvheads_batch"));
+    }
     kinfo.append("workspace_per_row", b_.getI64IntegerAttr(4));
   }
   if (selects_) { // docs/runtime.md: the two stages' grids

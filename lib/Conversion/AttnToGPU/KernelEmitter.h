@@ -144,16 +144,14 @@ public:
     LD_ = wgmma_ ? D_ : D_ + params.pad;
     MT_ = BM_ / (16 * kWarps);
     summaries_ = needsTileSummaries(ki);
-    summaryStage_ = kernel.isSummaryStage();
+    summaryStage_ = kernel.isSummaryStage() || kernel.isBackwardSummary();
     selects_ = bool(variant_.getTopk());
     selectStage_ = kernel.isSelectStage();
     topkStage_ = kernel.isTopkStage();
     overSelection_ = kernel.overSelection();
     if (overSelection_)
       summaries_ = false; // its key tiles are the selection's: no mask to summarise
-    backward_ = kernel.isBackward();
-    if (backward_)
-      summaries_ = false; // the closed forms alone classify its tiles (documents: masked per element)
+    backward_ = kernel.isBackward(); // with tile summaries, the backward_summary stage writes them
     if (DictionaryAttr ix = variant_.getIndexerAttr())
       indexer_ = IndexerInfo{cast<IntegerAttr>(ix.get("heads")).getInt(), cast<IntegerAttr>(ix.get("dim")).getInt(),
                              cast<StringAttr>(ix.get("dtype")).str()};
@@ -227,7 +225,9 @@ private:
 
   // The gradient kernels (BackwardStage.cpp; docs/codegen.md "Backward").
   bool backward_ = false; ///< this kernel is backward_dq or backward_dkdv
-  Value dout_, dq_, dk_, dv_; ///< dO (read), dQ, dK, dV (written); workspace_: Delta, f32 [B, Hq, Lq]
+  Value dout_, dq_, dk_, dv_; ///< dO (read), dQ, dK, dV (written)
+  Value deltaWorkspace_; ///< Delta, f32 [B, Hq, Lq]: the workspace, after the tile summaries if any
+  void splitBackwardWorkspace();
   Value dosb_, dosh_, dosl_, dqsb_, dqsh_, dqsl_, dksb_, dksh_, dksl_, dvsb_, dvsh_, dvsl_;
   double softmaxScale();
   void emitBackwardDQ();
@@ -343,7 +343,6 @@ private:
   SmallVector<Value> &regsOf(Value tileValue);
   SmallVector<Value> loadTile(Value smem, Value buf, int64_t rows, Value global, Value base, Value rowStart,
                               Value rowLimit, Value rowStride);
-  Value nextVisited(Value n, Value last);
   /// The indices of element (row, col) of a tile of `rows` rows in its
   /// shared view (`buf`: the buffer of a double-buffered one, or null):
   /// [row][col] in padded rows, or the 128-byte swizzled position (wgmma).
@@ -378,7 +377,12 @@ private:
   TileVisitRule visitRule();
   std::pair<Value, Value> visitRange();
   std::pair<Value, Value> visitedRange(); ///< visitRange(), narrowed by the summaries' bitmaps
-  Value firstVisited(Value first, Value last);
+  /// Whether tile n is visited where the summaries' bitmaps do not answer
+  /// (none, or beyond their window); default: classifyTile(n).first.
+  using VisitOf = std::function<Value(Value)>;
+  Value firstVisited(Value first, Value last, const VisitOf &visitOf = {});
+  Value nextVisited(Value n, Value last, const VisitOf &visitOf = {});
+  Value windowNeedMask(Value n, Value needMask); ///< needMask of key tile n from the full bitmap in its window
   std::pair<Value, Value> classifyTile(Value n, bool tokenRanges = false, std::optional<ValueRange64> rows = {});
 
   // Tile summaries: for masks whose unsolved conditions read inputs at token
@@ -410,8 +414,10 @@ private:
   Value shuffleXorI64(Value v, int32_t offset);
   Value readAtPosition(const SummaryRead &r, Value pos);
   Value inputValueI64(const InputArg &in, Value loaded);
-  void computeQRanges();
-  void fillSummaries(Value first, Value last);
+  void computeQRanges(Value queryTile);
+  void allocateSummaryBitmaps(Value dynShared);
+  using Classify = std::function<std::pair<Value, Value>(Value)>; ///< tile -> (visit, needMask)
+  void fillSummaries(Value first, Value last, const Classify &classify);
   Value summaryBit(Value bits, Value n);
 
   SmallVector<Value> operandsOf(Value fragment, int64_t regs);

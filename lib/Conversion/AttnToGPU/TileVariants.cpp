@@ -184,7 +184,8 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
       if (!backward)
         continue;
       // The gradient kernels, after the forward ones of every head dim:
-      // 64 x 64 tiles, dQ at two CTAs an SM, dK/dV (two accumulators) at one.
+      // 64 x 64 tiles, dQ at two CTAs an SM, dK/dV (two accumulators) at one
+      // (and a summary stage before them where the forward has one).
       std::set<std::string> said;
       for (int64_t d : dims) {
         if (std::string why = backwardRefusal(v, d); !why.empty()) {
@@ -195,7 +196,14 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
         for (bool bf16 : elems) {
           std::string symbol = kernelSymbol(v.getSymName().str(), d, bf16);
           Type elem = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
-          for (auto [suffix, stage, ctas] : {std::tuple{"_bwd_dq", "backward_dq", 2}, {"_bwd_dkdv", "backward_dkdv", 1}}) {
+          // Masks read at token positions: the summary stage over the
+          // gradient kernels' 64 x 64 tiles first (both classify from it).
+          std::vector<std::tuple<const char *, const char *, int>> stages;
+          if (flash::needsTileSummaries(analysis.keyIntervals()))
+            stages.push_back({"_bwd_summary", "backward_summary", 2});
+          stages.push_back({"_bwd_dq", "backward_dq", 2});
+          stages.push_back({"_bwd_dkdv", "backward_dkdv", 1});
+          for (auto [suffix, stage, ctas] : stages) {
             b.setInsertionPointToEnd(module.getBody());
             auto kernel = attn::TileKernelOp::create(
                 b, v.getLoc(), b.getStringAttr(symbol + suffix), FlatSymbolRefAttr::get(v.getSymNameAttr()),

@@ -297,23 +297,40 @@ ValueRange64 KernelEmitter::summaryRange(const Term &read, Value tile) {
           memref::LoadOp::create(b_, loc_, workspace_, ValueRange{toIndex(add(at, ci(1)))})};
 }
 
-/// The ranges of every input read at q over this CTA's query tile (from the
-/// summaries: its rows are query tile mIdx_).
-void KernelEmitter::computeQRanges() {
+/// The ranges of every input read at q over query tile `queryTile` (from
+/// the summaries), which the classification then takes for the query rows:
+/// the CTA's tile (mIdx_), or the dK/dV kernel's query tile at hand.
+void KernelEmitter::computeQRanges(Value queryTile) {
+  qRanges_.clear();
   forEachRangeableRead([&](const Term &t) {
     if (t.inputIndex[size_t(singleTokenAxis(t))] == analysis::Var::Q && !qRanges_.count(t.str()))
-      qRanges_[t.str()] = summaryRange(t, mIdx_);
+      qRanges_[t.str()] = summaryRange(t, queryTile);
   });
 }
 
-/// Classifies the key tiles first .. first + kSummaryTiles - 1 (up to last)
-/// with input ranges into the two bitmaps, every thread of the CTA: in
+/// The two bitmaps (visit, full) of kSummaryTiles bits and visitedEnds_ at
+/// info_.sharedBytes of the dynamic shared memory.
+void KernelEmitter::allocateSummaryBitmaps(Value dynShared) {
+  auto bitsType = MemRefType::get({kSummaryTiles / 32}, i32_, MemRefLayoutAttrInterface{}, workgroup());
+  visitBits_ = memref::ViewOp::create(b_, loc_, bitsType, dynShared, cidx(info_.sharedBytes), ValueRange{});
+  fullBits_ = memref::ViewOp::create(b_, loc_, bitsType, dynShared, cidx(info_.sharedBytes + kSummaryTiles / 8),
+                                     ValueRange{});
+  info_.sharedBytes += 2 * (kSummaryTiles / 8);
+  auto endsType = MemRefType::get({2}, i64_, MemRefLayoutAttrInterface{}, workgroup());
+  visitedEnds_ = memref::ViewOp::create(b_, loc_, endsType, dynShared, cidx(info_.sharedBytes), ValueRange{});
+  info_.sharedBytes += 16;
+}
+
+/// Classifies the tiles first .. first + kSummaryTiles - 1 (up to last)
+/// with `classify` (input ranges: key tiles for the forward and dQ
+/// kernels, the dK/dV kernel's query tiles) into the two bitmaps, every
+/// thread of the CTA: in
 /// round i, thread t takes tile first + i * threads + t, and its warp's 32
 /// bits (a ballot) are word i * threads / 32 + warp. Rounds past `last`
 /// are not run: the walk reads no word beyond it. Each warp also folds the
 /// first and last tile it marks visited into visitedEnds_ (shared atomics),
 /// so that the key loop starts and ends there without walking the words.
-void KernelEmitter::fillSummaries(Value first, Value last) {
+void KernelEmitter::fillSummaries(Value first, Value last, const Classify &classify) {
   windowFirst_ = first;
   const int64_t threads = params_.blockThreads();
   {
@@ -333,7 +350,7 @@ void KernelEmitter::fillSummaries(Value first, Value last) {
     Value round = toI64(loop.getInductionVar());
     Value n = add(first, add(mul(round, ci(threads)), tid_));
     Value inRange = cmpI(arith::CmpIPredicate::sle, n, last);
-    auto [visit, needMask] = classifyTile(minI(n, last), /*tokenRanges=*/true);
+    auto [visit, needMask] = classify(minI(n, last));
     auto ballot = [&](Value bit) {
       return NVVM::VoteSyncOp::create(b_, loc_, i32_, ci32(-1), andB(inRange, bit), NVVM::VoteSyncKind::ballot)
           .getResult();
@@ -380,9 +397,9 @@ std::pair<Value, Value> KernelEmitter::visitedRange() {
 /// The first key tile of [first, last] the query tile visits (last + 1 if
 /// none): with summaries, the first the bitmaps mark, else (none in the
 /// window) the walk on from the window's end.
-Value KernelEmitter::firstVisited(Value first, Value last) {
+Value KernelEmitter::firstVisited(Value first, Value last, const VisitOf &visitOf) {
   if (!summaries_)
-    return nextVisited(sub(first, ci(1)), last);
+    return nextVisited(sub(first, ci(1)), last, visitOf);
   Value found = cmpI(arith::CmpIPredicate::slt, windowFirstVisited_, ci(analysis::kInf));
   auto ifFound = scf::IfOp::create(b_, loc_, TypeRange{i64_}, found, true);
   OpBuilder::InsertionGuard g(b_);
@@ -391,7 +408,7 @@ Value KernelEmitter::firstVisited(Value first, Value last) {
   b_.setInsertionPointToStart(&ifFound.getElseRegion().front());
   Value windowLast = add(first, ci(kSummaryTiles - 1));
   Value beyond = cmpI(arith::CmpIPredicate::sgt, last, windowLast);
-  Value walked = nextVisited(sel(beyond, windowLast, last), last); // last + 1 when not beyond
+  Value walked = nextVisited(sel(beyond, windowLast, last), last, visitOf); // last + 1 when not beyond
   scf::YieldOp::create(b_, loc_, ValueRange{walked});
   b_.setInsertionPointAfter(ifFound);
   return ifFound.getResult(0);
@@ -410,8 +427,22 @@ Value KernelEmitter::summaryBit(Value bits, Value n) {
 //===----------------------------------------------------------------------===//
 // The next visited key tile.
 //===----------------------------------------------------------------------===//
-/// The first key tile after `n` that the query tile visits (last + 1 if none).
-Value KernelEmitter::nextVisited(Value n, Value last) {
+/// needMask of key tile n: inside the summaries' window the full bitmap's
+/// (the closed forms' `needMask` beyond it), and a tile past klen's tail.
+Value KernelEmitter::windowNeedMask(Value n, Value needMask) {
+  if (!summaries_)
+    return needMask;
+  Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
+  needMask = sel(inWindow, notB(summaryBit(fullBits_, n)), needMask);
+  // A full tile still needs the mask on its tail columns past klen.
+  Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(mul(n, ci(BN_)), ci(BN_)));
+  return orB(needMask, tail);
+}
+
+/// The first tile after `n` that the CTA visits (last + 1 if none): key
+/// tiles of the query tile, or (visitOf) the dK/dV kernel's query tiles.
+Value KernelEmitter::nextVisited(Value n, Value last, const VisitOf &visitOf) {
+  auto fallback = [&](Value cand) { return visitOf ? visitOf(cand) : classifyTile(cand).first; };
   if (overSelection_) {
     // The selection fills its slots in ascending key order from the first:
     // the tiles after n hold keys until one whose first slot is empty.
@@ -439,11 +470,11 @@ Value KernelEmitter::nextVisited(Value n, Value last) {
       b_.setInsertionPointToStart(&ifWin.getThenRegion().front());
       scf::YieldOp::create(b_, loc_, ValueRange{summaryBit(visitBits_, cand)});
       b_.setInsertionPointToStart(&ifWin.getElseRegion().front());
-      scf::YieldOp::create(b_, loc_, ValueRange{classifyTile(cand).first});
+      scf::YieldOp::create(b_, loc_, ValueRange{fallback(cand)});
       b_.setInsertionPointAfter(ifWin);
       visit = ifWin.getResult(0);
     } else {
-      visit = classifyTile(cand).first;
+      visit = fallback(cand);
     }
     scf::YieldOp::create(b_, loc_, ValueRange{notB(visit)});
     b_.setInsertionPointToStart(&ifIn.getElseRegion().front());

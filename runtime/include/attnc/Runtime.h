@@ -154,8 +154,10 @@ struct StagePlan {
   /// head), ceil(qlen / block_m) + ceil(klen / block_n).
   int64_t tiles = 0;
   /// The stage's workspace (0 for a stage that is neither chunked nor
-  /// tiled): chunked, chunkBlocks * block_m * klen * workspace_per_key;
-  /// tiled, batch * heads_q * tiles * workspace_per_tile.
+  /// tiled nor a gradient kernel): chunked, chunkBlocks * block_m * klen *
+  /// workspace_per_key; tiled, batch * heads_q * tiles * workspace_per_tile;
+  /// plus, with workspace_per_row (a backward variant's kernels: Delta
+  /// after the summaries), batch * heads_q * qlen * workspace_per_row.
   uint64_t workspaceBytes = 0;
 
   /// A persistent stage (grid 'persistent'): grid[0] is its query tiles;
@@ -192,9 +194,9 @@ struct LaunchPlan {
   /// Every kernel to launch, in order (one for a single-stage variant).
   std::vector<StagePlan> stages;
   /// Bytes of workspace the launch needs: the largest of the stages'
-  /// workspaceBytes (those of the chunked stages, or of the tiled ones: a
-  /// variant has one kind or the other); 0 if the variant takes no
-  /// 'workspace'.
+  /// workspaceBytes (those of the chunked stages, or of the tiled ones and
+  /// the gradient kernels: a variant has one kind or the other); 0 if the
+  /// variant takes no 'workspace'.
   uint64_t workspaceBytes = 0;
   /// The caller gave no workspace although the variant takes one: the slot
   /// of 'workspace' holds 0 and Kernel::launch allocates workspaceBytes.

@@ -63,8 +63,8 @@ LogicalResult TileKernelOp::verify() {
   if (getCtasPerSm() < 1)
     return emitOpError() << "expected ctas_per_sm >= 1, got " << getCtasPerSm();
   if (getStage() && !overRows() && !overSelection() && !isSummaryStage() && !isBackward())
-    return emitOpError() << "expected stage \"select\", \"topk\", \"attention\", \"summary\", \"backward_dq\" or "
-                            "\"backward_dkdv\", got \""
+    return emitOpError() << "expected stage \"select\", \"topk\", \"attention\", \"summary\", \"backward_summary\", "
+                            "\"backward_dq\" or \"backward_dkdv\", got \""
                          << *getStage() << "\"";
   // The tile program: load_q, key_loop, epilogue, in this order; a select
   // stage's is attn.tile.select_topk alone.
@@ -74,7 +74,7 @@ LogicalResult TileKernelOp::verify() {
     expected = {TileSelectScoresOp::getOperationName()};
   if (isTopkStage())
     expected = {TileSelectTopkOp::getOperationName()};
-  if (isSummaryStage())
+  if (isSummaryStage() || isBackwardSummary())
     expected = {TileSummarizeInputsOp::getOperationName()};
   if (isBackwardDQ())
     expected = {TileBackwardDQOp::getOperationName()};

@@ -76,6 +76,10 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
       tile of `block_m` keys of one KV head, over every query head of its
       group and every query tile of `block_n` rows that may see it (the body
       is one `attn.tile.backward_dkdv`).
+    A variant whose mask reads inputs at token positions has a third before
+    them, `stage = "backward_summary"`: the summary stage over the gradient
+    kernels' tiles (body: one `attn.tile.summarize_inputs`), whose ranges
+    both gradient kernels classify their tiles from.
 
     The tile sizes are the MMA backend's choice (TilePolicy.h for mma.sync),
     made by `attn-tile-variants`; everything below the tile (threads,
@@ -125,7 +129,10 @@ def Attn_TileKernelOp : Attn_TileOp<"kernel", [
     bool isBackwardDQ() { return getStage() && *getStage() == "backward_dq"; }
     /// The backward pass's dK/dV kernel (body: attn.tile.backward_dkdv).
     bool isBackwardDKDV() { return getStage() && *getStage() == "backward_dkdv"; }
-    bool isBackward() { return isBackwardDQ() || isBackwardDKDV(); }
+    /// The input summaries over the gradient kernels' tiles (body:
+    /// attn.tile.summarize_inputs).
+    bool isBackwardSummary() { return getStage() && *getStage() == "backward_summary"; }
+    bool isBackward() { return isBackwardDQ() || isBackwardDKDV() || isBackwardSummary(); }
   }];
 }
 
