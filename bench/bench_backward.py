@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """attnc's gradient kernels against cuDNN SDPA's and FlexAttention's backward, in one process.
 
-Usage (GPU machine): bench_backward.py --ptx build-ptx/bench/patterns_backward.ptx [--json OUT]
+Usage (GPU machine): bench_backward.py --ptx build-ptx/bench/patterns_backward.ptx [--cases a,b] [--json OUT]
 The PTX is bench/patterns.attn compiled with --backward=on (scripts/build_ptx.sh).
 Times the backward pass alone: ours is Kernel.backward (the dQ kernel, then the
-dK/dV kernel, with the forward's out and lse); the anchors' is
-torch.autograd.grad over a retained forward graph (cuDNN: SDPBackend.CUDNN_ATTENTION;
-FlexAttention: torch.compile'd, its block mask built outside the timing).
-Random bf16 inputs, median of many runs (triton.testing.do_bench). Effective
-TFLOP/s = 2.5 * 4 * D * allowed pairs * B * H / time (five matrix products
-against the forward's two). Ratios are anchor time / ours (> 1: we are faster).
+dK/dV kernel, with the forward's out and lse; with a summary stage first for
+documents); the anchors' is torch.autograd.grad over a retained forward graph
+(cuDNN: SDPBackend.CUDNN_ATTENTION; FlexAttention: torch.compile'd, its block
+mask built outside the timing). Then forward + backward (ours: the forward
+kernel and Kernel.backward; the anchors': the forward and autograd.grad, no
+graph kept). Random bf16 inputs, median of many runs (triton.testing.do_bench).
+Effective TFLOP/s = 2.5 * 4 * D * allowed pairs * B * Hq / time for the
+backward (five matrix products against the forward's two), 3.5 * 4 * ... for
+forward + backward. Ratios are anchor time / ours (> 1: we are faster).
+Each case also compares our dQ, dK, dV with FlexAttention's (relative L2,
+both bf16: their rounding, about 3e-3; a wrong tile skip shows as far more)
+and fails the run above 2e-2.
 """
 import argparse, json, os, sys
 
@@ -33,10 +39,19 @@ def bench(fn, rep=50):
 
 
 def anchor_backward(forward, q, k, v, dout):
-    """ms of the backward of forward(q, k, v) (autograd, graph retained)."""
+    """(ms of the backward of forward(q, k, v) (autograd, graph retained),
+    ms of forward + backward, the gradients)."""
     qg, kg, vg = (t.detach().clone().requires_grad_() for t in (q, k, v))
     o = forward(qg, kg, vg)
-    return bench(lambda: torch.autograd.grad(o, (qg, kg, vg), dout, retain_graph=True))
+    grads = torch.autograd.grad(o, (qg, kg, vg), dout, retain_graph=True)
+    ms = bench(lambda: torch.autograd.grad(o, (qg, kg, vg), dout, retain_graph=True))
+    del o
+    ms_fb = bench(lambda: torch.autograd.grad(forward(qg, kg, vg), (qg, kg, vg), dout))
+    return ms, ms_fb, grads
+
+
+def rel_l2(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
 
 
 def main():
@@ -53,54 +68,91 @@ def main():
     torch._functorch.config.donated_buffer = False
     flex = torch.compile(flex_attention, dynamic=False)
     print("device", torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
-    L2 = 32768
-    doc = document_ids(L2)
-    doc_d = doc.to(dev)
-    counts = torch.bincount(doc.long()).double()
-    cases = [  # name, variant, B, H, L, D, flex mask, pairs, cuDNN causal flag (None: no cuDNN), inputs
-        ("causal", "causal", 1, 16, 16384, 128, lambda b, h, qi, ki: qi >= ki, pairs_causal(16384), True, {}),
-        ("dense", "dense", 1, 16, 16384, 128, None, 16384 * 16384, False, {}),
-        ("causal_d64", "causal", 1, 32, 16384, 64, lambda b, h, qi, ki: qi >= ki, pairs_causal(16384), True, {}),
-        ("dense_b4_4096", "dense", 4, 16, 4096, 128, None, 4096 * 4096, False, {}),
-        ("sliding4096", "sliding4096", 1, 16, L2, 128, lambda b, h, qi, ki: (qi >= ki) & (qi - ki < 4096),
-         pairs_sliding(L2, 4096), None, {}),
-        ("documents", "documents", 1, 16, L2, 128, lambda b, h, qi, ki: (doc_d[qi] == doc_d[ki]) & (qi >= ki),
-         int(((counts * (counts + 1)) / 2).sum().item()), None, {"doc": doc_d[None].contiguous()}),
+    docs = {}  # L -> (ids on the GPU, allowed pairs)
+    for L in (32768, 131072):
+        ids = document_ids(L)
+        counts = torch.bincount(ids.long()).double()
+        docs[L] = (ids.to(dev), int(((counts * (counts + 1)) / 2).sum().item()))
+
+    def documents(L):
+        doc_d = docs[L][0]
+        return (lambda b, h, qi, ki: (doc_d[qi] == doc_d[ki]) & (qi >= ki)), docs[L][1], {"doc": doc_d[None].contiguous()}
+
+    def sliding(w):
+        return lambda b, h, qi, ki: (qi >= ki) & (qi - ki < w)
+
+    causal = lambda b, h, qi, ki: qi >= ki  # noqa: E731
+    cases = [  # name, variant, B, Hq, Hkv, L, D, (flex mask, pairs, inputs), cuDNN causal flag (None: no cuDNN)
+        ("causal", "causal", 1, 16, 16, 16384, 128, (causal, pairs_causal(16384), {}), True),
+        ("dense", "dense", 1, 16, 16, 16384, 128, (None, 16384 * 16384, {}), False),
+        ("causal_d64", "causal", 1, 32, 32, 16384, 64, (causal, pairs_causal(16384), {}), True),
+        ("dense_b4_4096", "dense", 4, 16, 16, 4096, 128, (None, 4096 * 4096, {}), False),
+        ("sliding4096", "sliding4096", 1, 16, 16, 32768, 128, (sliding(4096), pairs_sliding(32768, 4096), {}), None),
+        ("documents", "documents", 1, 16, 16, 32768, 128, documents(32768), None),
+        # GQA 16:1: 16 x 512 (head, query tile) pairs a dK/dV CTA, past the
+        # bitmaps' window of 4096 (the pairs beyond it are classified one by one).
+        ("documents_gqa16", "documents", 1, 32, 2, 32768, 128, documents(32768), None),
+        # The issue's long-context targets (forward + backward >= 1.5x FlexAttention).
+        ("sliding1024_128k", "sliding1024", 1, 16, 16, 131072, 128,
+         (sliding(1024), pairs_sliding(131072, 1024), {}), None),
+        ("documents_128k", "documents", 1, 16, 16, 131072, 128, documents(131072), None),
     ]
     wanted = set(args.cases.split(",")) if args.cases else None
-    rows = []
-    for name, variant, B, H, L, D, mask, pairs, cudnn_causal, inputs in cases:
+    rows, disagreements = [], 0
+    for name, variant, B, H, Hkv, L, D, (mask, pairs, inputs), cudnn_causal in cases:
         if wanted and name not in wanted:
             continue
-        q, k, v, dout = (torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
+        q, dout = (torch.randn(B, H, L, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+        k, v = (torch.randn(B, Hkv, L, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
         kern = mod.variant(variant)
         out, lse = kern(q, k, v, inputs=inputs)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         ms = bench(lambda: kern.backward(q, k, v, out, lse, dout, inputs=inputs, dq=dq, dk=dk, dv=dv))
+
+        def ours_fwd_bwd():
+            o, l = kern(q, k, v, inputs=inputs)
+            kern.backward(q, k, v, o, l, dout, inputs=inputs, dq=dq, dk=dk, dv=dv)
+        ms_fb = bench(ours_fwd_bwd)
         flops = 2.5 * 4 * B * H * pairs * D
-        row = dict(case=name, B=B, H=H, L=L, D=D, ours_ms=ms, ours_tflops=flops / ms / 1e9)
+        row = dict(case=name, B=B, H=H, Hkv=Hkv, L=L, D=D, ours_ms=ms, ours_tflops=flops / ms / 1e9,
+                   ours_fwd_bwd_ms=ms_fb, ours_fwd_bwd_tflops=flops * 1.4 / ms_fb / 1e9)
         if cudnn_causal is not None:
             with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                ms_c = anchor_backward(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=cudnn_causal),
-                                       q, k, v, dout)
-            row.update(cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9, vs_cudnn=ms_c / ms)
+                ms_c, fb_c, _ = anchor_backward(
+                    lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=cudnn_causal), q, k, v, dout)
+            row.update(cudnn_ms=ms_c, cudnn_tflops=flops / ms_c / 1e9, vs_cudnn=ms_c / ms,
+                       cudnn_fwd_bwd_ms=fb_c, fwd_bwd_vs_cudnn=fb_c / ms_fb)
         bm = create_block_mask(mask, None, None, L, L, device=dev, _compile=True) if mask else None
-        ms_f = anchor_backward(lambda a, b, c: flex(a, b, c, block_mask=bm), q, k, v, dout)
-        row.update(flex_ms=ms_f, flex_tflops=flops / ms_f / 1e9, vs_flex=ms_f / ms)
+        ms_f, fb_f, flex_grads = anchor_backward(lambda a, b, c: flex(a, b, c, block_mask=bm, enable_gqa=H != Hkv),
+                                                 q, k, v, dout)
+        row.update(flex_ms=ms_f, flex_tflops=flops / ms_f / 1e9, vs_flex=ms_f / ms,
+                   flex_fwd_bwd_ms=fb_f, fwd_bwd_vs_flex=fb_f / ms_fb)
+        kern.backward(q, k, v, out, lse, dout, inputs=inputs, dq=dq, dk=dk, dv=dv)
+        row["vs_flex_grads_rel_l2"] = max(rel_l2(ours, theirs) for ours, theirs in zip((dq, dk, dv), flex_grads))
+        if not row["vs_flex_grads_rel_l2"] <= 2e-2:
+            disagreements += 1
+            print("FAIL %s: dQ/dK/dV differ from FlexAttention's by %.2e (relative L2)"
+                  % (name, row["vs_flex_grads_rel_l2"]), flush=True)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        del q, k, v, dout, out, lse, dq, dk, dv
+        del q, k, v, dout, out, lse, dq, dk, dv, flex_grads
         torch.cuda.empty_cache()
-    print("\nbackward only, bf16; ratios: anchor time / ours")
-    print("%-14s %6s %4s %9s %10s %11s %10s   %s" % ("case", "L", "D", "ours ms", "ours TF/s", "cuDNN TF/s",
-                                                   "flex TF/s", "ratio"))
+    print("\nbf16; ratios: anchor time / ours; grads: max relative L2 of our dQ, dK, dV against FlexAttention's")
+    print("%-17s %6s %4s %5s %9s %10s %11s %10s  %-26s %12s  %-26s %s" % (
+        "case", "L", "D", "Hq:kv", "bwd ms", "bwd TF/s", "cuDNN TF/s", "flex TF/s", "bwd ratio", "fwd+bwd ms",
+        "fwd+bwd ratio", "grads"))
     for r in rows:
         sp = ("x%.2f cuDNN, " % r["vs_cudnn"] if "vs_cudnn" in r else "") + "x%.2f flex" % r["vs_flex"]
-        print("%-14s %6d %4d %9.3f %10.1f %11s %10.1f   %s" % (
-            r["case"], r["L"], r["D"], r["ours_ms"], r["ours_tflops"],
-            "%.1f" % r["cudnn_tflops"] if "cudnn_tflops" in r else "-", r["flex_tflops"], sp))
+        fb = ("x%.2f cuDNN, " % r["fwd_bwd_vs_cudnn"] if "fwd_bwd_vs_cudnn" in r else "") + \
+            "x%.2f flex" % r["fwd_bwd_vs_flex"]
+        print("%-17s %6d %4d %5s %9.3f %10.1f %11s %10.1f  %-26s %12.3f  %-26s %.1e" % (
+            r["case"], r["L"], r["D"], "%d:%d" % (r["H"], r["Hkv"]), r["ours_ms"], r["ours_tflops"],
+            "%.1f" % r["cudnn_tflops"] if "cudnn_tflops" in r else "-", r["flex_tflops"], sp,
+            r["ours_fwd_bwd_ms"], fb, r["vs_flex_grads_rel_l2"]))
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
+    if disagreements:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

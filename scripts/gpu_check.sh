@@ -24,7 +24,7 @@
 # the machine's torch, test/gpu/check_wheel.py, then attnc.torch through it,
 # test/gpu/check_torch.py and check_torch_grad.py; train: examples/training/train.py with the wheel,
 # TRAIN_ARGS passed to it);
-# BENCH_CASES limits the benchmark's cases (comma-separated).
+# BENCH_CASES limits the benchmark's cases (comma-separated), BWBENCH_CASES bwbench's.
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -104,7 +104,7 @@ if has backward; then
   for tool in memcheck racecheck; do
     echo "== compute-sanitizer $tool (gradient kernels)"
     compute-sanitizer --tool $tool --error-exitcode 9 python3 "$root/test/gpu/check_backward.py" \
-      --ptx-dir "$root/build-ptx/backward" --attnc "$build/bin/attnc" --quick --only mistral,gptoss,documents \
+      --ptx-dir "$root/build-ptx/backward" --attnc "$build/bin/attnc" --quick --only mistral,gptoss,documents,gemma2 \
       > "$out/sanitizer_backward_$tool.log" 2>&1 || status=1
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|cases passed" "$out/sanitizer_backward_$tool.log"
   done
@@ -112,7 +112,8 @@ fi
 if has bwbench; then
   echo "== gradient kernels vs cuDNN and FlexAttention backward (bench/bench_backward.py)"
   python3 "$root/bench/bench_backward.py" --ptx "$root/build-ptx/bench/patterns_backward.ptx" \
-    --json "$out/bench_backward.json" 2>&1 | tee "$out/bench_backward.log" | tail -n 9 || status=1
+    ${BWBENCH_CASES:+--cases "$BWBENCH_CASES"} --json "$out/bench_backward.json" 2>&1 |
+    tee "$out/bench_backward.log" | grep -E "^FAIL|^bf16|^case|^[a-z_0-9]+ +[0-9]+ " || status=1
 fi
 if has dsabench; then
   echo "== DSA benchmark"

@@ -347,8 +347,8 @@ void KernelEmitter::emitBackwardDKDV() {
   Value Qring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2), dOring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2);
   Value lseS = view({2, BN_}, f32_, 2 * BN_ * 4), deltaS = view({2, BN_}, f32_, 2 * BN_ * 4);
   info_.sharedBytes = offset;
-  if (summaries_)
-    allocateSummaryBitmaps(dyn);
+  visitBitmaps_ = true; // the (head, query tile) pairs classified up front, every thread one
+  allocateSummaryBitmaps(dyn);
 
   Value groupSize = arith::DivSIOp::create(b_, loc_, headsQ_, headsKv_);
   kBase_ = add(mul(bIdx_, ksb_), mul(group, ksh_));
@@ -376,12 +376,15 @@ void KernelEmitter::emitBackwardDKDV() {
         visitRule().classify(mIdx_, {add(qFirst, qOff_), add(sub(qEnd, ci(1)), qOff_)}, tokenRanges);
     return std::pair<Value, Value>{visit, orB(needMask, cmpI(Pred::slt, qlen_, add(qFirst, ci(BN_))))};
   };
-  // Where the bitmaps do not answer: beyond their window (more than
-  // kSummaryTiles query tiles over the group), the summaries one tile at a
-  // time; without summaries, the closed forms.
+  // The pairs of the window into the bitmaps (the closed forms, with
+  // summaries also the inputs' ranges), the CTA's threads in parallel; where
+  // the bitmaps do not answer, beyond their window (more than kSummaryTiles
+  // pairs over the group), the same classification one pair at a time.
   VisitOf visitOf = [&](Value i) { return classify(i, summaries_).first; };
-  if (summaries_)
-    fillSummaries(ci(0), last, [&](Value i) { return classify(i, /*tokenRanges=*/true); });
+  fillSummaries(ci(0), last, [&](Value i) { return classify(i, summaries_); });
+  // The walk ends at the last pair the bitmaps mark, unless pairs lie
+  // beyond the window.
+  last = sel(cmpI(Pred::sge, last, ci(kSummaryTiles)), last, minI(last, windowLastVisited_));
 
   const double scale = softmaxScale();
   const bool hasScoreRule = !variant_.getScore().empty();
@@ -415,11 +418,8 @@ void KernelEmitter::emitBackwardDKDV() {
     }
   };
   tiles.body = [&](Value i, Value buf, ArrayRef<Value> state) {
-    Value needMask = classify(i, false).second;
-    if (summaries_) {
-      Value inWindow = cmpI(Pred::slt, i, ci(kSummaryTiles)); // the window starts at tile 0
-      needMask = sel(inWindow, notB(summaryBit(fullBits_, i)), needMask);
-    }
+    Value inWindow = cmpI(Pred::slt, i, ci(kSummaryTiles)); // the window starts at pair 0
+    Value needMask = sel(inWindow, notB(summaryBit(fullBits_, i)), classify(i, false).second);
     Value qFirst = bindQueryTile(i);
     const AccLayout layout = scoreLayout();
     const int64_t accSize = accLayout().size();

@@ -169,6 +169,7 @@ public:
       MT_ = BM_ / (16 * kWarps);
       summaries_ = false; // the select stage classifies its tiles by the closed forms (or visits them all)
     }
+    visitBitmaps_ = summaries_; // and the dK/dV kernel's (emitBackwardDKDV)
   }
 
   /// Builds the gpu.func into `module`.
@@ -399,6 +400,9 @@ private:
   };
   int64_t kSummaryTiles; ///< tiles per bitmap: 32 per thread of the CTA
   bool summaries_ = false;
+  /// The visit and full bitmaps are filled (fillSummaries) and answer the
+  /// walk inside their window: with summaries, and in every dK/dV kernel.
+  bool visitBitmaps_ = false;
   bool summaryStage_ = false; ///< this kernel is the summary stage
   std::vector<SummaryRead> summaryReads_;
   Value visitBits_, fullBits_, windowFirst_;

@@ -388,7 +388,7 @@ void KernelEmitter::fillSummaries(Value first, Value last, const Classify &class
 /// are classified by the closed forms alone).
 std::pair<Value, Value> KernelEmitter::visitedRange() {
   auto [first, last] = visitRange();
-  if (!summaries_)
+  if (!visitBitmaps_)
     return {first, last};
   Value beyond = cmpI(arith::CmpIPredicate::sge, sub(last, first), ci(kSummaryTiles));
   return {first, sel(beyond, last, minI(last, windowLastVisited_))};
@@ -398,7 +398,7 @@ std::pair<Value, Value> KernelEmitter::visitedRange() {
 /// none): with summaries, the first the bitmaps mark, else (none in the
 /// window) the walk on from the window's end.
 Value KernelEmitter::firstVisited(Value first, Value last, const VisitOf &visitOf) {
-  if (!summaries_)
+  if (!visitBitmaps_)
     return nextVisited(sub(first, ci(1)), last, visitOf);
   Value found = cmpI(arith::CmpIPredicate::slt, windowFirstVisited_, ci(analysis::kInf));
   auto ifFound = scf::IfOp::create(b_, loc_, TypeRange{i64_}, found, true);
@@ -430,7 +430,7 @@ Value KernelEmitter::summaryBit(Value bits, Value n) {
 /// needMask of key tile n: inside the summaries' window the full bitmap's
 /// (the closed forms' `needMask` beyond it), and a tile past klen's tail.
 Value KernelEmitter::windowNeedMask(Value n, Value needMask) {
-  if (!summaries_)
+  if (!visitBitmaps_)
     return needMask;
   Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
   needMask = sel(inWindow, notB(summaryBit(fullBits_, n)), needMask);
@@ -462,7 +462,7 @@ Value KernelEmitter::nextVisited(Value n, Value last, const VisitOf &visitOf) {
     auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i1_}, inRange, true);
     b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
     Value visit;
-    if (summaries_) {
+    if (visitBitmaps_) {
       // Inside the summarised window the bitmap answers; beyond it, the
       // closed forms alone (conservative).
       Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(cand, windowFirst_), ci(kSummaryTiles));
@@ -488,7 +488,7 @@ Value KernelEmitter::nextVisited(Value n, Value last, const VisitOf &visitOf) {
     b_.setInsertionPointToStart(after);
     Value cand = after->getArgument(0);
     Value next = add(cand, ci(1));
-    if (summaries_) {
+    if (visitBitmaps_) {
       // cand is not visited; if no later bit of its bitmap word is set
       // either, skip to the next word.
       Value rel = sub(cand, windowFirst_);
