@@ -419,7 +419,7 @@ void KernelEmitter::emitBackwardDKDV() {
   };
   tiles.body = [&](Value i, Value buf, ArrayRef<Value> state) {
     Value inWindow = cmpI(Pred::slt, i, ci(kSummaryTiles)); // the window starts at pair 0
-    Value needMask = sel(inWindow, notB(summaryBit(fullBits_, i)), classify(i, false).second);
+    Value needMask = sel(inWindow, notB(summaryBit(fullBits_, sel(inWindow, i, ci(0)))), classify(i, false).second);
     Value qFirst = bindQueryTile(i);
     const AccLayout layout = scoreLayout();
     const int64_t accSize = accLayout().size();

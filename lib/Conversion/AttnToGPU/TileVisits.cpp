@@ -433,7 +433,8 @@ Value KernelEmitter::windowNeedMask(Value n, Value needMask) {
   if (!visitBitmaps_)
     return needMask;
   Value inWindow = cmpI(arith::CmpIPredicate::slt, sub(n, windowFirst_), ci(kSummaryTiles));
-  needMask = sel(inWindow, notB(summaryBit(fullBits_, n)), needMask);
+  // (The bit of a tile beyond the window is not read: the bitmap ends there.)
+  needMask = sel(inWindow, notB(summaryBit(fullBits_, sel(inWindow, n, windowFirst_))), needMask);
   // A full tile still needs the mask on its tail columns past klen.
   Value tail = cmpI(arith::CmpIPredicate::slt, klen_, add(mul(n, ci(BN_)), ci(BN_)));
   return orB(needMask, tail);
