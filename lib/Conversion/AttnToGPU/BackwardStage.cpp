@@ -418,8 +418,17 @@ void KernelEmitter::emitBackwardDKDV() {
     }
   };
   tiles.body = [&](Value i, Value buf, ArrayRef<Value> state) {
-    Value inWindow = cmpI(Pred::slt, i, ci(kSummaryTiles)); // the window starts at pair 0
-    Value needMask = sel(inWindow, notB(summaryBit(fullBits_, sel(inWindow, i, ci(0)))), classify(i, false).second);
+    // The full bitmap's answer in its window (which starts at pair 0), the
+    // closed forms' beyond it.
+    auto ifInWindow = scf::IfOp::create(b_, loc_, TypeRange{i1_}, cmpI(Pred::slt, i, ci(kSummaryTiles)), true);
+    {
+      OpBuilder::InsertionGuard g(b_);
+      b_.setInsertionPointToStart(&ifInWindow.getThenRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{notB(summaryBit(fullBits_, i))});
+      b_.setInsertionPointToStart(&ifInWindow.getElseRegion().front());
+      scf::YieldOp::create(b_, loc_, ValueRange{classify(i, false).second});
+    }
+    Value needMask = ifInWindow.getResult(0);
     Value qFirst = bindQueryTile(i);
     const AccLayout layout = scoreLayout();
     const int64_t accSize = accLayout().size();
