@@ -50,7 +50,7 @@ mkdir -p "$out/backward"
 for f in "$root"/examples/*.attn; do
   name=$(basename "$f" .attn)
   [ "$name" = dsa ] && continue
-  compile "$f" "$out/backward/$name.ptx" --backward=on --head-dims=64,128 ${ATTNC_FLAGS:-}
+  compile "$f" "$out/backward/$name.ptx" --backward=on --head-dims=64,128,256 ${ATTNC_FLAGS:-}
 done
 # The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
 compile "$root/bench/dsa_bench.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
@@ -65,7 +65,7 @@ mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 -o "$out/bench/patterns.ptx"
 # The same patterns with their gradient kernels (bench/bench_backward.py).
-"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128 --backward=on \
+"$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128,256 --backward=on \
   -o "$out/bench/patterns_backward.ptx"
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()

@@ -31,11 +31,11 @@ GRAD_TOL = {"bf16": 2e-2, "fp16": 4e-3}
 
 
 def cases(quick=False):
-    """(B, Hq, Hkv, Lq, Lk, D, dtype, q_offset, k_offset); quick: three small
+    """(B, Hq, Hkv, Lq, Lk, D, dtype, q_offset, k_offset); quick: four small
     ones (for compute-sanitizer)."""
     if quick:
         return [(2, 4, 1, 17, 17, 64, "bf16", None, None), (2, 8, 2, 128, 128, 128, "fp16", None, None),
-                (1, 2, 2, 200, 70, 64, "bf16", None, None)]
+                (1, 2, 2, 200, 70, 64, "bf16", None, None), (1, 2, 1, 70, 130, 256, "bf16", None, None)]
     out = []
     for D in (64, 128):
         for dt in ("bf16", "fp16"):
@@ -45,6 +45,12 @@ def cases(quick=False):
             out.append((1, 2, 1, 300, 1000, D, dt, None, None))   # qlen < klen
             out.append((1, 2, 2, 1000, 300, D, dt, None, None))   # qlen > klen: rows with no key
             out.append((1, 2, 2, 257, 513, D, dt, 700, 100))      # explicit offsets
+    # Head dim 256 (dQ at one CTA an SM, dK/dV in two passes).
+    for dt in ("bf16", "fp16"):
+        out.append((2, 4, 1, 17, 17, 256, dt, None, None))
+        out.append((2, 8, 2, 128, 128, 256, dt, None, None))
+        out.append((1, 2, 1, 300, 1000, 256, dt, None, None))
+        out.append((1, 2, 2, 257, 513, 256, dt, 700, 100))
     out.append((1, 2, 2, 1000, 1000, 128, "bf16", None, None))
     out.append((1, 4, 2, 2048, 2048, 64, "fp16", None, None))
     return out

@@ -344,6 +344,7 @@ void KernelEmitter::emitBackwardDKDV() {
     return v;
   };
   Value Kr = view({BM_, LD_}, elem_, BM_ * LD_ * 2), Vr = view({BM_, LD_}, elem_, BM_ * LD_ * 2);
+  const int64_t qringOffset = offset;
   Value Qring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2), dOring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2);
   Value lseS = view({2, BN_}, f32_, 2 * BN_ * 4), deltaS = view({2, BN_}, f32_, 2 * BN_ * 4);
   info_.sharedBytes = offset;
@@ -388,6 +389,9 @@ void KernelEmitter::emitBackwardDKDV() {
 
   const double scale = softmaxScale();
   const bool hasScoreRule = !variant_.getScore().empty();
+  // What the loop accumulates: dK and dV in one pass, or (head dim 256, whose
+  // two accumulators do not fit the registers) dV, then dK in a second pass.
+  bool wantDK = true, wantDV = true;
   PipelinedTiles tiles;
   tiles.next = [&](Value i) { return nextVisited(i, last, visitOf); };
   tiles.load = [&](Value i, Value buf) {
@@ -412,9 +416,10 @@ void KernelEmitter::emitBackwardDKDV() {
       nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, lseS, ValueRange{buf, rc}, lse_,
                                        ValueRange{toIndex(sel(valid, add(lseBase, g), ci(0)))}, b_.getIndexAttr(1),
                                        count, UnitAttr());
-      nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, deltaS, ValueRange{buf, rc}, deltaWorkspace_,
-                                       ValueRange{toIndex(sel(valid, add(deltaBase, g), ci(0)))}, b_.getIndexAttr(1),
-                                       count, UnitAttr());
+      if (wantDK) // dS needs Delta; dV does not
+        nvgpu::DeviceAsyncCopyOp::create(b_, loc_, token, deltaS, ValueRange{buf, rc}, deltaWorkspace_,
+                                         ValueRange{toIndex(sel(valid, add(deltaBase, g), ci(0)))},
+                                         b_.getIndexAttr(1), count, UnitAttr());
     }
   };
   tiles.body = [&](Value i, Value buf, ArrayRef<Value> state) {
@@ -440,7 +445,8 @@ void KernelEmitter::emitBackwardDKDV() {
         Value lse = memref::LoadOp::create(b_, loc_, lseS, ValueRange{buf, col});
         Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, lse, negInf());
         lse2.push_back(sel(empty, cf(INFINITY), mulF(lse, cf(kLog2e))));
-        delta.push_back(memref::LoadOp::create(b_, loc_, deltaS, ValueRange{buf, col}));
+        if (wantDK)
+          delta.push_back(memref::LoadOp::create(b_, loc_, deltaS, ValueRange{buf, col}));
       }
     auto column = [&](int64_t i) { return (i / 4 % layout.blocks) * 2 + (i % 4 & 1); }; // index into lse2, delta
     SmallVector<Value> s = scoresQK({Kr, Value()}, {Qring, buf}); // S^T: key rows, query columns
@@ -461,24 +467,53 @@ void KernelEmitter::emitBackwardDKDV() {
     SmallVector<Value> p(ifMask.getResults());
     for (int64_t e = 0; e < layout.size(); ++e)
       p[e] = exp2F(subF(p[e], lse2[column(e)]));
-    SmallVector<Value> dk(state.begin(), state.begin() + accSize), dv(state.begin() + accSize, state.end());
-    accumulatePV(p, {dOring, buf}, dv); // dV += P^T dO
-    SmallVector<Value> dp = scoresQK({Vr, Value()}, {dOring, buf}); // dP^T = V dO^T
-    for (int64_t e = 0; e < layout.size(); ++e) {
-      Value ds = mulF(p[e], subF(dp[e], delta[column(e)]));
-      p[e] = hasScoreRule ? throughScoreRule(ds, p[e], slopes[e]) : ds;
+    // The state: dK's accumulators (wantDK), then dV's (wantDV).
+    const int64_t dvFirst = wantDK ? accSize : 0;
+    SmallVector<Value> dk(state.begin(), state.begin() + dvFirst), dv(state.begin() + dvFirst, state.end());
+    if (wantDV)
+      accumulatePV(p, {dOring, buf}, dv); // dV += P^T dO
+    if (wantDK) {
+      SmallVector<Value> dp = scoresQK({Vr, Value()}, {dOring, buf}); // dP^T = V dO^T
+      for (int64_t e = 0; e < layout.size(); ++e) {
+        Value ds = mulF(p[e], subF(dp[e], delta[column(e)]));
+        p[e] = hasScoreRule ? throughScoreRule(ds, p[e], slopes[e]) : ds;
+      }
+      accumulatePV(p, {Qring, buf}, dk); // dK += dS^T Q
     }
-    accumulatePV(p, {Qring, buf}, dk); // dK += dS^T Q
     SmallVector<Value> next(dk);
     llvm::append_range(next, dv);
     return next;
   };
-  SmallVector<Value> init(2 * accLayout().size(), cf(0));
-  SmallVector<Value> grads = runPipelined(b_, loc_, firstVisited(ci(0), last, visitOf), last, init, tiles);
-  const int64_t accSize = accLayout().size();
-  SmallVector<Value> dk(grads.begin(), grads.begin() + accSize), dv(grads.begin() + accSize, grads.end());
-  storeRows(dk, scale, Kr, dk_, add(mul(bIdx_, dksb_), mul(group, dksh_)), rowBase_, klen_, dksl_);
-  storeRows(dv, 1.0, Vr, dv_, add(mul(bIdx_, dvsb_), mul(group, dvsh_)), rowBase_, klen_, dvsl_);
+  auto runPass = [&] {
+    const int64_t accSize = accLayout().size();
+    SmallVector<Value> init((int64_t(wantDK) + int64_t(wantDV)) * accSize, cf(0));
+    SmallVector<Value> grads = runPipelined(b_, loc_, firstVisited(ci(0), last, visitOf), last, init, tiles);
+    const int64_t dvFirst = wantDK ? accSize : 0;
+    SmallVector<Value> dk(grads.begin(), grads.begin() + dvFirst), dv(grads.begin() + dvFirst, grads.end());
+    // Each warp stages its own rows through shared memory no warp reads
+    // any more: K's and V's tiles after the last pass, else Q's first buffer.
+    if (wantDK)
+      storeRows(dk, scale, Kr, dk_, add(mul(bIdx_, dksb_), mul(group, dksh_)), rowBase_, klen_, dksl_);
+    if (wantDV) {
+      Value stage = wantDK ? Vr
+                           : memref::ViewOp::create(b_, loc_,
+                                                    MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{},
+                                                                    workgroup()),
+                                                    dyn, cidx(qringOffset), ValueRange{})
+                                 .getResult();
+      storeRows(dv, 1.0, stage, dv_, add(mul(bIdx_, dvsb_), mul(group, dvsh_)), rowBase_, klen_, dvsl_);
+    }
+  };
+  if (D_ <= 128) {
+    runPass();
+    return;
+  }
+  wantDK = false;
+  runPass();
+  barrier(); // every warp's dV rows are out of Q's buffer before the second pass loads into it
+  wantDK = true;
+  wantDV = false;
+  runPass();
 }
 
 } // namespace attnc::flash

@@ -20,9 +20,9 @@
 // query and key tile, once per call) and the ordinary kernel, which reads
 // those ranges to classify its key tiles; both with the same tiles.
 // With `backward`, a variant without a selection also gets its gradient
-// kernels at head dims 64 and 128 (`attn.tile.backward_dq`,
-// `attn.tile.backward_dkdv`: BackwardStage.cpp), 64 x 64 tiles on mma.sync;
-// a score rule's derivative comes from ScoreDerivative.cpp.
+// kernels (`attn.tile.backward_dq`, `attn.tile.backward_dkdv`:
+// BackwardStage.cpp), 64 x 64 tiles on mma.sync; a score rule's derivative
+// comes from ScoreDerivative.cpp.
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -35,7 +35,6 @@
 #include "attnc/Dialect/Attn/IR/AttnOps.h"
 
 #include <cmath>
-#include <set>
 #include <tuple>
 
 using namespace mlir;
@@ -49,15 +48,13 @@ namespace {
 
 constexpr double kLog2e = 1.4426950408889634;
 
-/// Why variant v gets no backward kernels at headDim, or "".
-std::string backwardRefusal(attn::VariantOp v, int64_t headDim) {
+/// Why variant v gets no backward kernels, or "" (every head dim has them).
+std::string backwardRefusal(attn::VariantOp v) {
   if (v.getTopk())
     return "a selection (topk) has no backward kernels yet";
   if (!v.getScore().empty())
     if (std::string why = scoreDerivativeRefusal(v.getScore()); !why.empty())
       return why;
-  if (headDim != 64 && headDim != 128)
-    return "head dim " + std::to_string(headDim) + " has no backward kernels yet (64 and 128 have)";
   return "";
 }
 
@@ -186,13 +183,11 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
       // The gradient kernels, after the forward ones of every head dim:
       // 64 x 64 tiles, dQ at two CTAs an SM, dK/dV (two accumulators) at one
       // (and a summary stage before them where the forward has one).
-      std::set<std::string> said;
+      if (std::string why = backwardRefusal(v); !why.empty()) {
+        v.emitWarning() << "variant '" << v.getSymName() << "': " << why;
+        continue;
+      }
       for (int64_t d : dims) {
-        if (std::string why = backwardRefusal(v, d); !why.empty()) {
-          if (said.insert(why).second)
-            v.emitWarning() << "variant '" << v.getSymName() << "': " << why;
-          continue;
-        }
         for (bool bf16 : elems) {
           std::string symbol = kernelSymbol(v.getSymName().str(), d, bf16);
           Type elem = bf16 ? Type(b.getBF16Type()) : Type(b.getF16Type());
@@ -201,7 +196,8 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
           std::vector<std::tuple<const char *, const char *, int>> stages;
           if (flash::needsTileSummaries(analysis.keyIntervals()))
             stages.push_back({"_bwd_summary", "backward_summary", 2});
-          stages.push_back({"_bwd_dq", "backward_dq", 2});
+          // Head dim 256: dQ at one CTA an SM (shared memory).
+          stages.push_back({"_bwd_dq", "backward_dq", d <= 128 ? 2 : 1});
           stages.push_back({"_bwd_dkdv", "backward_dkdv", 1});
           for (auto [suffix, stage, ctas] : stages) {
             b.setInsertionPointToEnd(module.getBody());
