@@ -6,8 +6,9 @@ Gradients through torch.ops.attnc.attention (register_autograd, the gradient
 kernels of a module compiled with backward=on), compared with the gradients
 PyTorch's autograd takes through float64 attention computed here from an
 explicit mask (check_torch.reference, an oracle independent of attnc):
-- a causal window with GQA, qlen != klen and odd lengths, q/k/v as
-  .transpose(1, 2) views of [B, L, H, D] tensors, bf16 and fp16;
+- a causal window with GQA, qlen != klen and odd lengths, head dims 64, 128
+  and 256, q/k/v as .transpose(1, 2) views of [B, L, H, D] tensors, bf16 and
+  fp16;
 - a loss that also uses the LSE (return_lse=True): the LSE's share is exact,
   and a loss that ignores the returned LSE skips it (lse_gradient_calls);
 - rows with no allowed key (q_offset < 0): their dq exactly 0;
@@ -98,13 +99,13 @@ def main():
     args = ap.parse_args()
     print(f"attnc {attnc.version()} from {os.path.dirname(attnc.__file__)}; torch {torch.__version__}")
     gen = torch.Generator(device="cuda").manual_seed(12)
-    opts = {"head_dims": "64,128", "dtypes": "bf16,fp16", "backward": "on"}
+    opts = {"head_dims": "64,128,256", "dtypes": "bf16,fp16", "backward": "on"}
     window_src = "attention w { mask k <= q && q - k < 256; }"
     kern = attnc.compile(window_src, options=opts, verbose=True).variant("w")
     report(kern.has_backward, "compiled with backward=on: the variant has gradient kernels")
 
     for dtype in (torch.bfloat16, torch.float16):
-        for B, Hq, Hkv, Lq, Lk, D in [(2, 8, 2, 333, 1277, 128), (1, 4, 4, 1000, 1000, 64)]:
+        for B, Hq, Hkv, Lq, Lk, D in [(2, 8, 2, 333, 1277, 128), (1, 4, 4, 1000, 1000, 64), (1, 4, 2, 300, 517, 256)]:
             q, k, v = bhld(B, Hq, Lq, D, dtype, gen), bhld(B, Hkv, Lk, D, dtype, gen), bhld(B, Hkv, Lk, D, dtype, gen)
             dout = torch.randn(B, Hq, Lq, D, generator=gen, device="cuda")
             want = reference_grads(q, k, v, window_mask(Lq, Lk, 256), dout)
