@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--ptx", required=True)
     ap.add_argument("--json")
     ap.add_argument("--cases", help="comma-separated case names (default: all)")
+    ap.add_argument("--anchors", choices=("all", "flex", "none"), default="all",
+                    help="which anchors to time beside ours (none: ours only, e.g. to compare two builds)")
     args = ap.parse_args()
     torch.manual_seed(0)
     mod = attnc.load(args.ptx)
@@ -118,7 +120,7 @@ def main():
         flops = 2.5 * 4 * B * H * pairs * D
         row = dict(case=name, B=B, H=H, Hkv=Hkv, L=L, D=D, ours_ms=ms, ours_tflops=flops / ms / 1e9,
                    ours_fwd_bwd_ms=ms_fb, ours_fwd_bwd_tflops=flops * 1.4 / ms_fb / 1e9)
-        if cudnn_causal is not None:
+        if cudnn_causal is not None and args.anchors == "all":
             try:
                 with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
                     ms_c, fb_c, _ = anchor_backward(
@@ -127,6 +129,10 @@ def main():
                            cudnn_fwd_bwd_ms=fb_c, fwd_bwd_vs_cudnn=fb_c / ms_fb)
             except RuntimeError as e:  # e.g. no cuDNN backward at this head dim
                 print("cuDNN: %s: %s" % (name, str(e).splitlines()[0]), flush=True)
+        if args.anchors == "none":
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         bm = create_block_mask(mask, None, None, L, L, device=dev, _compile=True) if mask else None
         ms_f, fb_f, flex_grads = anchor_backward(lambda a, b, c: flex(a, b, c, block_mask=bm, enable_gqa=H != Hkv),
                                                  q, k, v, dout)
@@ -146,7 +152,7 @@ def main():
     print("%-17s %6s %4s %5s %9s %10s %11s %10s  %-26s %12s  %-26s %s" % (
         "case", "L", "D", "Hq:kv", "bwd ms", "bwd TF/s", "cuDNN TF/s", "flex TF/s", "bwd ratio", "fwd+bwd ms",
         "fwd+bwd ratio", "grads"))
-    for r in rows:
+    for r in [r for r in rows if "vs_flex" in r]:
         sp = ("x%.2f cuDNN, " % r["vs_cudnn"] if "vs_cudnn" in r else "") + "x%.2f flex" % r["vs_flex"]
         fb = ("x%.2f cuDNN, " % r["fwd_bwd_vs_cudnn"] if "fwd_bwd_vs_cudnn" in r else "") + \
             "x%.2f flex" % r["fwd_bwd_vs_flex"]

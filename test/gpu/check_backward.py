@@ -76,6 +76,8 @@ def run_case(kernel, example, src, variant, case, sink, attnc_bin, tmp, gen):
     if example == "documents" and q_off < 0:
         q_off = qo = 0  # token-axis inputs are indexed by position: positions must be >= 0
     ins = make_inputs(example, B, max(q_off + Lq, k_off + Lk, 1), gen)
+    if "slope" in ins:  # one ALiBi slope per query head
+        ins["slope"] = ins["slope"][:Hq].contiguous()
     sinks = (torch.randn(Hq, generator=gen) * 2).float().cuda() if sink else None
     gpu_ins = {n: t.cuda() for n, t in ins.items()}
     out, lse = kernel(q, k, v, sinks=sinks, inputs=gpu_ins, q_offset=qo, k_offset=ko)
