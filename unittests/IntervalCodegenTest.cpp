@@ -25,10 +25,10 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "ExampleSources.h"
+
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -118,18 +118,8 @@ std::optional<Range> emitted(mlir::MLIRContext &ctx, const Term &t, const Box &b
   return out;
 }
 
-std::string readFile(const std::filesystem::path &p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(IntervalCodegen, MatchesEvalRangeOnEveryMaskTerm) {
-  std::vector<std::string> sources;
-  for (const auto &e : std::filesystem::directory_iterator(ATTNC_EXAMPLES_DIR))
-    if (e.path().extension() == ".attn")
-      sources.push_back(readFile(e.path()));
+  std::vector<std::string> sources = attnc::testing::exampleSources();
   // Every term kind: floor division and modulo (negative operands too),
   // min/max/abs, select, negation, products, comparisons and connectives.
   sources.push_back("attention a { mask q / 64 == k / 64 || k % 7 == q % 5 - 3 || (q - 900) / 13 >= k / -7; }");
@@ -188,10 +178,7 @@ TEST(IntervalCodegen, ClauseBoundsAreExactAtOneQueryRow) {
   // quotient and a product of variables, i64 arithmetic that wraps, a 2^31
   // constant, a key bound read at q; their inexact parts must have moved to
   // `rest`, where partial tiles evaluate the mask itself.
-  std::vector<std::string> sources;
-  for (const auto &e : std::filesystem::directory_iterator(ATTNC_EXAMPLES_DIR))
-    if (e.path().extension() == ".attn")
-      sources.push_back(readFile(e.path()));
+  std::vector<std::string> sources = attnc::testing::exampleSources();
   const std::vector<std::string> inexact = {
       "attention a { mask klen / max(qlen, 1) > h / (abs(h) + 1); }",
       "attention a { mask k != q * h && k <= q; }",

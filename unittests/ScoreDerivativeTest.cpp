@@ -25,11 +25,11 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "ExampleSources.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -69,13 +69,6 @@ std::optional<std::pair<double, double>> evaluate(mlir::MLIRContext &ctx, mlir::
   return out;
 }
 
-std::string readFile(const std::filesystem::path &p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// The module of `src`, or null with the diagnostics in `error`.
 mlir::OwningOpRef<mlir::ModuleOp> compile(mlir::MLIRContext &ctx, const std::string &src, std::string &error) {
   dsl::SourceFile file("t.attn", src);
@@ -97,10 +90,7 @@ bool readsInput(mlir::Region &r) {
 }
 
 TEST(ScoreDerivative, MatchesCentralDifferences) {
-  std::vector<std::string> sources;
-  for (const auto &e : std::filesystem::directory_iterator(ATTNC_EXAMPLES_DIR))
-    if (e.path().extension() == ".attn")
-      sources.push_back(readFile(e.path()));
+  std::vector<std::string> sources = attnc::testing::exampleSources();
   // Every derivative rule; the sample points below keep off the kinks (s = -2, 0, 3).
   sources.push_back("attention a { mask k <= q; score 30 * tanh(s / 30) + 0.25 * (k - q); }");
   sources.push_back("attention a { mask k <= q; score exp(s / 8) - log(abs(s) + 2) + sqrt(s * s + 1); }");

@@ -79,6 +79,24 @@ def positions(lq, lk, device):
     return qpos, kpos
 
 
+class AttentionBlock(torch.nn.Module):
+    """A residual attention block with attnc.torch.Attention over `kernel`
+    (the compiled-model checks here and in check_torch_grad.py)."""
+
+    def __init__(self, kernel, dim=256, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = torch.nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = torch.nn.Linear(dim, dim, bias=False)
+        self.attn = at.Attention(kernel)
+
+    def forward(self, x):
+        b, l, _ = x.shape
+        q, k, v = self.qkv(x).view(b, l, 3, self.heads, -1).unbind(2)
+        o = self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return x + self.proj(o.transpose(1, 2).reshape(b, l, -1))
+
+
 def bhld(b, h, l, d, dtype, gen):
     """A [B, H, L, D] view of a [B, L, H, D] tensor (what a model's projection gives)."""
     return torch.randn(b, l, h, d, generator=gen, device="cuda").to(dtype).transpose(1, 2)
@@ -155,22 +173,8 @@ def main():
     report(err < 2e-2, f"on a side stream: O rel err {err:.2e}")
 
     # A small model with attnc.Attention: eager vs torch.compile, no graph break.
-    class Block(torch.nn.Module):
-        def __init__(self, kernel, dim=256, heads=4):
-            super().__init__()
-            self.heads = heads
-            self.qkv = torch.nn.Linear(dim, 3 * dim, bias=False)
-            self.proj = torch.nn.Linear(dim, dim, bias=False)
-            self.attn = at.Attention(kernel)
-
-        def forward(self, x):
-            b, l, _ = x.shape
-            q, k, v = self.qkv(x).view(b, l, 3, self.heads, -1).unbind(2)
-            o = self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-            return x + self.proj(o.transpose(1, 2).reshape(b, l, -1))
-
     torch.manual_seed(3)
-    model = torch.nn.Sequential(Block(kern), Block(kern)).cuda().to(torch.bfloat16)
+    model = torch.nn.Sequential(AttentionBlock(kern), AttentionBlock(kern)).cuda().to(torch.bfloat16)
     x = torch.randn(2, 1000, 256, device="cuda", dtype=torch.bfloat16)
     with torch.no_grad():
         eager = model(x)

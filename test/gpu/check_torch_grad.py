@@ -33,7 +33,7 @@ import attnc
 import attnc.torch as at
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_torch import bhld, positions, reference  # noqa: E402
+from check_torch import AttentionBlock, bhld, positions, reference  # noqa: E402
 
 GRAD_TOL = {torch.bfloat16: 2e-2, torch.float16: 4e-3}  # check_backward.py's
 failures = 0
@@ -250,22 +250,8 @@ def check_flex(window, documents, gen):
 
 def check_compiled_training(kern):
     """A training step of a 2-block model: compiled (fullgraph) == eager."""
-    class Block(torch.nn.Module):
-        def __init__(self, dim=256, heads=4):
-            super().__init__()
-            self.heads = heads
-            self.qkv = torch.nn.Linear(dim, 3 * dim, bias=False)
-            self.proj = torch.nn.Linear(dim, dim, bias=False)
-            self.attn = at.Attention(kern)
-
-        def forward(self, x):
-            b, l, _ = x.shape
-            q, k, v = self.qkv(x).view(b, l, 3, self.heads, -1).unbind(2)
-            o = self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-            return x + self.proj(o.transpose(1, 2).reshape(b, l, -1))
-
     torch.manual_seed(4)
-    model = torch.nn.Sequential(Block(), Block()).cuda().to(torch.bfloat16)
+    model = torch.nn.Sequential(AttentionBlock(kern), AttentionBlock(kern)).cuda().to(torch.bfloat16)
     x = torch.randn(2, 1000, 256, device="cuda", dtype=torch.bfloat16)
 
     def step(fn):
