@@ -19,6 +19,12 @@
 // A score rule f (softcap, ALiBi, any expression) enters both as in the
 // forward: P = exp(f(scale S) - LSE), and dS is multiplied by f'(scale S)
 // (ScoreDerivative.cpp), zero where P is.
+// The dK/dV kernel classifies its (head, query tile) pairs into the visit
+// and full bitmaps up front (TileVisits.cpp), every thread a pair; masks
+// read at token positions (documents) classify from the backward_summary
+// stage's ranges, which the workspace holds ahead of Delta. At head dim 256
+// the dK/dV kernel walks its pairs twice, dV then dK (one accumulator
+// each: two do not fit the registers).
 // No atomics: each gradient is written once, by one CTA, so the result is
 // deterministic. Each recomputes S and dP (seven products a pair against
 // five for a dQ by atomics).

@@ -322,10 +322,9 @@ void KernelEmitter::allocateSummaryBitmaps(Value dynShared) {
 }
 
 /// Classifies the tiles first .. first + kSummaryTiles - 1 (up to last)
-/// with `classify` (input ranges: key tiles for the forward and dQ
-/// kernels, the dK/dV kernel's query tiles) into the two bitmaps, every
-/// thread of the CTA: in
-/// round i, thread t takes tile first + i * threads + t, and its warp's 32
+/// with `classify` (the forward and dQ kernels' key tiles, the dK/dV
+/// kernel's (head, query tile) pairs) into the two bitmaps, every thread of
+/// the CTA: in round i, thread t takes tile first + i * threads + t, and its warp's 32
 /// bits (a ballot) are word i * threads / 32 + warp. Rounds past `last`
 /// are not run: the walk reads no word beyond it. Each warp also folds the
 /// first and last tile it marks visited into visitedEnds_ (shared atomics),
