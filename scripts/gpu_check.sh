@@ -199,6 +199,7 @@ if has bench; then
   echo "== benchmark"
   alts=()
   for f in "$root"/build-ptx/bench/patterns_*.ptx; do
+    case $f in *patterns_backward*) continue ;; esac # the gradient kernels' builds: bench_backward.py's
     [ -e "$f" ] && alts+=(--alt "$(basename "$f" .ptx | sed 's/^patterns_//')=$f")
   done
   python3 "$root/bench/bench_attnc.py" --ptx "$root/build-ptx/bench/patterns.ptx" --json "$out/bench.json" \
