@@ -2,6 +2,7 @@
 """attnc's gradient kernels against cuDNN SDPA's and FlexAttention's backward, in one process.
 
 Usage (GPU machine): bench_backward.py --ptx build-ptx/bench/patterns_backward.ptx [--cases a,b] [--json OUT]
+                                       [--alt LABEL=PTX ...] [--anchors all|flex|none]
 The PTX is bench/patterns.attn compiled with --backward=on (scripts/build_ptx.sh).
 Times the backward pass alone: ours is Kernel.backward (the dQ kernel, then the
 dK/dV kernel, with the forward's out and lse; with a summary stage first for
@@ -61,9 +62,13 @@ def main():
     ap.add_argument("--cases", help="comma-separated case names (default: all)")
     ap.add_argument("--anchors", choices=("all", "flex", "none"), default="all",
                     help="which anchors to time beside ours (none: ours only, e.g. to compare two builds)")
+    ap.add_argument("--alt", action="append", default=[], metavar="LABEL=PTX",
+                    help="also time the backward of another build of the same patterns (repeatable), "
+                         "e.g. the previous compiler's or --backend=mma-sync")
     args = ap.parse_args()
     torch.manual_seed(0)
     mod = attnc.load(args.ptx)
+    alts = [(a.split("=", 1)[0], attnc.load(a.split("=", 1)[1])) for a in args.alt]
     torch._dynamo.config.cache_size_limit = 64
     # The anchors' backward is timed by calling it again on a retained graph,
     # which compiled backwards with donated buffers refuse.
@@ -120,6 +125,10 @@ def main():
         flops = 2.5 * 4 * B * H * pairs * D
         row = dict(case=name, B=B, H=H, Hkv=Hkv, L=L, D=D, ours_ms=ms, ours_tflops=flops / ms / 1e9,
                    ours_fwd_bwd_ms=ms_fb, ours_fwd_bwd_tflops=flops * 1.4 / ms_fb / 1e9)
+        for label, alt in alts:  # the other builds' backward, from our forward's out and lse
+            ak = alt.variant(variant)
+            row.setdefault("alt_ms", {})[label] = bench(
+                lambda: ak.backward(q, k, v, out, lse, dout, inputs=inputs, dq=dq, dk=dk, dv=dv))
         if cudnn_causal is not None and args.anchors == "all":
             try:
                 with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
@@ -160,6 +169,11 @@ def main():
             r["case"], r["L"], r["D"], "%d:%d" % (r["H"], r["Hkv"]), r["ours_ms"], r["ours_tflops"],
             "%.1f" % r["cudnn_tflops"] if "cudnn_tflops" in r else "-", r["flex_tflops"], sp,
             r["ours_fwd_bwd_ms"], fb, r["vs_flex_grads_rel_l2"]))
+    for label, _ in alts:
+        print("backward of --alt %s (ms, its TF/s, ours / it):" % label)
+        for r in rows:
+            a = r["alt_ms"][label]
+            print("  %-17s %9.3f %8.1f  x%.2f" % (r["case"], a, r["ours_tflops"] * r["ours_ms"] / a, a / r["ours_ms"]))
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
     if disagreements:

@@ -67,6 +67,12 @@ rm -f "$out"/bench/patterns*.ptx
 # The same patterns with their gradient kernels (bench/bench_backward.py).
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128,256 --backward=on \
   -o "$out/bench/patterns_backward.ptx"
+# Other backends' gradient kernels ($BENCH_BWD_ALT_BACKENDS, e.g. "mma-sync"),
+# which bench_backward.py times beside (--alt, through scripts/gpu_check.sh).
+for backend in ${BENCH_BWD_ALT_BACKENDS:-}; do
+  "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128,256 --backward=on \
+    --backend="$backend" -o "$out/bench/patterns_backward_$backend.ptx"
+done
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()
   spec=$alt

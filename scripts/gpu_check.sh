@@ -111,9 +111,13 @@ if has backward; then
 fi
 if has bwbench; then
   echo "== gradient kernels vs cuDNN and FlexAttention backward (bench/bench_backward.py)"
+  bwalts=() # other builds of the gradient kernels (patterns_backward_LABEL.ptx), timed beside
+  for f in "$root"/build-ptx/bench/patterns_backward_*.ptx; do
+    [ -e "$f" ] && bwalts+=(--alt "$(basename "$f" .ptx | sed 's/^patterns_backward_//')=$f")
+  done
   python3 "$root/bench/bench_backward.py" --ptx "$root/build-ptx/bench/patterns_backward.ptx" \
-    ${BWBENCH_CASES:+--cases "$BWBENCH_CASES"} --json "$out/bench_backward.json" 2>&1 |
-    tee "$out/bench_backward.log" | grep -E "^FAIL|^bf16|^case|^[a-z_0-9]+ +[0-9]+ " || status=1
+    ${BWBENCH_CASES:+--cases "$BWBENCH_CASES"} ${bwalts[@]+"${bwalts[@]}"} --json "$out/bench_backward.json" 2>&1 |
+    tee "$out/bench_backward.log" | grep -E "^FAIL|^bf16|^case|^[a-z_0-9]+ +[0-9]+ |^backward of|^  [a-z]" || status=1
 fi
 if has dsabench; then
   echo "== DSA benchmark"

@@ -1,8 +1,10 @@
 //===- BackwardStage.cpp - The gradient kernels: dQ, then dK and dV -------===//
 //
 // The backward pass of a variant (docs/codegen.md "Backward"), two kernels
-// launched after the forward pass, from its O and LSE, on mma.sync with
-// 64 x 64 tiles; the same products (scoresQK, accumulatePV: TileCompute.cpp),
+// launched after the forward pass, from its O and LSE, with 64 x 64 tiles
+// on either backend: mma.sync (the forward's scoresQK and accumulatePV:
+// TileCompute.cpp), or wgmma (one warpgroup, swizzled tiles, wgmmaABt and
+// wgmmaPB: WgmmaCompute.cpp; gradProductABt/PB choose); the same
 // closed-form tile classification and masks as the forward kernel:
 //   backward_dq    one CTA a query tile (the forward grid): Delta =
 //                  rowsum(dO * O) of its rows (into the workspace, for the
@@ -54,6 +56,9 @@ struct PipelinedTiles {
   std::function<Value(Value)> next;
   std::function<void(Value, Value)> load;
   std::function<SmallVector<Value>(Value, Value, ArrayRef<Value>)> body;
+  /// After this tile's copies have landed, before the CTA barrier (wgmma:
+  /// the fence that shows them to the async proxy).
+  std::function<void()> landed;
 };
 } // namespace
 
@@ -93,6 +98,8 @@ static SmallVector<Value> runPipelined(OpBuilder &b, Location loc, Value n0, Val
     ifThen(le(nn), [&] { t.load(nn, other); });
     NVVM::CpAsyncCommitGroupOp::create(b, loc);
     NVVM::CpAsyncWaitGroupOp::create(b, loc, 1); // all but the next tile's copies have landed
+    if (t.landed)
+      t.landed();
     gpu::BarrierOp::create(b, loc);
     SmallVector<Value> state(after->getArguments().begin() + 2, after->getArguments().end());
     SmallVector<Value> next = {nn, other};
@@ -161,8 +168,8 @@ Value KernelEmitter::rowDelta(Value oBase, Value doBase, Value deltaShared) {
   return deltaBase;
 }
 
-/// acc * factor as elem into this warp's rows of `smem` (a [rows][LD] tile
-/// no other warp reads now), then those rows to dst[base + row * rowStride],
+/// acc * factor as elem into this warp's rows of `smem` (a tile of BM_ rows,
+/// padded or swizzled as the backend's, no other warp reads now), then those rows to dst[base + row * rowStride],
 /// 16 bytes a lane, rows below rowLimit.
 void KernelEmitter::storeRows(ArrayRef<Value> acc, double factor, Value smem, Value dst, Value base, Value rowBase,
                               Value rowLimit, Value rowStride) {
@@ -175,7 +182,7 @@ void KernelEmitter::storeRows(ArrayRef<Value> acc, double factor, Value smem, Va
                                                   ValueRange{mulF(acc[i], cf(factor)), mulF(acc[i + 1], cf(factor))});
       Value packed = arith::TruncFOp::create(b_, loc_, VectorType::get({2}, elem_), pair);
       Value col = add(ci(t * 8), mul(inQuad_, ci(2)));
-      vector::StoreOp::create(b_, loc_, packed, smem, ValueRange{toIndex(rows_[r]), toIndex(col)}, false,
+      vector::StoreOp::create(b_, loc_, packed, smem, tileIndex(Value(), rows_[r], col, BM_), false,
                               llvm::MaybeAlign(4));
     }
   NVVM::SyncWarpOp::create(b_, loc_, ci32(-1));
@@ -188,11 +195,24 @@ void KernelEmitter::storeRows(ArrayRef<Value> acc, double factor, Value smem, Va
     auto ifValid = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, g, rowLimit), false);
     OpBuilder::InsertionGuard g2(b_);
     b_.setInsertionPointToStart(&ifValid.getThenRegion().front());
-    Value x = vector::LoadOp::create(b_, loc_, chunk, smem, ValueRange{toIndex(row), toIndex(col)}, false,
+    Value x = vector::LoadOp::create(b_, loc_, chunk, smem, tileIndex(Value(), row, col, BM_), false,
                                      llvm::MaybeAlign(16));
     vector::StoreOp::create(b_, loc_, x, dst, ValueRange{toIndex(add(add(base, mul(g, rowStride)), col))}, false,
                             llvm::MaybeAlign(16));
   }
+}
+
+SmallVector<Value> KernelEmitter::gradProductABt(SharedTile a, SharedTile b) {
+  if (!wgmma_)
+    return scoresQK(a, b);
+  return wgmmaABt(tileAddress(a, a.offsetBytes, a.bufBytes), BM_, tileAddress(b, b.offsetBytes, b.bufBytes),
+                  /*stepsInAsm=*/true);
+}
+
+void KernelEmitter::gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc) {
+  if (!wgmma_)
+    return accumulatePV(p, b, acc);
+  wgmmaPB(p, [&] { return tileAddress(b, b.offsetBytes, b.bufBytes); }, acc);
 }
 
 //===----------------------------------------------------------------------===//
@@ -203,12 +223,25 @@ void KernelEmitter::emitBackwardDQ() {
   const int64_t rowsPerThread = 2 * MT_;
   auto dyn = gpu::DynamicSharedMemoryOp::create(
       b_, loc_, MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup()));
-  auto tileType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-  Value dOs = memref::ViewOp::create(b_, loc_, tileType, dyn, cidx(info_.sharedBytes), ValueRange{});
-  info_.sharedBytes += BM_ * LD_ * 2;
+  Value dOs;
+  int64_t dOOffset = 0; // wgmma: dO's bytes from smemBase_ (1024-aligned, past everything so far)
+  if (wgmma_) {
+    dOOffset = (info_.sharedBytes + 1023) / 1024 * 1024;
+    auto flat = MemRefType::get({BM_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    dOs = memref::ViewOp::create(b_, loc_, flat, dyn, toIndex(add(smemPad_, ci(dOOffset))), ValueRange{});
+    info_.sharedBytes = dOOffset + BM_ * D_ * 2 + 1024; // the alignment slack again
+  } else {
+    auto tileType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    dOs = memref::ViewOp::create(b_, loc_, tileType, dyn, cidx(info_.sharedBytes), ValueRange{});
+    info_.sharedBytes += BM_ * LD_ * 2;
+  }
   auto rowsF32 = MemRefType::get({BM_}, f32_, MemRefLayoutAttrInterface{}, workgroup());
   Value deltaS = memref::ViewOp::create(b_, loc_, rowsF32, dyn, cidx(info_.sharedBytes), ValueRange{});
   info_.sharedBytes += BM_ * 4;
+  // The tiles as the products address them.
+  const SharedTile qTile{Qs_, Value()}, doTile{dOs, Value(), dOOffset};
+  auto kTile = [&](Value buf) { return SharedTile{Ks_, buf, kOffsetBytes(), kvTileBytes()}; };
+  auto vTile = [&](Value buf) { return SharedTile{Vs_, buf, vOffsetBytes(), kvTileBytes()}; };
   emitPrologue();
   Value doBase = add(mul(bIdx_, dosb_), mul(hIdx_, dosh_));
   Value dqBase = add(mul(bIdx_, dqsb_), mul(hIdx_, dqsh_));
@@ -240,6 +273,8 @@ void KernelEmitter::emitBackwardDQ() {
     std::tie(first, last) = visitedRange();
   }
   PipelinedTiles tiles;
+  if (wgmma_) // the tensor cores read shared memory through the async proxy
+    tiles.landed = [&] { ptxStatement("fence.proxy.async.shared::cta;"); };
   tiles.next = [&](Value n) { return nextVisited(n, last); };
   tiles.load = [&](Value n, Value buf) {
     Value colFirst = mul(n, ci(BN_));
@@ -249,7 +284,7 @@ void KernelEmitter::emitBackwardDQ() {
   tiles.body = [&](Value n, Value buf, ArrayRef<Value> acc) {
     colFirst_ = mul(n, ci(BN_));
     Value needMask = andB(windowNeedMask(n, classifyTile(n).second), classifyTile(n, false, warpRows_).second);
-    SmallVector<Value> s = scoresQK({Qs_, Value()}, {Ks_, buf});
+    SmallVector<Value> s = gradProductABt(qTile, kTile(buf));
     SmallVector<Value> slopes; // a score rule's derivative per element
     if (hasScoreRule)
       applyScore(s, scale, colFirst_, &slopes);
@@ -258,14 +293,14 @@ void KernelEmitter::emitBackwardDQ() {
         x = mulF(x, cf(scale * kLog2e)); // log2 units, before the mask (any sign of scale)
     SmallVector<Value> p = maskTile(s, needMask, by, colFirst_);
     expTile(p, lse2, 1.0);
-    SmallVector<Value> dp = scoresQK({dOs, Value()}, {Vs_, buf});
+    SmallVector<Value> dp = gradProductABt(doTile, vTile(buf));
     const AccLayout layout = scoreLayout();
     for (int64_t i = 0; i < layout.size(); ++i) {
       Value ds = mulF(p[i], subF(dp[i], delta[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]));
       p[i] = hasScoreRule ? throughScoreRule(ds, p[i], slopes[i]) : ds;
     }
     SmallVector<Value> next(acc.begin(), acc.end());
-    accumulatePV(p, {Ks_, buf}, next); // dQ += dS K
+    gradProductPB(p, kTile(buf), next); // dQ += dS K
     return next;
   };
   SmallVector<Value> init(accLayout().size(), cf(0));
@@ -342,18 +377,36 @@ void KernelEmitter::emitBackwardDKDV() {
   // tiles' Q and dO rows and of their LSE and Delta.
   auto dyn = gpu::DynamicSharedMemoryOp::create(
       b_, loc_, MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup()));
+  // wgmma: swizzled tiles (flat, a buffer index first where double
+  // buffered) from the first 1024-byte boundary; else padded rows.
   int64_t offset = 0;
+  if (wgmma_)
+    alignDynamicShared(dyn);
   auto view = [&](ArrayRef<int64_t> shape, Type t, int64_t bytes) {
+    Value at = wgmma_ ? toIndex(add(smemPad_, ci(offset))) : cidx(offset);
     Value v = memref::ViewOp::create(b_, loc_, MemRefType::get(shape, t, MemRefLayoutAttrInterface{}, workgroup()),
-                                     dyn, cidx(offset), ValueRange{});
+                                     dyn, at, ValueRange{});
     offset += bytes;
     return v;
   };
-  Value Kr = view({BM_, LD_}, elem_, BM_ * LD_ * 2), Vr = view({BM_, LD_}, elem_, BM_ * LD_ * 2);
+  auto tileShape = [&](int64_t bufs, int64_t rows) {
+    SmallVector<int64_t> shape = wgmma_ ? SmallVector<int64_t>{rows * D_} : SmallVector<int64_t>{rows, LD_};
+    if (bufs > 1)
+      shape.insert(shape.begin(), bufs);
+    return shape;
+  };
+  const int64_t keyTileBytes = BM_ * LD_ * 2, queryTileBytes = BN_ * LD_ * 2;
+  Value Kr = view(tileShape(1, BM_), elem_, keyTileBytes);
+  Value Vr = view(tileShape(1, BM_), elem_, keyTileBytes);
   const int64_t qringOffset = offset;
-  Value Qring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2), dOring = view({2, BN_, LD_}, elem_, 2 * BN_ * LD_ * 2);
+  Value Qring = view(tileShape(2, BN_), elem_, 2 * queryTileBytes);
+  Value dOring = view(tileShape(2, BN_), elem_, 2 * queryTileBytes);
   Value lseS = view({2, BN_}, f32_, 2 * BN_ * 4), deltaS = view({2, BN_}, f32_, 2 * BN_ * 4);
-  info_.sharedBytes = offset;
+  info_.sharedBytes = offset + (wgmma_ ? 1024 : 0); // the alignment slack
+  // The tiles as the products address them.
+  const SharedTile kTile{Kr, Value(), 0}, vTile{Vr, Value(), keyTileBytes};
+  auto qTile = [&](Value buf) { return SharedTile{Qring, buf, qringOffset, queryTileBytes}; };
+  auto doTile = [&](Value buf) { return SharedTile{dOring, buf, qringOffset + 2 * queryTileBytes, queryTileBytes}; };
   visitBitmaps_ = true; // the (head, query tile) pairs classified up front, every thread one
   allocateSummaryBitmaps(dyn);
 
@@ -399,6 +452,8 @@ void KernelEmitter::emitBackwardDKDV() {
   // two accumulators do not fit the registers) dV, then dK in a second pass.
   bool wantDK = true, wantDV = true;
   PipelinedTiles tiles;
+  if (wgmma_)
+    tiles.landed = [&] { ptxStatement("fence.proxy.async.shared::cta;"); };
   tiles.next = [&](Value i) { return nextVisited(i, last, visitOf); };
   tiles.load = [&](Value i, Value buf) {
     Value qFirst = bindQueryTile(i);
@@ -444,18 +499,20 @@ void KernelEmitter::emitBackwardDKDV() {
     const AccLayout layout = scoreLayout();
     const int64_t accSize = accLayout().size();
     // The lane's query columns' LSE (log2 units, +inf for an empty row) and Delta.
+    // (wgmma: Delta read after dP's product, 16 registers fewer live through it.)
     SmallVector<Value> lse2, delta;
+    auto columnIndex = [&](int64_t j, int64_t c) { return toIndex(add(ci(j * 8 + c), mul(inQuad_, ci(2)))); };
     for (int64_t j = 0; j < BN_ / 8; ++j)
       for (int64_t c = 0; c < 2; ++c) {
-        Value col = toIndex(add(ci(j * 8 + c), mul(inQuad_, ci(2))));
+        Value col = columnIndex(j, c);
         Value lse = memref::LoadOp::create(b_, loc_, lseS, ValueRange{buf, col});
         Value empty = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, lse, negInf());
         lse2.push_back(sel(empty, cf(INFINITY), mulF(lse, cf(kLog2e))));
-        if (wantDK)
+        if (wantDK && !wgmma_)
           delta.push_back(memref::LoadOp::create(b_, loc_, deltaS, ValueRange{buf, col}));
       }
     auto column = [&](int64_t i) { return (i / 4 % layout.blocks) * 2 + (i % 4 & 1); }; // index into lse2, delta
-    SmallVector<Value> s = scoresQK({Kr, Value()}, {Qring, buf}); // S^T: key rows, query columns
+    SmallVector<Value> s = gradProductABt(kTile, qTile(buf)); // S^T: key rows, query columns
     SmallVector<Value> slopes; // a score rule's derivative per element
     if (hasScoreRule)
       slopes = scoreRuleTransposed(s, scale, qFirst, kPos);
@@ -477,14 +534,18 @@ void KernelEmitter::emitBackwardDKDV() {
     const int64_t dvFirst = wantDK ? accSize : 0;
     SmallVector<Value> dk(state.begin(), state.begin() + dvFirst), dv(state.begin() + dvFirst, state.end());
     if (wantDV)
-      accumulatePV(p, {dOring, buf}, dv); // dV += P^T dO
+      gradProductPB(p, doTile(buf), dv); // dV += P^T dO
     if (wantDK) {
-      SmallVector<Value> dp = scoresQK({Vr, Value()}, {dOring, buf}); // dP^T = V dO^T
+      SmallVector<Value> dp = gradProductABt(vTile, doTile(buf)); // dP^T = V dO^T
+      if (wgmma_)
+        for (int64_t j = 0; j < BN_ / 8; ++j)
+          for (int64_t c = 0; c < 2; ++c)
+            delta.push_back(memref::LoadOp::create(b_, loc_, deltaS, ValueRange{buf, columnIndex(j, c)}));
       for (int64_t e = 0; e < layout.size(); ++e) {
         Value ds = mulF(p[e], subF(dp[e], delta[column(e)]));
         p[e] = hasScoreRule ? throughScoreRule(ds, p[e], slopes[e]) : ds;
       }
-      accumulatePV(p, {Qring, buf}, dk); // dK += dS^T Q
+      gradProductPB(p, qTile(buf), dk); // dK += dS^T Q
     }
     SmallVector<Value> next(dk);
     llvm::append_range(next, dv);
@@ -501,12 +562,11 @@ void KernelEmitter::emitBackwardDKDV() {
     if (wantDK)
       storeRows(dk, scale, Kr, dk_, add(mul(bIdx_, dksb_), mul(group, dksh_)), rowBase_, klen_, dksl_);
     if (wantDV) {
-      Value stage = wantDK ? Vr
-                           : memref::ViewOp::create(b_, loc_,
-                                                    MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{},
-                                                                    workgroup()),
-                                                    dyn, cidx(qringOffset), ValueRange{})
-                                 .getResult();
+      Value stage = Vr;
+      if (!wantDK) {
+        offset = qringOffset;
+        stage = view(tileShape(1, BM_), elem_, keyTileBytes);
+      }
       storeRows(dv, 1.0, stage, dv_, add(mul(bIdx_, dvsb_), mul(group, dvsh_)), rowBase_, klen_, dvsl_);
     }
   };

@@ -284,12 +284,7 @@ void KernelEmitter::setupShared() {
     // shared memory (the swizzle pattern follows address bits 4-9).
     auto qType = MemRefType::get({BM_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
     auto kvType = MemRefType::get({stages_, BN_ * D_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-    Value raw = toI64(memref::ExtractAlignedPointerAsIndexOp::create(b_, loc_, dyn));
-    Value pad = arith::RemUIOp::create(b_, loc_, sub(ci(1024), arith::RemUIOp::create(b_, loc_, raw, ci(1024))),
-                                       ci(1024));
-    smemBase_ = add(raw, pad);
-    dynShared_ = dyn;
-    smemPad_ = pad;
+    Value pad = alignDynamicShared(dyn);
     Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, toIndex(pad), ValueRange{});
     Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes))), ValueRange{});
     Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, toIndex(add(pad, ci(qBytes + kvBytes))), ValueRange{});
@@ -308,6 +303,19 @@ void KernelEmitter::setupShared() {
   }
   if (summaries_)
     allocateSummaryBitmaps(dyn);
+}
+
+/// Sets smemBase_ (the shared address of the first 1024-byte boundary of the
+/// dynamic shared memory `dyn`, where the swizzled tiles start), dynShared_
+/// and smemPad_ (its byte offset in `dyn`); returns smemPad_.
+Value KernelEmitter::alignDynamicShared(Value dyn) {
+  Value raw = toI64(memref::ExtractAlignedPointerAsIndexOp::create(b_, loc_, dyn));
+  Value pad = arith::RemUIOp::create(b_, loc_, sub(ci(1024), arith::RemUIOp::create(b_, loc_, raw, ci(1024))),
+                                     ci(1024));
+  smemBase_ = add(raw, pad);
+  dynShared_ = dyn;
+  smemPad_ = pad;
+  return pad;
 }
 
 /// Copies `rows` x D elements (row r of the tile is global row rowStart + r,

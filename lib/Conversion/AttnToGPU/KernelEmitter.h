@@ -116,6 +116,10 @@ struct AccLayout {
 /// A tile in shared memory: a view, and the buffer index of a double-buffered one.
 struct SharedTile {
   Value smem, buf;
+  /// The gradient kernels on wgmma: the tile's byte offset from smemBase_
+  /// and each buffer's bytes (the forward's tiles lie where kOffsetBytes()
+  /// and vOffsetBytes() say).
+  int64_t offsetBytes = 0, bufBytes = 0;
 };
 
 /// One input tensor the variant reads: its pointer and per-axis strides.
@@ -239,6 +243,11 @@ private:
   Value throughScoreRule(Value ds, Value p, Value slope); ///< dS through a score rule
   void storeRows(ArrayRef<Value> acc, double factor, Value smem, Value dst, Value base, Value rowBase,
                  Value rowLimit, Value rowStride);
+  /// The products on this kernel's tensor-core path (mma.sync, or wgmma
+  /// with the tiles' shared addresses): A B^T with A's BM_ and B's BN_ rows,
+  /// and acc += P B with P from registers.
+  SmallVector<Value> gradProductABt(SharedTile a, SharedTile b);
+  void gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc);
 
   // The tile program's values as this backend holds them.
   DenseMap<Value, SmallVector<Value>> regs_; ///< fp32 tiles and row tiles: registers in AccLayout order
@@ -350,11 +359,14 @@ private:
   SmallVector<Value> tileIndex(Value buf, Value row, Value col, int64_t rows);
   // The wgmma path (WgmmaCompute.cpp).
   Value swizzledIndex(Value row, Value col, int64_t rows);
+  Value alignDynamicShared(Value dyn);
   Value tileAddress(SharedTile t, int64_t offsetBytes, int64_t tileBytes);
   Value wgmmaDescriptor(Value address, int64_t leadingBytes, int64_t strideBytes);
   void ptxStatement(StringRef code);
   SmallVector<Value> scoresQKWgmma(SharedTile q, SharedTile k);
   void accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
+  SmallVector<Value> wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm = false);
+  void wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, SmallVector<Value> &acc);
   Value packPairI32(Value x, Value y);
   // The tile ops of one key tile (TileCompute.cpp).
   Value keyAt(Value colFirst, int64_t j, int64_t e);

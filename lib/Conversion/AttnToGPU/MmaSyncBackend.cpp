@@ -7,8 +7,8 @@
 // swizzled shared memory (WgmmaCompute.cpp). At block_m 128, warp
 // specialised: a producer warpgroup loads Q, K and V by TMA into a ring of
 // mbarrier-guarded buffers for two compute warpgroups (TmaPipeline.cpp); at
-// block_m 64, one warpgroup with the cp.async double buffering. Masks that
-// need per-CTA tile summaries (documents) get the mma-sync kernel.
+// block_m 64, one warpgroup with the cp.async double buffering, as the
+// gradient kernels (dQ, dK/dV) are.
 // The lowering itself is KernelEmitter (FlashKernel.cpp and its neighbours)
 // for both: one template, specialised by EmitterParams.
 //
@@ -81,9 +81,21 @@ public:
 
   LogicalResult lowerKernel(attn::TileKernelOp kernel, const analysis::KeyIntervals &intervals,
                             gpu::GPUModuleOp module) const override {
+    // The gradient kernels (64 x 64 tiles): one warpgroup on wgmma, its
+    // tiles copied by cp.async into two swizzled buffers (BackwardStage.cpp).
+    if (kernel.isBackwardDQ() || kernel.isBackwardDKDV()) {
+      flash::EmitterParams params;
+      params.pad = 0;
+      params.wgmma = true;
+      OpBuilder b(kernel.getContext());
+      flash::KernelEmitter emitter(b, kernel, intervals, params);
+      emitter.build(module);
+      return success();
+    }
     // A selecting variant's stages gather K/V rows (cp.async, not TMA
-    // tiles): the mma-sync kernels, for now. (A summary stage takes the
-    // parameters of its attention kernel: the same params below.)
+    // tiles), and the gradient kernels' summary stage needs no tensor cores:
+    // the mma-sync kernels, for now. (A summary stage takes the parameters
+    // of its attention kernel: the same params below.)
     if (kernel.getStage() && !kernel.isSummaryStage())
       return fallback_.lowerKernel(kernel, intervals, module);
     // The swizzled layout takes the head dim in 64-element chunks; a

@@ -21,7 +21,7 @@
 // those ranges to classify its key tiles; both with the same tiles.
 // With `backward`, a variant without a selection also gets its gradient
 // kernels (`attn.tile.backward_dq`, `attn.tile.backward_dkdv`:
-// BackwardStage.cpp), 64 x 64 tiles on mma.sync; a score rule's derivative
+// BackwardStage.cpp), 64 x 64 tiles on either backend; a score rule's derivative
 // comes from ScoreDerivative.cpp.
 //
 //===----------------------------------------------------------------------===//

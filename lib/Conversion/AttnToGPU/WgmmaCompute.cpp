@@ -107,29 +107,72 @@ std::string KernelEmitter::chainEnd() const {
 /// attn.tile.qk: this warpgroup's 64 rows of S = Q K^T, m64n{BN}k16 per 16
 /// columns of the head dim, in scoreLayout().
 SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
-  const int64_t n = BN_ / 2, steps = D_ / 16;
-  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
   Value warpgroup = computeWarpgroup();
   Value qTile = qOffset_ ? add(tileAddress(q, 0, 0), qOffset_) : tileAddress(q, 0, 0); // persistent: its Q slot
   Value qAddr = add(qTile, mul(warpgroup, ci(64 * kSwizzleBytes)));
   Value kAddr = tileAddress(k, kOffsetBytes(), kvTileBytes());
+  SmallVector<Value> s = wgmmaABt(qAddr, BM_, kAddr);
+  if (pingPong()) { // the other warpgroup's turn while this chain runs
+    passTurn(Value());
+    s = waitWgmma(s);
+  }
+  return s;
+}
+
+/// A B^T for the 64 rows of A at shared address aAddr (a swizzled tile of
+/// aRows rows, this warpgroup's rows first) against the BN_ rows of B at
+/// bAddr, both K-major over the head dim: BN_ / 2 fp32 a thread in
+/// scoreLayout() (the forward's S = Q K^T; the gradient kernels' S, dP and
+/// their transposes).
+/// With stepsInAsm, the block takes only the first k-step's two descriptors
+/// and adds each later step's offset to them inside the PTX (the start
+/// address is the descriptor's low field, in 16-byte units, and stays below
+/// its 14 bits inside shared memory): 2 live 64-bit registers instead of
+/// 2 D / 16 (at head dim 256, 64 registers), which the gradient kernels'
+/// two accumulators cannot spare. Else one descriptor operand a step (the
+/// forward kernels, as measured).
+SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm) {
+  const int64_t n = BN_ / 2, steps = D_ / 16;
+  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
+  auto offsets = [&](int64_t kk) { // bytes from step 0's A and B rows to step kk's
+    int64_t inRow = (kk % 4) * 32; // 16 columns: 32 bytes of the 128-byte row
+    return std::pair<int64_t, int64_t>{(kk / 4) * aRows * kSwizzleBytes + inRow, (kk / 4) * BN_ * kSwizzleBytes + inRow};
+  };
   SmallVector<Value> operands;
   std::string asmText = "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
+  if (stepsInAsm) {
+    operands.push_back(wgmmaDescriptor(aAddr, 16, kGroupBytes));
+    operands.push_back(wgmmaDescriptor(bAddr, 16, kGroupBytes));
+    asmText += ".reg .b64 da, db;\n";
+  }
   for (int64_t kk = 0; kk < steps; ++kk) {
-    int64_t inRow = (kk % 4) * 32; // 16 columns: 32 bytes of the 128-byte row
-    operands.push_back(wgmmaDescriptor(add(qAddr, ci((kk / 4) * BM_ * kSwizzleBytes + inRow)), 16, kGroupBytes));
-    operands.push_back(wgmmaDescriptor(add(kAddr, ci((kk / 4) * BN_ * kSwizzleBytes + inRow)), 16, kGroupBytes));
+    auto [aOffset, bOffset] = offsets(kk);
+    std::string descA, descB;
+    if (!stepsInAsm) {
+      operands.push_back(wgmmaDescriptor(add(aAddr, ci(aOffset)), 16, kGroupBytes));
+      operands.push_back(wgmmaDescriptor(add(bAddr, ci(bOffset)), 16, kGroupBytes));
+      descA = "$" + std::to_string(n + 2 * kk);
+      descB = "$" + std::to_string(n + 2 * kk + 1);
+    } else if (kk == 0) {
+      descA = "$" + std::to_string(n);
+      descB = "$" + std::to_string(n + 1);
+    } else {
+      asmText += "add.s64 da, $" + std::to_string(n) + ", " + std::to_string(aOffset >> 4) + ";\nadd.s64 db, $" +
+                 std::to_string(n + 1) + ", " + std::to_string(bOffset >> 4) + ";\n";
+      descA = "da";
+      descB = "db";
+    }
     if (kk == 1)
       asmText += "setp.eq.b32 p, 0, 0;\n"; // accumulate from the second step on
     asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(BN_) + "k16" + types + " " + operandList(0, n) +
-               ", $" + std::to_string(n + 2 * kk) + ", $" + std::to_string(n + 2 * kk + 1) + ", p, 1, 1, 0, 0;\n";
+               ", " + descA + ", " + descB + ", p, 1, 1, 0, 0;\n";
   }
   asmText += chainEnd();
   std::string constraints;
   for (int64_t i = 0; i < n; ++i)
     constraints += "=f,";
-  for (int64_t i = 0; i < 2 * steps; ++i)
-    constraints += i + 1 < 2 * steps ? "l," : "l";
+  for (size_t i = 0; i < operands.size(); ++i)
+    constraints += i + 1 < operands.size() ? "l," : "l";
   SmallVector<Type> fields(n, f32_);
   auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
   auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands, asmText, constraints, /*has_side_effects=*/true,
@@ -138,10 +181,6 @@ SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
   SmallVector<Value> s;
   for (int64_t i = 0; i < n; ++i)
     s.push_back(LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i}));
-  if (pingPong()) { // the other warpgroup's turn while this chain runs
-    passTurn(Value());
-    s = waitWgmma(s);
-  }
   return s;
 }
 
@@ -168,6 +207,19 @@ SmallVector<Value> KernelEmitter::waitWgmma(ArrayRef<Value> acc) {
 /// attn.tile.pv: acc += P V for this warpgroup's rows, m64n{<=128}k16 per
 /// 16 keys with P (scoreLayout(), fp32) packed into A fragments.
 void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc) {
+  wgmmaPB(p, [&] { return tileAddress(v, vOffsetBytes(), kvTileBytes()); }, acc);
+  if (pingPong()) { // the other warpgroup's turn while the chains run
+    passTurn(lastTile_);
+    acc = waitWgmma(acc);
+  }
+}
+
+/// acc += P B for this warpgroup's 64 rows: P (scoreLayout(), fp32, BN_
+/// columns) from registers, B the BN_ x D swizzled tile at the shared
+/// address bAddress() returns (asked for after P is packed), N-major (the
+/// forward's O += P V; the gradient kernels' dQ += dS K, dV += P^T dO,
+/// dK += dS^T Q).
+void KernelEmitter::wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, SmallVector<Value> &acc) {
   const AccLayout layout = scoreLayout();
   const int64_t keySteps = BN_ / 16, pieceN = std::min(D_, kMaxPvN), pieces = D_ / pieceN, n = pieceN / 2;
   const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
@@ -178,7 +230,7 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
                                              packPairI32(P(2 * c + 1, 0), P(2 * c + 1, 1)),
                                              packPairI32(P(2 * c + 1, 2), P(2 * c + 1, 3))});
   }
-  Value vAddr = tileAddress(v, vOffsetBytes(), kvTileBytes());
+  Value vAddr = bAddress();
   for (int64_t piece = 0; piece < pieces; ++piece) {
     // Operands: n accumulators (tied to the outputs), the A registers, one
     // descriptor per key step.
@@ -210,10 +262,6 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
                                         LLVM::AsmDialectAttr(), ArrayAttr());
     for (int64_t i = 0; i < n; ++i)
       acc[piece * n + i] = LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i});
-  }
-  if (pingPong()) { // the other warpgroup's turn while the chains run
-    passTurn(lastTile_);
-    acc = waitWgmma(acc);
   }
 }
 
