@@ -18,11 +18,11 @@
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
 #      against the reference, $GEN_CASES random shapes per variant (default 3).
 # Steps can be picked with GPU_STEPS="runtime kernels persistent apis sanitizer bench dsa backward bwbench dsabench
-# generated profile wheel train" (persistent: build-ptx/persistent/, the examples with --persistent=on,
+# generated profile wheel torchgrad train" (persistent: build-ptx/persistent/, the examples with --persistent=on,
 # through the matrix and racecheck; profile: ncu on the long-context kernels, bench/profile_long.py; wheel: the
 # carried dist/ wheel installed by pip into a fresh venv, scripts/wheel_venv_check.sh, and beside
 # the machine's torch, test/gpu/check_wheel.py, then attnc.torch through it,
-# test/gpu/check_torch.py and check_torch_grad.py; train: examples/training/train.py with the wheel,
+# test/gpu/check_torch.py and check_torch_grad.py; torchgrad: check_torch_grad.py alone with the wheel; train: examples/training/train.py with the wheel,
 # TRAIN_ARGS passed to it);
 # BENCH_CASES limits the benchmark's cases (comma-separated), BWBENCH_CASES bwbench's.
 # Logs and JSON go to $OUT when set. Exits 1 if any step failed.
@@ -182,6 +182,17 @@ if has wheel; then
     (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" PATH="$site/bin:$PATH" timeout 600 python3 \
       "$root/examples/tutorial/lookback.py" ${TUTORIAL_LENGTH:+--length "$TUTORIAL_LENGTH"}) 2>&1 | tee "$out/tutorial.log"
     grep -q "lookback: all steps passed" "$out/tutorial.log" || status=1
+  else
+    status=1
+  fi
+fi
+if has torchgrad && ! has wheel; then
+  # The wheel's autograd checks alone (the wheel step runs them after its others).
+  echo "== attnc.torch autograd (the wheel's)"
+  if install_wheel; then
+    (cd /tmp && env -u ATTNC_LIBRARY PYTHONPATH="$site" timeout 600 python3 "$root/test/gpu/check_torch_grad.py" \
+      --examples "$root/examples") 2>&1 | tee "$out/torch_grad.log"
+    grep -q "torch grad: all checks passed" "$out/torch_grad.log" || status=1
   else
     status=1
   fi
