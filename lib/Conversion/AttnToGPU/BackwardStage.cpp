@@ -202,30 +202,17 @@ void KernelEmitter::storeRows(ArrayRef<Value> acc, double factor, Value smem, Va
   }
 }
 
-SmallVector<Value> KernelEmitter::gradProductABt(SharedTile a, SharedTile b, bool wait) {
+SmallVector<Value> KernelEmitter::gradProductABt(SharedTile a, SharedTile b) {
   if (!wgmma_)
     return scoresQK(a, b);
-  deferWgmmaWait_ = !wait;
-  SmallVector<Value> s = wgmmaABt(tileAddress(a, a.offsetBytes, a.bufBytes), BM_,
-                                  tileAddress(b, b.offsetBytes, b.bufBytes), /*stepsInAsm=*/true);
-  deferWgmmaWait_ = false;
-  return s;
+  return wgmmaABt(tileAddress(a, a.offsetBytes, a.bufBytes), BM_, tileAddress(b, b.offsetBytes, b.bufBytes),
+                  /*stepsInAsm=*/true);
 }
 
-void KernelEmitter::gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc, bool wait) {
+void KernelEmitter::gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc) {
   if (!wgmma_)
     return accumulatePV(p, b, acc);
-  deferWgmmaWait_ = !wait;
   wgmmaPB(p, [&] { return tileAddress(b, b.offsetBytes, b.bufBytes); }, acc);
-  deferWgmmaWait_ = false;
-}
-
-void KernelEmitter::waitChains(SmallVector<Value> &x, SmallVector<Value> &y) {
-  SmallVector<Value> both(x);
-  llvm::append_range(both, y);
-  both = waitWgmma(both);
-  x.assign(both.begin(), both.begin() + x.size());
-  y.assign(both.begin() + x.size(), both.end());
 }
 
 //===----------------------------------------------------------------------===//
@@ -297,12 +284,7 @@ void KernelEmitter::emitBackwardDQ() {
   tiles.body = [&](Value n, Value buf, ArrayRef<Value> acc) {
     colFirst_ = mul(n, ci(BN_));
     Value needMask = andB(windowNeedMask(n, classifyTile(n).second), classifyTile(n, false, warpRows_).second);
-    // wgmma: S's and dP's chains back to back, one wait for both.
-    SmallVector<Value> s = gradProductABt(qTile, kTile(buf), /*wait=*/!wgmma_), dp;
-    if (wgmma_) {
-      dp = gradProductABt(doTile, vTile(buf), /*wait=*/false);
-      waitChains(s, dp);
-    }
+    SmallVector<Value> s = gradProductABt(qTile, kTile(buf));
     SmallVector<Value> slopes; // a score rule's derivative per element
     if (hasScoreRule)
       applyScore(s, scale, colFirst_, &slopes);
@@ -311,8 +293,7 @@ void KernelEmitter::emitBackwardDQ() {
         x = mulF(x, cf(scale * kLog2e)); // log2 units, before the mask (any sign of scale)
     SmallVector<Value> p = maskTile(s, needMask, by, colFirst_);
     expTile(p, lse2, 1.0);
-    if (!wgmma_)
-      dp = gradProductABt(doTile, vTile(buf));
+    SmallVector<Value> dp = gradProductABt(doTile, vTile(buf));
     const AccLayout layout = scoreLayout();
     for (int64_t i = 0; i < layout.size(); ++i) {
       Value ds = mulF(p[i], subF(dp[i], delta[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]));
@@ -552,14 +533,10 @@ void KernelEmitter::emitBackwardDKDV() {
     // The state: dK's accumulators (wantDK), then dV's (wantDV).
     const int64_t dvFirst = wantDK ? accSize : 0;
     SmallVector<Value> dk(state.begin(), state.begin() + dvFirst), dv(state.begin() + dvFirst, state.end());
-    // wgmma with both gradients: dV's and dP^T's chains back to back, one wait.
-    const bool overlap = wgmma_ && wantDV && wantDK;
     if (wantDV)
-      gradProductPB(p, doTile(buf), dv, /*wait=*/!overlap); // dV += P^T dO
+      gradProductPB(p, doTile(buf), dv); // dV += P^T dO
     if (wantDK) {
-      SmallVector<Value> dp = gradProductABt(vTile, doTile(buf), /*wait=*/!overlap); // dP^T = V dO^T
-      if (overlap)
-        waitChains(dv, dp);
+      SmallVector<Value> dp = gradProductABt(vTile, doTile(buf)); // dP^T = V dO^T
       if (wgmma_)
         for (int64_t j = 0; j < BN_ / 8; ++j)
           for (int64_t c = 0; c < 2; ++c)

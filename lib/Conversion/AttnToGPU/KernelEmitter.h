@@ -246,12 +246,8 @@ private:
   /// The products on this kernel's tensor-core path (mma.sync, or wgmma
   /// with the tiles' shared addresses): A B^T with A's BM_ and B's BN_ rows,
   /// and acc += P B with P from registers.
-  /// wait false (wgmma): the chain ends at its commit; waitWgmma then waits,
-  /// with every accumulator of the chains in flight tied through it.
-  SmallVector<Value> gradProductABt(SharedTile a, SharedTile b, bool wait = true);
-  void gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc, bool wait = true);
-  void waitChains(SmallVector<Value> &x, SmallVector<Value> &y); ///< one wait, x's then y's values tied through
-  bool deferWgmmaWait_ = false; ///< chainEnd() stops at the commit (gradProduct* with wait false)
+  SmallVector<Value> gradProductABt(SharedTile a, SharedTile b);
+  void gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc);
 
   // The tile program's values as this backend holds them.
   DenseMap<Value, SmallVector<Value>> regs_; ///< fp32 tiles and row tiles: registers in AccLayout order

@@ -98,9 +98,9 @@ Value KernelEmitter::packPairI32(Value x, Value y) {
 }
 
 /// The end of a wgmma chain's PTX block: commit, and wait unless the
-/// ping-pong hand-over or other work comes between (then waitWgmma waits).
+/// ping-pong hand-over comes between (then waitWgmma waits).
 std::string KernelEmitter::chainEnd() const {
-  return pingPong() || deferWgmmaWait_ ? "wgmma.commit_group.sync.aligned;\n}"
+  return pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
                     : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
 }
 
