@@ -9,8 +9,8 @@ Usage: ptxas_check.py ATTNC PTXAS EXAMPLES_DIR
 A target TARGET+BACKEND compiles with --backend=BACKEND; TARGET+persistent
 with --persistent=on; TARGET+backward with --backward=on at head dims 64 and
 128, whose gradient kernels (_bwd_) may spill up to 160 bytes (measured on the
-wgmma dK/dV kernels at head dim 128: 136 with ALiBi's score rule, 76-92 with
-Gemma 2's softcap, 40 for packed documents, none for the others; the
+wgmma dK/dV kernels at head dim 128: 136 with ALiBi's score rule, 32-48 with
+Gemma 2's softcap, 12 for packed documents, none for the others; the
 mma.sync ones spilled 120-136: bench/NOTES.md, Backward v3). A wgmma chain that
 ptxas serializes (warning C7515: something touched its accumulators between
 issue and wait) fails the check too.
