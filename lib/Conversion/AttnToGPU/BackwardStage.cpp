@@ -169,8 +169,9 @@ Value KernelEmitter::rowDelta(Value oBase, Value doBase, Value deltaShared) {
 }
 
 /// acc * factor as elem into this warp's rows of `smem` (a tile of BM_ rows,
-/// padded or swizzled as the backend's, no other warp reads now), then those rows to dst[base + row * rowStride],
-/// 16 bytes a lane, rows below rowLimit.
+/// padded or swizzled as the backend's, no other warp reads now), then
+/// those rows to dst[base + row * rowStride], 16 bytes a lane, rows below
+/// rowLimit.
 void KernelEmitter::storeRows(ArrayRef<Value> acc, double factor, Value smem, Value dst, Value base, Value rowBase,
                               Value rowLimit, Value rowStride) {
   const int64_t nTilesD = D_ / 8, chunksPerRow = D_ / 8, rowsPerWarp = 16 * MT_;
