@@ -59,7 +59,8 @@ compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"
 # ways ($BENCH_ALT_TILES, e.g. "128x64 64x32c3 wgmma wgmma-128x128") that
 # bench_attnc.py times side by side (--alt): MxN is --tile, cC adds
 # --ctas-per-sm=C, a trailing sS --kv-stages=S (e.g. "s3", "128x128s4"), a
-# trailing np --persistent=off (e.g. "np", "s3np"), "persistent" --persistent=on, a wgmma or mma-sync prefix
+# trailing np --persistent=off (e.g. "np", "s3np"), "persistent" --persistent=on, "serial"
+# --overlap=off (the softmax after each GEMM's wait), a wgmma or mma-sync prefix
 # --backend=wgmma|mma-sync.
 mkdir -p "$out/bench"
 rm -f "$out"/bench/patterns*.ptx
@@ -85,6 +86,10 @@ for alt in ${BENCH_ALT_TILES:-}; do
   done
   if [[ $spec == persistent ]]; then # the persistent grid, --persistent=on
     flags+=(--persistent=on)
+    spec=
+  fi
+  if [[ $spec == serial ]]; then # no softmax/GEMM overlap, --overlap=off
+    flags+=(--overlap=off)
     spec=
   fi
   if [[ $spec == *np ]]; then # one CTA a tile: no persistent grid

@@ -61,6 +61,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>> &tuningChoic
       {"ctas_per_sm", {"1", "2", "3", "4"}},
       {"kv_stages", {"2", "3", "4"}},
       {"persistent", {"on", "off"}},
+      {"overlap", {"on", "off"}},
       {"backend", {"mma-sync", "wgmma"}},
       {"backward", {"on", "off"}},
   };
@@ -94,6 +95,8 @@ std::string setTuningOption(const std::string &name, const std::string &value, C
       cg.kvStages = std::stoll(value);
     } else if (name == "persistent") {
       cg.persistent = value == "on" ? 1 : 0;
+    } else if (name == "overlap") {
+      cg.overlap = value == "on" ? 1 : 0;
     } else if (name == "backward") {
       cg.backward = value == "on";
     } else {
@@ -371,6 +374,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
   pipeline.ctasPerSm = o.ctasPerSm;
   pipeline.kvStages = o.kvStages;
   pipeline.persistent = o.persistent;
+  pipeline.overlap = o.overlap;
   pipeline.backward = o.backward;
   pipeline.backend = o.backendOrDefault();
   auto runStage = [&](const std::function<void(OpPassManager &)> &build) {
@@ -394,7 +398,7 @@ int emitCode(std::ostream &out, std::ostream &err, const dsl::CheckedProgram &pr
     return 0;
   }
   if (failed(runStage([&](OpPassManager &pm) {
-        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target, o.kvStages, o.persistent}));
+        pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{pipeline.backend, o.target, o.kvStages, o.persistent, o.overlap}));
       }))) {
     if (o.blockM) { // a tile the user chose that the backend cannot build (shared memory, shape)
       err << "attnc: error: --tile=" << o.blockM << "x" << o.blockN << " cannot be compiled:\n" << diagText;

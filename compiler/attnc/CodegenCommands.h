@@ -29,6 +29,7 @@ struct CodegenOptions {
   int64_t ctasPerSm = 0;          ///< --ctas-per-sm=N (tuning; 0: the default)
   int64_t kvStages = 0;           ///< --kv-stages=N (tuning; 0: the backend's)
   int64_t persistent = -1;        ///< --persistent=on|off: 1|0 (experimental; -1: the backend's, off)
+  int64_t overlap = -1;           ///< --overlap=on|off: 1|0 (-1: the backend's, on)
   bool backward = false;          ///< --backward=on: also each variant's gradient kernels (variant NAME.backward)
   /// --backend=NAME: the MMA backend (MmaBackend.h); "" is the target's
   /// default: wgmma on sm_90a, mma-sync on sm_80.
@@ -44,7 +45,7 @@ std::string parseDtypes(const std::string &text, std::vector<std::string> &out);
 
 /// Sets a tuning option by name, from its value as the driver's flag of the
 /// same name takes it: "tile" (--tile=MxN), "ctas_per_sm", "kv_stages",
-/// "persistent" (on|off), "backend" (mma-sync|wgmma), "backward" (on|off). Returns "" or what is
+/// "persistent" (on|off), "overlap" (on|off), "backend" (mma-sync|wgmma), "backward" (on|off). Returns "" or what is
 /// wrong with the value ("must be 2, 3 or 4, got '5'"), for the driver's
 /// flags and the JIT's options alike; an unknown name is the caller's to
 /// report (isTuningOption).

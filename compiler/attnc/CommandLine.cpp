@@ -401,6 +401,12 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
             "(experimental, default off: measured slower,\n"
             "bench/NOTES.md v13)",
             tuning("--persistent"));
+  cmd.value("--overlap", "on|off",
+            "the warp-specialised wgmma kernel's softmax\n"
+            "overlapped with its GEMMs inside each compute\n"
+            "warpgroup: tile j's S = Q K^T and tile j-1's O += P V\n"
+            "issued together (tuning; default on)",
+            tuning("--overlap"));
   cmd.value("--backward", "on|off",
             "also each variant's gradient kernels (dQ, dK, dV;\n"
             "manifest variant NAME.backward), at head dims 64\n"

@@ -6,7 +6,8 @@
 // the disk cache. Options: `-D NAME=VALUE` param overrides, the target, and
 // extra options `head_dims` ("64,128"), `dtypes` ("bf16,fp16") and the
 // driver's tuning flags by name (`tile`, `ctas_per_sm`, `kv_stages`,
-// `persistent`, `backend`: setTuningOption), all part of the cache key. Errors in the source become Error(Compile) carrying the
+// `persistent`, `overlap`, `backend`: setTuningOption), all part of the
+// cache key. Errors in the source become Error(Compile) carrying the
 // located diagnostics.
 //
 //===----------------------------------------------------------------------===//
@@ -49,7 +50,7 @@ std::string compileSourceToPtx(const std::string &source, const CompileOptions &
         problem = "compile option " + name + " " + e;
     } else
       problem = "unknown compile option '" + name +
-                "' (expected head_dims, dtypes, tile, ctas_per_sm, kv_stages, persistent or backend)";
+                "' (expected head_dims, dtypes, tile, ctas_per_sm, kv_stages, persistent, overlap or backend)";
     if (!problem.empty())
       throw Error(ErrorCode::Usage, "attnc: " + problem);
   }

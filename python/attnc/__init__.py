@@ -673,7 +673,7 @@ def compile(source, *, target=None, cache_dir=None, use_cache=True, lazy=False, 
     builds without the compiler (ATTNC_WITH_MLIR=OFF). `options` passes
     compiler options by name, e.g. {"head_dims": "128", "dtypes": "bf16"}
     (default: every head dim and dtype), and the driver's tuning flags
-    ("tile", "ctas_per_sm", "kv_stages", "persistent", "backend"), e.g.
+    ("tile", "ctas_per_sm", "kv_stages", "persistent", "overlap", "backend"), e.g.
     {"persistent": "on"}. verbose=True (default: the
     environment variable ATTNC_VERBOSE set to 1) prints one line to stderr
     saying what was done: compiled (how long) or served from the cache (a hit),

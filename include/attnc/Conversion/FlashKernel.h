@@ -41,7 +41,9 @@ struct KernelArg {
 /// 6: a floor division of k inside a sum is solved into key bounds (chunks
 ///    with look-back get closed-form tile bounds, no mask kept as rest).
 /// 7: the gradient kernels (--backward=on).
-inline constexpr int kKernelRevision = 7;
+/// 8: sm_90a's gradient kernels on wgmma; the warp-specialised kernel's
+///    softmax overlapped with its GEMMs (--overlap).
+inline constexpr int kKernelRevision = 8;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {

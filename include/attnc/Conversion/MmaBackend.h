@@ -54,6 +54,9 @@ struct LoweringOverrides {
   /// A persistent grid for the warp-specialised wgmma kernel: -1 the
   /// backend's choice (off: experimental), 0 off, 1 wherever it applies.
   int64_t persistent = -1;
+  /// The warp-specialised wgmma kernel's softmax overlapped with its GEMMs
+  /// inside each compute warpgroup: -1 the backend's choice (on), 0 off, 1 on.
+  int64_t overlap = -1;
 };
 
 class MmaBackend {

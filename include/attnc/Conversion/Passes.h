@@ -60,6 +60,10 @@ struct AttnPipelineOptions : mlir::PassPipelineOptions<AttnPipelineOptions> {
                              llvm::cl::desc("A persistent grid for the warp-specialised wgmma kernel: 1 where it "
                                             "applies, 0 never, -1 the backend's choice (off; experimental)"),
                              llvm::cl::init(-1)};
+  Option<int64_t> overlap{*this, "overlap",
+                          llvm::cl::desc("The warp-specialised wgmma kernel's softmax overlapped with its GEMMs: 1 "
+                                         "on, 0 off, -1 the backend's choice (on)"),
+                          llvm::cl::init(-1)};
   Option<bool> backward{*this, "backward", llvm::cl::desc("Also the gradient kernels of each variant"),
                         llvm::cl::init(false)};
 };

@@ -79,6 +79,7 @@ def ConvertAttnTileToGPU : Pass<"convert-attn-tile-to-gpu", "mlir::ModuleOp"> {
     Option<"target", "target", "std::string", /*default=*/"\"sm_90a\"", "The GPU: sm_80 or sm_90a">,
     Option<"kvStages", "kv-stages", "int64_t", /*default=*/"0", "K/V ring slots of the warp-specialised wgmma kernel, 2-4 (tuning; 0: the backend's, 2)">,
     Option<"persistent", "persistent", "int64_t", /*default=*/"-1", "A persistent grid for the warp-specialised wgmma kernel: 1 wherever it applies, 0 never, -1 the backend's choice (off; experimental)">,
+    Option<"overlap", "overlap", "int64_t", /*default=*/"-1", "The warp-specialised wgmma kernel's softmax overlapped with its GEMMs inside each compute warpgroup: 1 on, 0 off, -1 the backend's choice (on)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::LLVM::LLVMDialect",

@@ -30,7 +30,7 @@ struct ConvertAttnTileToGPUPass : impl::ConvertAttnTileToGPUBase<ConvertAttnTile
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, module, LoweringOverrides{kvStages, persistent});
+    std::unique_ptr<MmaBackend> mma = createMmaBackend(backend, target, module, LoweringOverrides{kvStages, persistent, overlap});
     if (!mma)
       return signalPassFailure();
     SmallVector<attn::TileKernelOp> kernels(module.getOps<attn::TileKernelOp>());

@@ -500,9 +500,52 @@ scf::WhileOp KernelEmitter::beginWhile(ValueRange init, Pred pred, Value bound) 
   return loop;
 }
 
+/// The key loop's running state before its first tile, per row slot: m
+/// (log2 units) and l (this lane's partial sum); acc starts at zero.
+std::pair<SmallVector<Value>, Value> KernelEmitter::initialRowState(attn::TileKeyLoopOp keyLoop) {
+  const int64_t rowsPerThread = 2 * MT_;
+  SmallVector<Value> m0(rowsPerThread, negInf());
+  Value l0 = cf(0);
+  if (keyLoop.getSink()) {
+    // The sink joins as if it were a key with score S_h and a zero value:
+    // m starts at S_h and l at exp(S_h - m) = 1, once per row (quad lane 0).
+    // Over a selection the rows are heads (past the group's: any head's).
+    auto sinkOf = [&](Value h) {
+      return mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(h)}), cf(kLog2e));
+    };
+    if (overSelection_)
+      for (int64_t r = 0; r < rowsPerThread; ++r)
+        m0[r] = sinkOf(minI(add(hIdx_, rows_[r]), sub(headsQ_, ci(1))));
+    else
+      m0.assign(rowsPerThread, sinkOf(hIdx_));
+    l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), cf(1), cf(0));
+  }
+  return {m0, l0};
+}
+
+/// Whether visited key tile n needs the mask on this warp's rows: the
+/// CTA's classification (or the summaries' full bitmap in its window),
+/// and again over the warp's own rows (the closed forms only: a warp whose
+/// rows the tile covers drops the mask). Over a selection: a tile with
+/// unfilled slots (the last one, or one past topk).
+Value KernelEmitter::tileNeedMask(Value n) {
+  Value needMask = overSelection_ ? Value() : classifyTile(n).second;
+  if (overSelection_) {
+    Value end = add(mul(n, ci(BN_)), ci(BN_));
+    needMask = orB(cmpI(arith::CmpIPredicate::sgt, end, ci(*variant_.getTopk())),
+                   cmpI(arith::CmpIPredicate::slt, selectedKey(sub(minI(end, ci(*variant_.getTopk())), ci(1))), ci(0)));
+  }
+  needMask = windowNeedMask(n, needMask);
+  if (!overSelection_)
+    needMask = andB(needMask, classifyTile(n, false, warpRows_).second);
+  return needMask;
+}
+
 /// attn.tile.key_loop: the visited key tiles, each prefetching the next
 /// one's K and V into the other shared buffer while it is computed.
 void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
+  if (params_.overlap && overlappable(keyLoop))
+    return lowerKeyLoopOverlapped(keyLoop);
   const int64_t nTilesD = D_ / 8, rowsPerThread = 2 * MT_;
   auto [first, last] = overSelection_ ? std::pair<Value, Value>{ci(0), ci((*variant_.getTopk() + BN_ - 1) / BN_ - 1)}
                                       : visitedRange();
@@ -530,23 +573,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   if (pingPong())
     openTurns(cmpI(arith::CmpIPredicate::sle, n0, last));
 
-  // Running state: m (log2 units), l (this lane's partial sum), acc.
-  SmallVector<Value> m0(rowsPerThread, negInf());
-  Value l0 = cf(0);
-  if (keyLoop.getSink()) {
-    // The sink joins as if it were a key with score S_h and a zero value:
-    // m starts at S_h and l at exp(S_h - m) = 1, once per row (quad lane 0).
-    // Over a selection the rows are heads (past the group's: any head's).
-    auto sinkOf = [&](Value h) {
-      return mulF(memref::LoadOp::create(b_, loc_, sinks_, ValueRange{toIndex(h)}), cf(kLog2e));
-    };
-    if (overSelection_)
-      for (int64_t r = 0; r < rowsPerThread; ++r)
-        m0[r] = sinkOf(minI(add(hIdx_, rows_[r]), sub(headsQ_, ci(1))));
-    else
-      m0.assign(rowsPerThread, sinkOf(hIdx_));
-    l0 = sel(cmpI(arith::CmpIPredicate::eq, inQuad_, ci(0)), cf(1), cf(0));
-  }
+  auto [m0, l0] = initialRowState(keyLoop);
   // Loop-carried: the tile n, its shared buffer (or ring slot and parity), the state.
   SmallVector<Value> init = {n0, ringStage_ ? ringStage_ : cidx(0)};
   if (producer)
@@ -586,17 +613,7 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
         ptxStatement("fence.proxy.async.shared::cta;");
       barrier();
     }
-    Value needMask = overSelection_ ? Value() : classifyTile(n).second;
-    if (overSelection_) { // a tile with unfilled slots: the last one, or one past topk
-      Value end = add(mul(n, ci(BN_)), ci(BN_));
-      needMask = orB(cmpI(arith::CmpIPredicate::sgt, end, ci(*variant_.getTopk())),
-                     cmpI(arith::CmpIPredicate::slt, selectedKey(sub(minI(end, ci(*variant_.getTopk())), ci(1))), ci(0)));
-    }
-    needMask = windowNeedMask(n, needMask);
-    // Each warp classifies the tile again over its own rows (the closed
-    // forms only): a warp whose rows the tile covers drops the mask.
-    if (!overSelection_)
-      needMask = andB(needMask, classifyTile(n, false, warpRows_).second);
+    Value needMask = tileNeedMask(n);
 
     // The body: n, need_mask and the state are this iteration's; K and V
     // of tile n are in shared buffer (or ring slot) `buf`.

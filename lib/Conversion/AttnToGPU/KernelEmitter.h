@@ -14,6 +14,8 @@
 //                      swizzled shared-memory layout;
 //   TmaPipeline.cpp    the warp-specialised kernel's producer warpgroup (TMA
 //                      loads into an mbarrier ring) and the consumers' waits;
+//   OverlappedKeyLoop.cpp  its key loop with the softmax overlapped with the
+//                      GEMMs inside each compute warpgroup;
 //   VariantRegions.cpp the variant's mask and score regions cloned per element
 //                      (lowered after by attn-lower-region-ops' patterns);
 //   SelectStage.cpp    the select stage of a selecting variant: selection
@@ -87,11 +89,22 @@ struct EmitterParams {
   /// first; two Q slots, so the producer loads the next tile's Q (and its
   /// first K/V tiles) while this one computes and writes its O.
   bool persistent = false;
+  /// Softmax overlapped with the GEMMs inside each compute warpgroup (warp
+  /// specialised only; OverlappedKeyLoop.cpp): key tile j's S = Q K^T and
+  /// tile j-1's O += P V are issued together, and tile j's softmax runs
+  /// while O += P V does. Its ring frees K and V of a slot apart.
+  bool overlap = false;
   int64_t threads() const { return 32 * warps; } ///< the compute warps' threads
   int64_t blockThreads() const { return threads() + (producer ? 128 : 0); }
-  /// The mbarriers' shared memory: Q full, then K full, V full and empty per
-  /// slot; persistent: then the second Q slot's full, and each Q slot's empty.
-  int64_t barrierBytes() const { return producer ? 8 * (1 + 3 * stages + (persistent ? 3 : 0)) : 0; }
+  /// The ring's mbarriers per slot: K full, V full and empty (both read),
+  /// or overlapped K full, V full, K empty and V empty.
+  int64_t kvBarrierKinds() const { return overlap ? 4 : 3; }
+  /// The mbarriers' shared memory: Q full, then the ring's per slot
+  /// (kvBarrierKinds); persistent: then the second Q slot's full, and each
+  /// Q slot's empty.
+  int64_t barrierBytes() const {
+    return producer ? 8 * (1 + kvBarrierKinds() * stages + (persistent ? 3 : 0)) : 0;
+  }
   int64_t qSlots() const { return persistent ? 2 : 1; }
 };
 
@@ -278,11 +291,13 @@ private:
   Value tmapQ_, tmapK_, tmapV_; ///< the TMA descriptors' generic addresses (i64)
   Value barriers_;              ///< shared address (i64) of the mbarriers: Q full, then per stage K full, V full, K/V empty
   Value stage_, phase_;         ///< the consumers' current ring slot (index) and its parity (i64)
-  Value kvBarrier(int64_t which, Value stage); ///< which: 0 K full, 1 V full, 2 empty
+  /// which: 0 K full, 1 V full, 2 empty (overlapped: K empty), 3 V empty (overlapped only).
+  Value kvBarrier(int64_t which, Value stage);
+  int64_t ringBarriers() const { return params_.kvBarrierKinds() * stages_; }
   /// The Q slot's full barrier (the second one's after the ring's barriers).
-  Value qBarrier() { return qSlot_ ? add(barriers_, mul(qSlot_, ci(8 * (1 + 3 * stages_)))) : barriers_; }
+  Value qBarrier() { return qSlot_ ? add(barriers_, mul(qSlot_, ci(8 * (1 + ringBarriers())))) : barriers_; }
   /// Persistent: the Q slot's empty barrier (every compute thread arrives after its epilogue).
-  Value qEmptyBarrier() { return add(barriers_, mul(add(qSlot_, ci(2 + 3 * stages_)), ci(8))); }
+  Value qEmptyBarrier() { return add(barriers_, mul(add(qSlot_, ci(2 + ringBarriers())), ci(8))); }
   // Persistent (EmitterParams::persistent): this CTA's current tile and Q slot.
   Value qSlot_;   ///< the Q slot of the current tile (i64: 0, 1), null: one slot
   Value qParity_; ///< the parity of the slot's current use (i64)
@@ -314,7 +329,10 @@ private:
   void openTurns(Value anyTile);
   void waitTurn();
   void passTurn(Value last);
-  SmallVector<Value> waitWgmma(ArrayRef<Value> acc);
+  /// Waits until at most `pending` of this warpgroup's committed chains
+  /// run, `acc` tied through; `keepAlive` (a chain's A registers) stays
+  /// untouched until then.
+  SmallVector<Value> waitWgmma(ArrayRef<Value> acc, int64_t pending = 0, ValueRange keepAlive = {});
   std::string chainEnd() const;
   Value lastTile_; ///< ping-pong: whether the key loop's current tile is its last (i1)
   Value kvHead();
@@ -350,6 +368,18 @@ private:
   void laneGeometry();
   void lowerOp(Operation &op);
   void lowerKeyLoop(attn::TileKeyLoopOp loop);
+  std::pair<SmallVector<Value>, Value> initialRowState(attn::TileKeyLoopOp loop); ///< m0 per row slot, l0
+  Value tileNeedMask(Value n); ///< whether key tile n needs the mask on this warp's rows
+  // The overlapped key loop (EmitterParams::overlap; OverlappedKeyLoop.cpp).
+  bool overlappable(attn::TileKeyLoopOp loop);
+  void lowerKeyLoopOverlapped(attn::TileKeyLoopOp loop);
+  struct ScorePhase {
+    SmallVector<Value> m, l, alpha, pA; ///< the new state, the rescale factors, P's A registers
+    Value rescaled;                     ///< i1: some lane's rows rescale (alpha != 1)
+  };
+  ScorePhase lowerScorePhase(attn::TileKeyLoopOp loop, Value n, ArrayRef<Value> m, ArrayRef<Value> l,
+                             const std::function<void()> &issueBeside, int64_t besideChains);
+  SmallVector<Value> scaleRows(ArrayRef<Value> acc, ArrayRef<Value> alpha, Value rescaled);
   SmallVector<Value> &regsOf(Value tileValue);
   SmallVector<Value> loadTile(Value smem, Value buf, int64_t rows, Value global, Value base, Value rowStart,
                               Value rowLimit, Value rowStride);
@@ -364,9 +394,14 @@ private:
   Value wgmmaDescriptor(Value address, int64_t leadingBytes, int64_t strideBytes);
   void ptxStatement(StringRef code);
   SmallVector<Value> scoresQKWgmma(SharedTile q, SharedTile k);
+  SmallVector<Value> issueScoresQK(SharedTile q, SharedTile k); ///< the chain of scoresQKWgmma, not waited for
   void accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
   SmallVector<Value> wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm = false);
   void wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, SmallVector<Value> &acc);
+  /// P's A registers of wgmmaPB (4 i32 per 16 keys), and the product on them.
+  SmallVector<Value> packPOperands(ArrayRef<Value> p);
+  void wgmmaPBPacked(ArrayRef<Value> a, function_ref<Value()> bAddress, SmallVector<Value> &acc);
+  int64_t pvChains() const; ///< the commit groups of one O += P V (a group per 128 columns of O)
   Value packPairI32(Value x, Value y);
   // The tile ops of one key tile (TileCompute.cpp).
   Value keyAt(Value colFirst, int64_t j, int64_t e);
@@ -378,7 +413,11 @@ private:
   SmallVector<Value> maskByIntervals(ArrayRef<Value> s, Value colFirst);
   SmallVector<Value> maskByRegion(ArrayRef<Value> s, Value colFirst);
   SmallVector<Value> maskBySelection(ArrayRef<Value> s, Value colFirst);
-  SmallVector<Value> rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale);
+  /// state: m, l, acc; with `alpha`, m and l only: acc is scaled later
+  /// (scaleRows), by the factors it returns there (1 where a lane's rows do
+  /// not rescale), and `rescaled` says whether any lane's do.
+  SmallVector<Value> rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale,
+                             SmallVector<Value> *alpha = nullptr, Value *rescaled = nullptr);
   SmallVector<Value> expTile(SmallVector<Value> &s, ArrayRef<Value> m, double log2Scale);
   void accumulatePV(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
   void barrier() { gpu::BarrierOp::create(b_, loc_); }

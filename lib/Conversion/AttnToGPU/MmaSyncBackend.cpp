@@ -60,7 +60,8 @@ private:
 
 class WgmmaBackend : public MmaBackend {
 public:
-  explicit WgmmaBackend(LoweringOverrides o) : kvStages_(o.kvStages), persistent_(o.persistent) {}
+  explicit WgmmaBackend(LoweringOverrides o)
+      : kvStages_(o.kvStages), persistent_(o.persistent), overlap_(o.overlap) {}
   StringRef name() const override { return "wgmma"; }
 
   /// The warp-specialised kernel at 128 rows (128 keys a tile at d <= 128,
@@ -110,6 +111,9 @@ public:
     params.pad = 0;
     params.wgmma = true;
     params.producer = bm == 128 && bn % flash::kBoxRows == 0; // TMA boxes of 64 rows
+    // Each compute warpgroup's softmax beside its own O += P V
+    // (OverlappedKeyLoop.cpp), unless told otherwise.
+    params.overlap = params.producer && overlap_ != 0;
     // Q, the K and V buffers, the alignment slack, the mbarriers and the
     // visit/full bitmaps of tile summaries (a bit per tile, 32 per thread)
     // and the first and last tile they visit.
@@ -148,6 +152,7 @@ private:
   MmaSyncBackend fallback_{/*hopper=*/true};
   int64_t kvStages_ = 0;    ///< LoweringOverrides::kvStages (0: 2)
   int64_t persistent_ = -1; ///< LoweringOverrides::persistent (1: on)
+  int64_t overlap_ = -1;    ///< LoweringOverrides::overlap (0: off)
 };
 
 } // namespace
@@ -156,6 +161,10 @@ std::unique_ptr<MmaBackend> createMmaBackend(StringRef name, StringRef target, O
                                              LoweringOverrides overrides) {
   if (overrides.persistent < -1 || overrides.persistent > 1) {
     diagnose->emitError() << "expected persistent -1 (the backend's choice), 0 or 1, got " << overrides.persistent;
+    return nullptr;
+  }
+  if (overrides.overlap < -1 || overrides.overlap > 1) {
+    diagnose->emitError() << "expected overlap -1 (the backend's choice), 0 or 1, got " << overrides.overlap;
     return nullptr;
   }
   if (overrides.kvStages != 0 && (overrides.kvStages < 2 || overrides.kvStages > 4)) {

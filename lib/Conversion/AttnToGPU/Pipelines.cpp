@@ -90,7 +90,7 @@ AttnTileVariantsOptions tileVariantsOptions(const AttnPipelineOptions &o) {
 
 void buildAttnToGpuPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {
   pm.addPass(createAttnTileVariants(tileVariantsOptions(o)));
-  pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{o.backend, o.target, o.kvStages, o.persistent}));
+  pm.addPass(createConvertAttnTileToGPU(ConvertAttnTileToGPUOptions{o.backend, o.target, o.kvStages, o.persistent, o.overlap}));
 }
 
 void buildAttnGpuToNvvmPipeline(OpPassManager &pm, const AttnPipelineOptions &o) {

@@ -259,7 +259,8 @@ SmallVector<Value> KernelEmitter::maskByRegion(ArrayRef<Value> s, Value colFirst
 /// any m not below the true maximum minus the slack. `s` holds the scores
 /// (times log2Scale in log2 units), `state` (m, l, acc); returns (m, l,
 /// acc) after rescaling.
-SmallVector<Value> KernelEmitter::rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale) {
+SmallVector<Value> KernelEmitter::rescale(ArrayRef<Value> s, ArrayRef<Value> state, double log2Scale,
+                                          SmallVector<Value> *alpha, Value *rescaled) {
   const int64_t nTilesN = BN_ / 8, rowsPerThread = 2 * MT_;
   const AccLayout layout = scoreLayout(), acc = accLayout();
   SmallVector<Value> rowMax(rowsPerThread);
@@ -277,7 +278,9 @@ SmallVector<Value> KernelEmitter::rescale(ArrayRef<Value> s, ArrayRef<Value> sta
     anyRow = orB(anyRow, grows);
   }
   Value anyLane = NVVM::VoteSyncOp::create(b_, loc_, i1_, ci32(-1), anyRow, NVVM::VoteSyncKind::any);
-  SmallVector<Value> carried(state.begin(), state.end()); // m, l, acc
+  SmallVector<Value> carried(state.begin(), state.end()); // m, l, acc (deferred: m, l; then the factors)
+  if (alpha)
+    carried.append(rowsPerThread, cf(1));
   auto ifRescale = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(carried)), anyLane, true);
   {
     OpBuilder::InsertionGuard g(b_);
@@ -286,17 +289,44 @@ SmallVector<Value> KernelEmitter::rescale(ArrayRef<Value> s, ArrayRef<Value> sta
     for (int64_t r = 0; r < rowsPerThread; ++r) {
       Value mNew = maxF(state[r], rowMax[r]);
       Value isInf = arith::CmpFOp::create(b_, loc_, arith::CmpFPredicate::OEQ, mNew, negInf());
-      Value alpha = exp2F(subF(state[r], sel(isInf, cf(0), mNew)));
+      Value factor = exp2F(subF(state[r], sel(isInf, cf(0), mNew)));
       out[r] = mNew;
-      out[rowsPerThread + r] = mulF(state[rowsPerThread + r], alpha);
+      out[rowsPerThread + r] = mulF(state[rowsPerThread + r], factor);
+      if (alpha) {
+        out[2 * rowsPerThread + r] = factor;
+        continue;
+      }
       for (int64_t i = 0; i < acc.size(); ++i)
         if (AccLayout::rowSlot(i / (acc.blocks * 4), i % 4) == r)
-          out[2 * rowsPerThread + i] = mulF(state[2 * rowsPerThread + i], alpha);
+          out[2 * rowsPerThread + i] = mulF(state[2 * rowsPerThread + i], factor);
     }
     scf::YieldOp::create(b_, loc_, out);
     b_.setInsertionPointToStart(&ifRescale.getElseRegion().front());
     scf::YieldOp::create(b_, loc_, carried);
   }
+  SmallVector<Value> results(ifRescale.getResults());
+  if (alpha) {
+    alpha->assign(results.begin() + 2 * rowsPerThread, results.end());
+    results.resize(2 * rowsPerThread);
+    *rescaled = anyLane;
+  }
+  return results;
+}
+
+/// The deferred half of a rescale (overlapped key loop): acc's rows times
+/// their factors, where some lane's rows rescaled.
+SmallVector<Value> KernelEmitter::scaleRows(ArrayRef<Value> acc, ArrayRef<Value> alpha, Value rescaled) {
+  const AccLayout layout = accLayout();
+  SmallVector<Value> carried(acc.begin(), acc.end());
+  auto ifRescale = scf::IfOp::create(b_, loc_, TypeRange(ValueRange(carried)), rescaled, true);
+  OpBuilder::InsertionGuard g(b_);
+  b_.setInsertionPointToStart(&ifRescale.getThenRegion().front());
+  SmallVector<Value> out(carried);
+  for (int64_t i = 0; i < layout.size(); ++i)
+    out[i] = mulF(carried[i], alpha[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]);
+  scf::YieldOp::create(b_, loc_, out);
+  b_.setInsertionPointToStart(&ifRescale.getElseRegion().front());
+  scf::YieldOp::create(b_, loc_, carried);
   return SmallVector<Value>(ifRescale.getResults());
 }
 

@@ -19,7 +19,8 @@
 // encodes at launch (tmap:q/k/v, docs/runtime.md).
 //
 // Barriers, 8 bytes each, after the V ring (persistent: after the second Q
-// slot, which follows the V ring): Q full; K full, V full and empty per slot;
+// slot, which follows the V ring): Q full; K full, V full and empty per slot
+// (overlapped, EmitterParams::overlap: K full, V full, K empty, V empty);
 // persistent, then the second Q slot's full and each Q slot's empty (tile i
 // uses slot i % 2, parity (i / 2) % 2; the producer waits for the slot's
 // empty barrier before each Q copy, the 256 compute threads arrive after
@@ -82,12 +83,14 @@ void KernelEmitter::initBarriers() {
   for (int64_t s = 0; s < stages_; ++s) {
     init(kvBarrier(0, cidx(s)), 1);
     init(kvBarrier(1, cidx(s)), 1);
-    init(kvBarrier(2, cidx(s)), kThreads); // every compute thread releases the slot
+    init(kvBarrier(2, cidx(s)), kThreads); // every compute thread releases the slot (overlapped: its K)
+    if (params_.overlap)
+      init(kvBarrier(3, cidx(s)), kThreads); // ... and its V
   }
   if (params_.persistent) { // the second Q slot's full barrier, each slot's empty one
-    init(add(barriers_, ci(8 * (1 + 3 * stages_))), 1);
-    init(add(barriers_, ci(8 * (2 + 3 * stages_))), kThreads);
-    init(add(barriers_, ci(8 * (3 + 3 * stages_))), kThreads);
+    init(add(barriers_, ci(8 * (1 + ringBarriers()))), 1);
+    init(add(barriers_, ci(8 * (2 + ringBarriers()))), kThreads);
+    init(add(barriers_, ci(8 * (3 + ringBarriers()))), kThreads);
   }
   ptxStatement("fence.mbarrier_init.release.cluster;");
 }
@@ -222,11 +225,15 @@ void KernelEmitter::produceKeyTiles() {
   auto loop = beginWhile(init, Pred::sle, last);
   Block *after = loop.getAfterBody();
   Value n = after->getArgument(0), stage = after->getArgument(1), phase = after->getArgument(2);
-  waitBarrier(kvBarrier(2, stage), arith::XOrIOp::create(b_, loc_, phase, ci(1)));
+  Value emptyK = kvBarrier(2, stage);
+  Value previousUse = arith::XOrIOp::create(b_, loc_, phase, ci(1));
+  waitBarrier(emptyK, previousUse);
   Value slot = mul(toI64(stage), ci(kvTileBytes()));
   Value keyRow = mul(n, ci(BN_));
   expectBytes(kvBarrier(0, stage), kvTileBytes());
   tmaLoadRows(tmapK_, add(ci(kOffsetBytes()), slot), BN_, keyRow, hkv, kvBarrier(0, stage));
+  if (params_.overlap) // the slot's V is read a tile later than its K
+    waitBarrier(kvBarrier(3, stage), previousUse);
   expectBytes(kvBarrier(1, stage), kvTileBytes());
   tmaLoadRows(tmapV_, add(ci(vOffsetBytes()), slot), BN_, keyRow, hkv, kvBarrier(1, stage));
   SmallVector<Value> next = {nextVisited(n, last)};

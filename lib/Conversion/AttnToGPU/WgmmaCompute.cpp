@@ -98,25 +98,32 @@ Value KernelEmitter::packPairI32(Value x, Value y) {
 }
 
 /// The end of a wgmma chain's PTX block: commit, and wait unless the
-/// ping-pong hand-over comes between (then waitWgmma waits).
+/// ping-pong hand-over or the overlapped softmax comes between (then
+/// waitWgmma waits).
 std::string KernelEmitter::chainEnd() const {
-  return pingPong() ? "wgmma.commit_group.sync.aligned;\n}"
+  return pingPong() || params_.overlap ? "wgmma.commit_group.sync.aligned;\n}"
                     : "wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n}";
 }
 
 /// attn.tile.qk: this warpgroup's 64 rows of S = Q K^T, m64n{BN}k16 per 16
 /// columns of the head dim, in scoreLayout().
 SmallVector<Value> KernelEmitter::scoresQKWgmma(SharedTile q, SharedTile k) {
-  Value warpgroup = computeWarpgroup();
-  Value qTile = qOffset_ ? add(tileAddress(q, 0, 0), qOffset_) : tileAddress(q, 0, 0); // persistent: its Q slot
-  Value qAddr = add(qTile, mul(warpgroup, ci(64 * kSwizzleBytes)));
-  Value kAddr = tileAddress(k, kOffsetBytes(), kvTileBytes());
-  SmallVector<Value> s = wgmmaABt(qAddr, BM_, kAddr);
+  SmallVector<Value> s = issueScoresQK(q, k);
   if (pingPong()) { // the other warpgroup's turn while this chain runs
     passTurn(Value());
     s = waitWgmma(s);
   }
   return s;
+}
+
+SmallVector<Value> KernelEmitter::issueScoresQK(SharedTile q, SharedTile k) {
+  Value warpgroup = computeWarpgroup();
+  Value qTile = qOffset_ ? add(tileAddress(q, 0, 0), qOffset_) : tileAddress(q, 0, 0); // persistent: its Q slot
+  Value qAddr = add(qTile, mul(warpgroup, ci(64 * kSwizzleBytes)));
+  Value kAddr = tileAddress(k, kOffsetBytes(), kvTileBytes());
+  // Overlapped, the chain's descriptors would live beside two tiles of
+  // accumulators and P: the k-steps' offsets are added in the PTX.
+  return wgmmaABt(qAddr, BM_, kAddr, /*stepsInAsm=*/params_.overlap);
 }
 
 /// A B^T for the 64 rows of A at shared address aAddr (a swizzled tile of
@@ -184,19 +191,26 @@ SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAd
   return s;
 }
 
-/// Ping-pong: waits for this warpgroup's committed chains, the
-/// accumulators tied through (nothing may touch them in between).
-SmallVector<Value> KernelEmitter::waitWgmma(ArrayRef<Value> acc) {
+/// Ping-pong and the overlapped key loop: waits for this warpgroup's
+/// committed chains but the last `pending`, the accumulators tied through
+/// (nothing may touch them in between), and the A registers of a chain
+/// still running (`keepAlive`) read by the wait, so that nothing reuses
+/// them before.
+SmallVector<Value> KernelEmitter::waitWgmma(ArrayRef<Value> acc, int64_t pending, ValueRange keepAlive) {
   const int64_t n = acc.size();
   std::string constraints;
   for (int64_t i = 0; i < n; ++i)
     constraints += "=f,";
   for (int64_t i = 0; i < n; ++i)
     constraints += std::to_string(i) + (i + 1 < n ? "," : "");
+  for (size_t i = 0; i < keepAlive.size(); ++i)
+    constraints += ",r";
+  SmallVector<Value> operands(acc.begin(), acc.end());
+  llvm::append_range(operands, keepAlive);
   SmallVector<Type> fields(n, f32_);
   auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
-  auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, ValueRange(acc), "wgmma.wait_group.sync.aligned 0;",
-                                      constraints, /*has_side_effects=*/true, /*is_align_stack=*/false,
+  auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands,
+                                      "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";", constraints, /*has_side_effects=*/true, /*is_align_stack=*/false,
                                       LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(), ArrayAttr());
   SmallVector<Value> out;
   for (int64_t i = 0; i < n; ++i)
@@ -220,30 +234,57 @@ void KernelEmitter::accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVect
 /// forward's O += P V; the gradient kernels' dQ += dS K, dV += P^T dO,
 /// dK += dS^T Q).
 void KernelEmitter::wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, SmallVector<Value> &acc) {
+  wgmmaPBPacked(packPOperands(p), bAddress, acc);
+}
+
+/// P (scoreLayout(), fp32) as the A registers of wgmmaPB: per 16 keys, the
+/// m16n8k16 A fragment's 4 registers of two 16-bit elements.
+SmallVector<Value> KernelEmitter::packPOperands(ArrayRef<Value> p) {
   const AccLayout layout = scoreLayout();
-  const int64_t keySteps = BN_ / 16, pieceN = std::min(D_, kMaxPvN), pieces = D_ / pieceN, n = pieceN / 2;
-  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
   SmallVector<Value> a; // 4 registers per key step
-  for (int64_t c = 0; c < keySteps; ++c) {
+  for (int64_t c = 0; c < BN_ / 16; ++c) {
     auto P = [&](int64_t j, int64_t e) { return p[layout.index(0, j, e)]; };
     llvm::append_range(a, SmallVector<Value>{packPairI32(P(2 * c, 0), P(2 * c, 1)), packPairI32(P(2 * c, 2), P(2 * c, 3)),
                                              packPairI32(P(2 * c + 1, 0), P(2 * c + 1, 1)),
                                              packPairI32(P(2 * c + 1, 2), P(2 * c + 1, 3))});
   }
+  return a;
+}
+
+int64_t KernelEmitter::pvChains() const { return D_ / std::min(D_, kMaxPvN); }
+
+/// wgmmaPB on P's A registers (packPOperands), one chain (commit group) per
+/// 128 columns of O.
+void KernelEmitter::wgmmaPBPacked(ArrayRef<Value> a, function_ref<Value()> bAddress, SmallVector<Value> &acc) {
+  const int64_t keySteps = BN_ / 16, pieceN = std::min(D_, kMaxPvN), pieces = D_ / pieceN, n = pieceN / 2;
+  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
   Value vAddr = bAddress();
   for (int64_t piece = 0; piece < pieces; ++piece) {
     // Operands: n accumulators (tied to the outputs), the A registers, one
-    // descriptor per key step.
+    // descriptor per key step; overlapped, only the first step's, the later
+    // steps' offsets added in the PTX (as wgmmaABt's stepsInAsm: this chain
+    // is issued beside the next tile's S).
     SmallVector<Value> operands(acc.begin() + piece * n, acc.begin() + (piece + 1) * n);
     llvm::append_range(operands, a);
     const int64_t firstA = 2 * n, firstDesc = firstA + 4 * keySteps;
+    const bool stepsInAsm = params_.overlap;
     std::string asmText = "{\n.reg .pred p;\nsetp.eq.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
+    if (stepsInAsm)
+      asmText += ".reg .b64 dv;\n";
     for (int64_t c = 0; c < keySteps; ++c) {
       int64_t offset = (piece * pieceN / kChunkCols) * BN_ * kSwizzleBytes + c * 16 * kSwizzleBytes;
-      operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
+      std::string desc = "$" + std::to_string(firstDesc + c);
+      if (!stepsInAsm) {
+        operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
+      } else if (c == 0) {
+        operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
+      } else {
+        asmText += "add.s64 dv, $" + std::to_string(firstDesc) + ", " + std::to_string((c * 16 * kSwizzleBytes) >> 4) +
+                   ";\n";
+        desc = "dv";
+      }
       asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(pieceN) + "k16" + types + " " +
-                 operandList(0, n) + ", " + operandList(firstA + 4 * c, 4) + ", $" + std::to_string(firstDesc + c) +
-                 ", p, 1, 1, 1;\n";
+                 operandList(0, n) + ", " + operandList(firstA + 4 * c, 4) + ", " + desc + ", p, 1, 1, 1;\n";
     }
     asmText += chainEnd();
     std::string constraints;
@@ -253,8 +294,9 @@ void KernelEmitter::wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, S
       constraints += std::to_string(i) + ",";
     for (int64_t i = 0; i < 4 * keySteps; ++i)
       constraints += "r,";
-    for (int64_t c = 0; c < keySteps; ++c)
-      constraints += c + 1 < keySteps ? "l," : "l";
+    const int64_t descriptors = stepsInAsm ? 1 : keySteps;
+    for (int64_t c = 0; c < descriptors; ++c)
+      constraints += c + 1 < descriptors ? "l," : "l";
     SmallVector<Type> fields(n, f32_);
     auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
     auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands, asmText, constraints, /*has_side_effects=*/true,
