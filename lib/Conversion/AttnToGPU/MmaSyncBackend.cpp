@@ -138,6 +138,11 @@ public:
     params.persistent = params.producer && !summaries && persistent_ == 1;
     if (params.persistent && sharedBytes() > limit)
       params.persistent = false;
+    // The persistent kernel's compute warpgroups keep 224 registers (its
+    // producer 48), where the overlapped key loop spilled (Gemma 2 100
+    // bytes, StreamingLLM 236 at d = 128): it keeps the serial loop.
+    if (params.persistent)
+      params.overlap = false;
     if (sharedBytes() > limit)
       return kernel.emitOpError() << "needs " << sharedBytes() << " bytes of shared memory at head dim " << d
                                   << " and " << bm << "x" << bn << ", more than the " << limit

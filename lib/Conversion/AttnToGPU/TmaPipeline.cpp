@@ -46,7 +46,10 @@ namespace attnc::flash {
 namespace {
 constexpr int64_t kChunkCols = 64;         ///< one 128-byte swizzle row of 16-bit elements
 constexpr int64_t kBarrierBytes = 8;       ///< one mbarrier
-constexpr int64_t kProducerRegisters = 40; ///< what the producer warpgroup keeps
+/// What the producer warpgroup keeps: 24, so that the compute warpgroups get
+/// 240 of the 168 x 384 a CTA starts with (the overlapped key loop holds two
+/// tiles' accumulators and P: at 232 documents and Gemma 2 spilled 4-16 bytes).
+constexpr int64_t kProducerRegisters = 24;
 /// ... in a persistent kernel: its tile loop holds more (at 40 the two-interval
 /// patterns, prefixlm and streamingllm, spilled 4 bytes); the compute
 /// warpgroups get 224 of the 168 x 384 a CTA starts with.
