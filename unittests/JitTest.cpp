@@ -117,6 +117,7 @@ TEST(Jit, BadOptionsAreUsageErrors) {
   };
   EXPECT_EQ(usageError("kv_stages", "5"), "attnc: compile option kv_stages must be 2, 3 or 4, got '5'");
   EXPECT_EQ(usageError("persistent", "yes"), "attnc: compile option persistent must be on or off, got 'yes'");
+  EXPECT_EQ(usageError("overlap", "maybe"), "attnc: compile option overlap must be on or off, got 'maybe'");
   EXPECT_EQ(usageError("tile", "96x96"),
             "attnc: compile option tile must be 64x64, 64x32, 128x128, 128x64 or 128x32, got '96x96'");
   EXPECT_NE(usageError("tiles", "64x64").find("unknown compile option 'tiles' (expected head_dims, dtypes, tile"),
@@ -136,6 +137,14 @@ TEST(Jit, TuningOptionsReachTheGenerator) {
   EXPECT_EQ(int(persistent.manifest().variants[0].gridOf(persistent.manifest().variants[0].kernels[0])),
             int(attnc::GridRule::PersistentTiles));
   o.extra.erase("persistent");
+  // overlap=off: the serial key loop, whose ring has one empty barrier a
+  // slot instead of a K empty and a V empty one (8 bytes less each of 2).
+  attnc::Module overlapped = attnc::compile("attention causal { mask k <= q; }", o);
+  o.extra["overlap"] = "off";
+  attnc::Module serial = attnc::compile("attention causal { mask k <= q; }", o);
+  EXPECT_EQ(overlapped.manifest().variants[0].kernels[0].sharedBytes,
+            serial.manifest().variants[0].kernels[0].sharedBytes + 16);
+  o.extra.erase("overlap");
   o.extra["tile"] = "64x64";
   attnc::Module small = attnc::compile(kSource, o);
   EXPECT_EQ(small.manifest().variants[0].kernels[0].blockM, 64);
