@@ -210,10 +210,14 @@ SmallVector<Value> KernelEmitter::gradProductABt(SharedTile a, SharedTile b) {
                   /*stepsInAsm=*/true);
 }
 
-void KernelEmitter::gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc) {
-  if (!wgmma_)
-    return accumulatePV(p, b, acc);
-  wgmmaPB(p, [&] { return tileAddress(b, b.offsetBytes, b.bufBytes); }, acc);
+SmallVector<Value> KernelEmitter::gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc) {
+  if (!wgmma_) {
+    accumulatePV(p, b, acc);
+    return {};
+  }
+  SmallVector<Value> a = packPOperands(p);
+  wgmmaPBPacked(a, [&] { return tileAddress(b, b.offsetBytes, b.bufBytes); }, acc);
+  return a;
 }
 
 //===----------------------------------------------------------------------===//
@@ -286,6 +290,11 @@ void KernelEmitter::emitBackwardDQ() {
     colFirst_ = mul(n, ci(BN_));
     Value needMask = andB(windowNeedMask(n, classifyTile(n).second), classifyTile(n, false, warpRows_).second);
     SmallVector<Value> s = gradProductABt(qTile, kTile(buf));
+    SmallVector<Value> dp;
+    if (overlapChains()) { // dP = dO V^T runs under the score rule, mask and exp
+      s = waitWgmma(s);
+      dp = gradProductABt(doTile, vTile(buf));
+    }
     SmallVector<Value> slopes; // a score rule's derivative per element
     if (hasScoreRule)
       applyScore(s, scale, colFirst_, &slopes);
@@ -294,15 +303,15 @@ void KernelEmitter::emitBackwardDQ() {
         x = mulF(x, cf(scale * kLog2e)); // log2 units, before the mask (any sign of scale)
     SmallVector<Value> p = maskTile(s, needMask, by, colFirst_);
     expTile(p, lse2, 1.0);
-    SmallVector<Value> dp = gradProductABt(doTile, vTile(buf));
+    dp = overlapChains() ? waitWgmma(dp) : gradProductABt(doTile, vTile(buf));
     const AccLayout layout = scoreLayout();
     for (int64_t i = 0; i < layout.size(); ++i) {
       Value ds = mulF(p[i], subF(dp[i], delta[AccLayout::rowSlot(i / (layout.blocks * 4), i % 4)]));
       p[i] = hasScoreRule ? throughScoreRule(ds, p[i], slopes[i]) : ds;
     }
     SmallVector<Value> next(acc.begin(), acc.end());
-    gradProductPB(p, kTile(buf), next); // dQ += dS K
-    return next;
+    SmallVector<Value> dsA = gradProductPB(p, kTile(buf), next); // dQ += dS K
+    return overlapChains() ? waitWgmma(next, 0, dsA) : next;
   };
   SmallVector<Value> init(accLayout().size(), cf(0));
   SmallVector<Value> dq = runPipelined(b_, loc_, firstVisited(first, last), last, init, tiles);
@@ -514,6 +523,12 @@ void KernelEmitter::emitBackwardDKDV() {
       }
     auto column = [&](int64_t i) { return (i / 4 % layout.blocks) * 2 + (i % 4 & 1); }; // index into lse2, delta
     SmallVector<Value> s = gradProductABt(kTile, qTile(buf)); // S^T: key rows, query columns
+    SmallVector<Value> dp;
+    if (overlapChains()) { // dP^T = V dO^T runs under the score rule, mask and exp
+      s = waitWgmma(s);
+      if (wantDK)
+        dp = gradProductABt(vTile, doTile(buf));
+    }
     SmallVector<Value> slopes; // a score rule's derivative per element
     if (hasScoreRule)
       slopes = scoreRuleTransposed(s, scale, qFirst, kPos);
@@ -534,10 +549,14 @@ void KernelEmitter::emitBackwardDKDV() {
     // The state: dK's accumulators (wantDK), then dV's (wantDV).
     const int64_t dvFirst = wantDK ? accSize : 0;
     SmallVector<Value> dk(state.begin(), state.begin() + dvFirst), dv(state.begin() + dvFirst, state.end());
-    if (wantDV)
-      gradProductPB(p, doTile(buf), dv); // dV += P^T dO
+    if (wantDV) { // dV += P^T dO
+      SmallVector<Value> pA = gradProductPB(p, doTile(buf), dv);
+      if (overlapChains()) // waited for in place: running under dS, its P^T would spill at d = 128
+        dv = waitWgmma(dv, 0, pA);
+    }
     if (wantDK) {
-      SmallVector<Value> dp = gradProductABt(vTile, doTile(buf)); // dP^T = V dO^T
+      // dP^T = V dO^T (overlapped: issued before the exp, done by now)
+      dp = overlapChains() ? waitWgmma(dp) : gradProductABt(vTile, doTile(buf));
       if (wgmma_)
         for (int64_t j = 0; j < BN_ / 8; ++j)
           for (int64_t c = 0; c < 2; ++c)
@@ -546,7 +565,9 @@ void KernelEmitter::emitBackwardDKDV() {
         Value ds = mulF(p[e], subF(dp[e], delta[column(e)]));
         p[e] = hasScoreRule ? throughScoreRule(ds, p[e], slopes[e]) : ds;
       }
-      gradProductPB(p, qTile(buf), dk); // dK += dS^T Q
+      SmallVector<Value> dsA = gradProductPB(p, qTile(buf), dk); // dK += dS^T Q
+      if (overlapChains())
+        dk = waitWgmma(dk, 0, dsA);
     }
     SmallVector<Value> next(dk);
     llvm::append_range(next, dv);

@@ -258,9 +258,12 @@ private:
                  Value rowLimit, Value rowStride);
   /// The products on this kernel's tensor-core path (mma.sync, or wgmma
   /// with the tiles' shared addresses): A B^T with A's BM_ and B's BN_ rows,
-  /// and acc += P B with P from registers.
+  /// and acc += P B with P from registers (wgmma: returns P's A registers).
+  /// With overlapChains() the wgmma chains are committed, not waited for:
+  /// the caller waits (waitWgmma), so that elementwise work runs under them.
   SmallVector<Value> gradProductABt(SharedTile a, SharedTile b);
-  void gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc);
+  SmallVector<Value> gradProductPB(ArrayRef<Value> p, SharedTile b, SmallVector<Value> &acc);
+  bool overlapChains() const { return wgmma_ && params_.overlap; }
 
   // The tile program's values as this backend holds them.
   DenseMap<Value, SmallVector<Value>> regs_; ///< fp32 tiles and row tiles: registers in AccLayout order
