@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws bench_attnc.py results as SVG bar charts (no plotting library needed).
 
-  plot_bench.py run RESULTS.json [--ours LABEL [--keep CASE,...]] -o chart.svg
+  plot_bench.py run RESULTS.json [--ours LABEL [--keep CASE,...]] [--device GPU] -o chart.svg
       one run: effective TFLOP/s per case, ours next to cuDNN SDPA and
       FlexAttention from the same run, with ours / FlexAttention on top;
       --ours takes our figures from the run's --alt build LABEL instead
@@ -89,17 +89,17 @@ def with_ours(rows, label, keep):
     return out
 
 
-def run_chart(path, ours=None, keep=()):
+def run_chart(path, ours=None, keep=(), device="H200"):
     rows = with_ours(json.load(open(path)), ours, set(keep))
     cases = [r["case"] for r in rows]
     values = {r["case"]: {"attnc": r["ours_tflops"], "cuDNN SDPA": r.get("cudnn_tflops"),
                           "FlexAttention": r["flex_tflops"]} for r in rows}
     notes = {r["case"]: "attnc %.2fx flex" % r["vs_flex"] for r in rows}
-    return svg_chart("attnc vs cuDNN SDPA and FlexAttention (H200, bf16; one run)",
+    return svg_chart("attnc vs cuDNN SDPA and FlexAttention (%s, bf16; one run)" % device,
                      cases, list(COLORS), values, COLORS, notes)
 
 
-def history_chart(labelled):
+def history_chart(labelled, device="H200"):
     runs = []
     for item in labelled:
         label, path = item.split("=", 1)
@@ -110,7 +110,8 @@ def history_chart(labelled):
     series = [label for label, _ in runs]
     colors = {label: HISTORY_COLORS[i % len(HISTORY_COLORS)] for i, label in enumerate(series)}
     values = {c: {label: r.get(c) for label, r in runs} for c in cases}
-    return svg_chart("attnc's effective TFLOP/s by version (H200, bf16, d=128)", cases, series, values, colors)
+    return svg_chart("attnc's effective TFLOP/s by version (%s, bf16, d=128)" % device, cases, series, values,
+                     colors)
 
 
 def main():
@@ -120,11 +121,14 @@ def main():
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--ours", help="run: our figures from this --alt build of the run")
     ap.add_argument("--keep", default="", help="run: with --ours, cases that keep the run's own figures")
+    ap.add_argument("--device", default="H200",
+                    help="the GPU the results come from, for the title (default H200: every run before v14)")
     args = ap.parse_args()
     if args.kind == "run" and len(args.inputs) != 1:
         sys.exit("plot_bench.py run takes one results file")
     keep = [c for c in args.keep.split(",") if c]
-    svg = run_chart(args.inputs[0], args.ours, keep) if args.kind == "run" else history_chart(args.inputs)
+    svg = (run_chart(args.inputs[0], args.ours, keep, args.device) if args.kind == "run"
+           else history_chart(args.inputs, args.device))
     with open(args.output, "w") as f:
         f.write(svg)
 

@@ -38,4 +38,8 @@ with tempfile.TemporaryDirectory() as d:
         assert "attnc: %.1f TFLOP/s" % tf in titles7, (r["case"], tf, titles7)
     bad = subprocess.run([sys.executable, script, "run", v7, "--ours", "nosuch", "-o", out7], capture_output=True)
     assert bad.returncode != 0
+    # --device names the GPU in the title (H200 by default).
+    subprocess.run([sys.executable, script, "run", results, "--device", "H100", "-o", out], check=True)
+    title = "".join(ET.parse(out).getroot().find(ns + "text").itertext())
+    assert "(H100, bf16" in title, title
 print("plot_bench.py: %d bars checked" % (len(want) + len(bars)))
