@@ -68,11 +68,14 @@ rm -f "$out"/bench/patterns*.ptx
 # The same patterns with their gradient kernels (bench/bench_backward.py).
 "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128,256 --backward=on \
   -o "$out/bench/patterns_backward.ptx"
-# Other backends' gradient kernels ($BENCH_BWD_ALT_BACKENDS, e.g. "mma-sync"),
-# which bench_backward.py times beside (--alt, through scripts/gpu_check.sh).
-for backend in ${BENCH_BWD_ALT_BACKENDS:-}; do
+# The gradient kernels built other ways ($BENCH_BWD_ALT_BACKENDS: a backend, e.g. "mma-sync",
+# or "overlap", --overlap=on: dP's chain under the exp), which bench_backward.py times beside
+# (--alt, through scripts/gpu_check.sh).
+for alt in ${BENCH_BWD_ALT_BACKENDS:-}; do
+  flag=--backend=$alt
+  [[ $alt == overlap ]] && flag=--overlap=on
   "$build/bin/attnc" "$root/bench/patterns.attn" --target="$target" --dtypes=bf16 --head-dims=64,128,256 --backward=on \
-    --backend="$backend" -o "$out/bench/patterns_backward_$backend.ptx"
+    "$flag" -o "$out/bench/patterns_backward_$alt.ptx"
 done
 for alt in ${BENCH_ALT_TILES:-}; do
   flags=()

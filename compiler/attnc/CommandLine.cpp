@@ -405,7 +405,9 @@ std::optional<int> parseCompileCommandLine(int argc, char **argv, CompileCommand
             "the warp-specialised wgmma kernel's softmax\n"
             "overlapped with its GEMMs inside each compute\n"
             "warpgroup: tile j's S = Q K^T and tile j-1's O += P V\n"
-            "issued together (tuning; default on)",
+            "issued together (tuning; default on); =on also\n"
+            "overlaps the gradient kernels' dP chain with the\n"
+            "exp (experimental, not yet run on a GPU)",
             tuning("--overlap"));
   cmd.value("--backward", "on|off",
             "also each variant's gradient kernels (dQ, dK, dV;\n"

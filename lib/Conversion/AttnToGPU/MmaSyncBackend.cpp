@@ -84,16 +84,16 @@ public:
                             gpu::GPUModuleOp module) const override {
     // The gradient kernels (64 x 64 tiles): one warpgroup on wgmma, its
     // tiles copied by cp.async into two swizzled buffers (BackwardStage.cpp).
-    // Unless --overlap=off, dP's chain runs under the score rule, mask and
-    // exp where the registers allow: in dQ up to d = 128, in dK/dV at d = 64
-    // (beyond, ptxas spilled: d128 dK/dV 44-248 bytes where it spilled
-    // 0-136, d256 dQ 32-176 where 12-172).
+    // With --overlap=on (not by default: not yet run on a GPU), dP's chain
+    // runs under the score rule, mask and exp where the registers allow: in
+    // dQ up to d = 128, in dK/dV at d = 64 (beyond, ptxas spilled: d128 dK/dV
+    // 44-248 bytes where it spilled 0-136, d256 dQ 32-176 where 12-172).
     if (kernel.isBackwardDQ() || kernel.isBackwardDKDV()) {
       const int64_t d = int64_t(kernel.getHeadDim());
       flash::EmitterParams params;
       params.pad = 0;
       params.wgmma = true;
-      params.overlap = overlap_ != 0 && d <= (kernel.isBackwardDQ() ? 128 : 64);
+      params.overlap = overlap_ == 1 && d <= (kernel.isBackwardDQ() ? 128 : 64);
       OpBuilder b(kernel.getContext());
       flash::KernelEmitter emitter(b, kernel, intervals, params);
       emitter.build(module);

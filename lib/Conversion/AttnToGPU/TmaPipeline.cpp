@@ -46,10 +46,11 @@ namespace attnc::flash {
 namespace {
 constexpr int64_t kChunkCols = 64;         ///< one 128-byte swizzle row of 16-bit elements
 constexpr int64_t kBarrierBytes = 8;       ///< one mbarrier
-/// What the producer warpgroup keeps: 24, so that the compute warpgroups get
-/// 240 of the 168 x 384 a CTA starts with (the overlapped key loop holds two
-/// tiles' accumulators and P: at 232 documents and Gemma 2 spilled 4-16 bytes).
-constexpr int64_t kProducerRegisters = 24;
+/// What the producer warpgroup keeps: 40, so that the compute warpgroups get
+/// 232 of the 168 x 384 a CTA starts with (the overlapped key loop holds two
+/// tiles' accumulators and P: at 232 documents and Gemma 2 at d = 128 spill 4
+/// bytes; 24, compute 240, spilled none but is not yet run on a GPU).
+constexpr int64_t kProducerRegisters = 40;
 /// ... in a persistent kernel: its tile loop holds more (at 40 the two-interval
 /// patterns, prefixlm and streamingllm, spilled 4 bytes); the compute
 /// warpgroups get 224 of the 168 x 384 a CTA starts with.
