@@ -30,6 +30,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <type_traits>
+
 using namespace mlir;
 
 namespace attnc::flash {
@@ -42,26 +44,20 @@ bool KernelEmitter::overlappable(attn::TileKeyLoopOp keyLoop) {
   attn::TileRescaleOp rescaleOp;
   attn::TilePVOp pv;
   attn::TileLoadVOp loadV;
-  for (Operation &op : body.without_terminator()) {
-    if (auto x = dyn_cast<attn::TileQKOp>(op)) {
-      if (qk)
-        return false;
-      qk = x;
-    } else if (auto x = dyn_cast<attn::TileRescaleOp>(op)) {
-      if (rescaleOp)
-        return false;
-      rescaleOp = x;
-    } else if (auto x = dyn_cast<attn::TilePVOp>(op)) {
-      if (pv)
-        return false;
-      pv = x;
-    } else if (auto x = dyn_cast<attn::TileLoadVOp>(op)) {
-      if (loadV)
-        return false;
-      loadV = x;
+  bool eachOnce = true;
+  auto take = [&](auto &slot, Operation &op) { // slot = op where op is of slot's type
+    if (auto x = dyn_cast<std::decay_t<decltype(slot)>>(op)) {
+      eachOnce = eachOnce && !slot;
+      slot = x;
     }
+  };
+  for (Operation &op : body.without_terminator()) {
+    take(qk, op);
+    take(rescaleOp, op);
+    take(pv, op);
+    take(loadV, op);
   }
-  if (!qk || !rescaleOp || !pv || !loadV)
+  if (!eachOnce || !qk || !rescaleOp || !pv || !loadV)
     return false;
   auto yield = cast<attn::TileYieldOp>(body.getTerminator());
   return rescaleOp.getAcc() == body.getArgument(4) && body.getArgument(4).hasOneUse() &&
