@@ -209,9 +209,10 @@ SmallVector<Value> KernelEmitter::waitWgmma(ArrayRef<Value> acc, int64_t pending
   llvm::append_range(operands, keepAlive);
   SmallVector<Type> fields(n, f32_);
   auto resType = LLVM::LLVMStructType::getLiteral(b_.getContext(), fields);
-  auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands,
-                                      "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";", constraints, /*has_side_effects=*/true, /*is_align_stack=*/false,
-                                      LLVM::tailcallkind::TailCallKind::None, LLVM::AsmDialectAttr(), ArrayAttr());
+  const std::string wait = "wgmma.wait_group.sync.aligned " + std::to_string(pending) + ";";
+  auto op = LLVM::InlineAsmOp::create(b_, loc_, resType, operands, wait, constraints, /*has_side_effects=*/true,
+                                      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+                                      LLVM::AsmDialectAttr(), ArrayAttr());
   SmallVector<Value> out;
   for (int64_t i = 0; i < n; ++i)
     out.push_back(LLVM::ExtractValueOp::create(b_, loc_, op.getResult(0), ArrayRef<int64_t>{i}));
@@ -274,9 +275,7 @@ void KernelEmitter::wgmmaPBPacked(ArrayRef<Value> a, function_ref<Value()> bAddr
     for (int64_t c = 0; c < keySteps; ++c) {
       int64_t offset = (piece * pieceN / kChunkCols) * BN_ * kSwizzleBytes + c * 16 * kSwizzleBytes;
       std::string desc = "$" + std::to_string(firstDesc + c);
-      if (!stepsInAsm) {
-        operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
-      } else if (c == 0) {
+      if (!stepsInAsm || c == 0) {
         operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
       } else {
         asmText += "add.s64 dv, $" + std::to_string(firstDesc) + ", " + std::to_string((c * 16 * kSwizzleBytes) >> 4) +
