@@ -52,6 +52,20 @@ for f in "$root"/examples/*.attn; do
   [ "$name" = dsa ] && continue
   compile "$f" "$out/backward/$name.ptx" --backward=on --head-dims=64,128,256 ${ATTNC_FLAGS:-}
 done
+# The gradient kernels with dP's chain under the exp (--overlap=on, opt-in) when
+# BENCH_BWD_ALT_BACKENDS names "overlap": every example, packed as
+# build-ptx/backward-overlap.tar.gz (the carry limit), which gpu_check's step "backward"
+# also checks against the reference.
+rm -f "$out/backward-overlap.tar.gz"
+if [[ " ${BENCH_BWD_ALT_BACKENDS:-} " == *" overlap "* ]]; then
+  tmp=$(mktemp -d)
+  for f in "$root"/examples/*.attn; do
+    name=$(basename "$f" .attn)
+    [ "$name" = dsa ] && continue
+    compile "$f" "$tmp/$name.ptx" --backward=on --head-dims=64,128,256 --overlap=on ${ATTNC_FLAGS:-}
+  done
+  tar czf "$out/backward-overlap.tar.gz" -C "$tmp" . && rm -rf "$tmp"
+fi
 # The selecting variants (test/gpu/check_dsa.py, bench/bench_dsa.py).
 compile "$root/bench/dsa_bench.attn" "$out/dsa/dsa.ptx" --dtypes=bf16 --head-dims=128
 compile "$root/test/gpu/dsa_cases.attn" "$out/dsa/dsa_cases.ptx"

@@ -108,6 +108,19 @@ if has backward; then
       > "$out/sanitizer_backward_$tool.log" 2>&1 || status=1
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|cases passed" "$out/sanitizer_backward_$tool.log"
   done
+  if [ -f "$root/build-ptx/backward-overlap.tar.gz" ]; then
+    # scripts/build_ptx.sh's --overlap=on gradient kernels (BENCH_BWD_ALT_BACKENDS=overlap).
+    echo "== gradient kernels, --overlap=on (build-ptx/backward-overlap.tar.gz) vs reference"
+    rm -rf "$root/build-bwd-overlap" && mkdir -p "$root/build-bwd-overlap" &&
+      tar xzf "$root/build-ptx/backward-overlap.tar.gz" -C "$root/build-bwd-overlap"
+    python3 "$root/test/gpu/check_backward.py" --ptx-dir "$root/build-bwd-overlap" --attnc "$build/bin/attnc" \
+      --json "$out/backward_overlap.json" > "$out/backward_overlap.log" 2>&1 || status=1
+    grep -v "^ok" "$out/backward_overlap.log" | head -n 40
+    compute-sanitizer --tool racecheck --error-exitcode 9 python3 "$root/test/gpu/check_backward.py" \
+      --ptx-dir "$root/build-bwd-overlap" --attnc "$build/bin/attnc" --quick --only mistral,documents \
+      > "$out/sanitizer_backward_overlap_racecheck.log" 2>&1 || status=1
+    grep -E "RACECHECK SUMMARY|cases passed" "$out/sanitizer_backward_overlap_racecheck.log"
+  fi
 fi
 if has bwbench; then
   echo "== gradient kernels vs cuDNN and FlexAttention backward (bench/bench_backward.py)"
