@@ -29,27 +29,29 @@ compile() { # SOURCE OUTPUT [attnc flags]
   regs=$("$ptxas" -arch="$target" -v "$o" -o /dev/null 2>&1 | grep -o "Used [0-9]* registers" | sort -u | tr '\n' ' ')
   echo "$(basename "$o" .ptx): compiled in ${ms} ms; ptxas: $regs"
 }
+# Every example but dsa (built below with its own test cases).
+examples=()
+for f in "$root"/examples/*.attn; do
+  [ "$(basename "$f" .attn)" = dsa ] || examples+=("$f")
+done
 mkdir -p "$out/dsa"
 rm -f "$out/dsa.ptx"
-for f in "$root"/examples/*.attn; do
+for f in "${examples[@]}"; do
   name=$(basename "$f" .attn)
-  [ "$name" = dsa ] && continue
   compile "$f" "$out/$name.ptx" ${ATTNC_FLAGS:-}
 done
 # Every example with the persistent grid (--persistent=on, experimental): gpu_check's step
 # "persistent" runs them through the same matrix.
 mkdir -p "$out/persistent"
-for f in "$root"/examples/*.attn; do
+for f in "${examples[@]}"; do
   name=$(basename "$f" .attn)
-  [ "$name" = dsa ] && continue
   "$build/bin/attnc" "$f" --target="$target" --persistent=on ${ATTNC_FLAGS:-} -o "$out/persistent/$name.ptx"
 done
 # Every example with its gradient kernels (--backward=on; test/gpu/check_backward.py, gpu_check's
 # step "backward"): the variants the backward covers get NAME.backward, the others a warning.
 mkdir -p "$out/backward"
-for f in "$root"/examples/*.attn; do
+for f in "${examples[@]}"; do
   name=$(basename "$f" .attn)
-  [ "$name" = dsa ] && continue
   compile "$f" "$out/backward/$name.ptx" --backward=on --head-dims=64,128,256 ${ATTNC_FLAGS:-}
 done
 # The gradient kernels with dP's chain under the exp (--overlap=on, opt-in) when
@@ -59,9 +61,8 @@ done
 rm -f "$out/backward-overlap.tar.gz"
 if [[ " ${BENCH_BWD_ALT_BACKENDS:-} " == *" overlap "* ]]; then
   tmp=$(mktemp -d)
-  for f in "$root"/examples/*.attn; do
+  for f in "${examples[@]}"; do
     name=$(basename "$f" .attn)
-    [ "$name" = dsa ] && continue
     compile "$f" "$tmp/$name.ptx" --backward=on --head-dims=64,128,256 --overlap=on ${ATTNC_FLAGS:-}
   done
   tar czf "$out/backward-overlap.tar.gz" -C "$tmp" . && rm -rf "$tmp"

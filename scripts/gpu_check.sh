@@ -12,7 +12,8 @@
 #   5. test/gpu/check_dsa.py: the selecting variants (build-ptx/dsa/) against
 #      the reference; bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
 #   6. test/gpu/check_backward.py: the gradient kernels (build-ptx/backward/,
-#      --backward=on) against the reference's gradients, then compute-sanitizer;
+#      --backward=on) against the reference's gradients, then compute-sanitizer
+#      (and build-ptx/backward-overlap.tar.gz, --overlap=on, where build_ptx.sh made it);
 #      bench/bench_backward.py (GPU_STEPS "bwbench", not by default);
 #   7. (GPU_STEPS "generated", not run by default) test/gpu/check_generated.py:
 #      the random programs of scripts/build_generated_ptx.sh (build-ptx/gen.tar.gz)
