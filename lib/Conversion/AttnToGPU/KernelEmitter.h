@@ -21,6 +21,7 @@
 //   SelectStage.cpp    the select stage of a selecting variant: selection
 //                      scores (indexer on tensor cores, or the select
 //                      region) into the workspace, then a radix top-k;
+//   IndexerWgmma.cpp   sm_90a's select stage with the indexer on wgmma;
 //   BackwardStage.cpp  the gradient kernels (dQ by query tile, dK/dV by key
 //                      tile), from the same products and masks.
 // The attention stage of a selecting variant is the ordinary kernel with its
@@ -58,6 +59,10 @@ inline constexpr double kRescaleSlack = 8.0;         ///< log2 units m may lag t
 inline constexpr int64_t kHugeLen = int64_t(1) << 40; ///< static length of the flat global memrefs
 inline constexpr double kLog2e = 1.4426950408889634;
 inline constexpr int64_t kSelectRows = 4; ///< query rows of a select-stage CTA: one a warp (SelectStage.cpp)
+/// Whether sm_90a's select stage runs the variant's indexer on wgmma
+/// (IndexerWgmma.cpp): an indexer of at most 64 heads with rows of a
+/// multiple of 128 bytes; else mma.sync (SelectStage.cpp).
+bool indexerOnWgmma(attn::VariantOp variant);
 inline constexpr int64_t kBoxRows = 64; ///< rows of one TMA box (TmaPipeline.cpp): the TMA kernel's tiles are multiples of it
 
 using analysis::Term;
@@ -178,10 +183,15 @@ public:
       // widened to f16 in shared memory (SelectStage.cpp). Without an
       // indexer the select region needs no tiles.
       // The topk stage reads the workspace alone.
+      // On wgmma (IndexerWgmma.cpp) the Q tile is the B operand: the heads
+      // of each row rounded up to 8, no padding.
       const bool mma = indexer_ && selectStage_;
+      indexerWgmma_ = mma && wgmma_;
       D_ = mma ? indexer_->dim : 16;
       bf16_ = mma && indexer_->dtype == "bf16";
-      BM_ = mma ? (indexer_->heads + 15) / 16 * 16 * kWarps : 16 * kWarps;
+      BM_ = indexerWgmma_ ? (indexer_->heads + 7) / 8 * 8 * kSelectRows
+            : mma         ? (indexer_->heads + 15) / 16 * 16 * kWarps
+                          : 16 * kWarps;
       LD_ = D_ + params.pad;
       MT_ = BM_ / (16 * kWarps);
       summaries_ = false; // the select stage classifies its tiles by the closed forms (or visits them all)
@@ -228,6 +238,14 @@ private:
   void landIndexerRows(ArrayRef<Value> pending, Value smem, Value smemRow0, int64_t rows);
   Value zeroBytes();
   void regionScores(Value n, ArrayRef<Value> wsRows, Value needMask);
+  void writeExcludedTile(Value n, ArrayRef<Value> wsRows);
+  // The indexer on wgmma (IndexerWgmma.cpp; indexerWgmma_).
+  bool indexerWgmma_ = false;
+  int64_t indexerElemBytes() const;
+  void emitIndexerWgmma(ArrayRef<Value> wsRows);
+  void copyIndexerRowsSwizzled(Value tiles, Value tileOffset, int64_t tileRows, int64_t row0, Value global, Value base,
+                               int64_t rows, Value rowLimit, Value rowStride);
+  void indexerScoresWgmma(Value n, ArrayRef<Value> acc, ArrayRef<Value> wsRows, Value needMask, ArrayRef<Value> w);
   Value orderedKey(Value score);
   Value allowedAt(Value q, Value col, Value needMask);
   void loadIndexerRows(Value smem, int64_t smemRow0, Value global, Value base, int64_t rows, Value rowLimit,
@@ -400,6 +418,9 @@ private:
   SmallVector<Value> issueScoresQK(SharedTile q, SharedTile k); ///< the chain of scoresQKWgmma, not waited for
   void accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
   SmallVector<Value> wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm = false);
+  enum class WgmmaInput { F16, BF16, E4M3 }; ///< both operands' element type
+  SmallVector<Value> wgmmaKMajor(Value aAddr, int64_t aRows, Value bAddr, int64_t bRows, int64_t rowBytes,
+                                 WgmmaInput input, bool stepsInAsm);
   void wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, SmallVector<Value> &acc);
   /// P's A registers of wgmmaPB (4 i32 per 16 keys), and the product on them.
   SmallVector<Value> packPOperands(ArrayRef<Value> p);

@@ -99,10 +99,21 @@ public:
       emitter.build(module);
       return success();
     }
-    // A selecting variant's stages gather K/V rows (cp.async, not TMA
-    // tiles), and the gradient kernels' summary stage needs no tensor cores:
-    // the mma-sync kernels, for now. (A summary stage takes the parameters
-    // of its attention kernel: the same params below.)
+    // The select stage's indexer on wgmma where its heads and rows fit
+    // (IndexerWgmma.cpp): one warpgroup, cp.async into swizzled tiles.
+    if (kernel.isSelectStage() && flash::indexerOnWgmma(kernel.getVariantOp())) {
+      flash::EmitterParams params;
+      params.pad = 0;
+      params.wgmma = true;
+      OpBuilder b(kernel.getContext());
+      flash::KernelEmitter emitter(b, kernel, intervals, params);
+      emitter.build(module);
+      return success();
+    }
+    // A selecting variant's other stages gather K/V rows (cp.async, not TMA
+    // tiles) or read the workspace, and the gradient kernels' summary stage
+    // needs no tensor cores: the mma-sync kernels, for now. (A summary stage
+    // takes the parameters of its attention kernel: the same params below.)
     if (kernel.getStage() && !kernel.isSummaryStage())
       return fallback_.lowerKernel(kernel, intervals, module);
     // The swizzled layout takes the head dim in 64-element chunks; a

@@ -445,6 +445,11 @@ void KernelEmitter::emitSelectStage() {
   for (int64_t r = 0; r < rows; ++r)
     wsRows.push_back(mul(add(mul(block, ci(rows)), ci(r)), klen_));
 
+  if (indexerWgmma_) {
+    emitIndexerWgmma(wsRows);
+    return;
+  }
+
   // Shared memory: the indexer's Q and K tiles, the radix histogram, the
   // block counts and the select scratch.
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
@@ -582,18 +587,7 @@ void KernelEmitter::emitSelectStage() {
       barrier(); // tile n's buffer is refilled by the next iteration
     }
     b_.setInsertionPointToStart(&ifVisit.getElseRegion().front());
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t i = 0; i * kThreads < BN_; ++i) {
-        Value key = add(mul(n, ci(BN_)), add(tid_, ci(i * kThreads)));
-        auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{},
-                                      andB(cmpI(Pred::slt, add(tid_, ci(i * kThreads)), ci(BN_)),
-                                           cmpI(Pred::slt, key, klen_)),
-                                      false);
-        OpBuilder::InsertionGuard g2(b_);
-        b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-        memref::StoreOp::create(b_, loc_, arith::ConstantIntOp::create(b_, loc_, selectKeyType(), 0).getResult(),
-                                workspace_, ValueRange{toIndex(add(wsRows[r], key))});
-      }
+    writeExcludedTile(n, wsRows);
   }
 }
 

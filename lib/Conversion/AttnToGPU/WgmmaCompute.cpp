@@ -131,6 +131,15 @@ SmallVector<Value> KernelEmitter::issueScoresQK(SharedTile q, SharedTile k) {
 /// bAddr, both K-major over the head dim: BN_ / 2 fp32 a thread in
 /// scoreLayout() (the forward's S = Q K^T; the gradient kernels' S, dP and
 /// their transposes).
+SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm) {
+  return wgmmaKMajor(aAddr, aRows, bAddr, BN_, 2 * D_, bf16_ ? WgmmaInput::BF16 : WgmmaInput::F16, stepsInAsm);
+}
+
+/// A B^T for the 64 rows of A at shared address aAddr (a swizzled tile of
+/// aRows rows) against the bRows rows of B at bAddr, both K-major with
+/// rowBytes bytes a row (a multiple of 128: rowBytes / 128 column chunks):
+/// bRows / 2 fp32 a thread (AccLayout{1, bRows / 8}). A k-step is 32 bytes of
+/// the row: 16 elements of 16 bits (k16), 32 of e4m3 (k32).
 /// With stepsInAsm, the block takes only the first k-step's two descriptors
 /// and adds each later step's offset to them inside the PTX (the start
 /// address is the descriptor's low field, in 16-byte units, and stays below
@@ -138,12 +147,18 @@ SmallVector<Value> KernelEmitter::issueScoresQK(SharedTile q, SharedTile k) {
 /// 2 D / 16 (at head dim 256, 64 registers), which the gradient kernels'
 /// two accumulators cannot spare. Else one descriptor operand a step (the
 /// forward kernels, as measured).
-SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm) {
-  const int64_t n = BN_ / 2, steps = D_ / 16;
-  const char *types = bf16_ ? ".f32.bf16.bf16" : ".f32.f16.f16";
+SmallVector<Value> KernelEmitter::wgmmaKMajor(Value aAddr, int64_t aRows, Value bAddr, int64_t bRows,
+                                              int64_t rowBytes, WgmmaInput input, bool stepsInAsm) {
+  const int64_t n = bRows / 2, steps = rowBytes / 32;
+  // The shape's k and the types; 16-bit inputs take the (K-major) transpose flags too.
+  const char *shape = input == WgmmaInput::E4M3 ? "k32" : "k16";
+  const char *types = input == WgmmaInput::E4M3  ? ".f32.e4m3.e4m3"
+                      : input == WgmmaInput::BF16 ? ".f32.bf16.bf16"
+                                                  : ".f32.f16.f16";
+  const char *flags = input == WgmmaInput::E4M3 ? ", p, 1, 1;\n" : ", p, 1, 1, 0, 0;\n";
   auto offsets = [&](int64_t kk) { // bytes from step 0's A and B rows to step kk's
-    int64_t inRow = (kk % 4) * 32; // 16 columns: 32 bytes of the 128-byte row
-    return std::pair<int64_t, int64_t>{(kk / 4) * aRows * kSwizzleBytes + inRow, (kk / 4) * BN_ * kSwizzleBytes + inRow};
+    int64_t inRow = (kk % 4) * 32; // 32 bytes of the 128-byte row
+    return std::pair<int64_t, int64_t>{(kk / 4) * aRows * kSwizzleBytes + inRow, (kk / 4) * bRows * kSwizzleBytes + inRow};
   };
   SmallVector<Value> operands;
   std::string asmText = "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
@@ -171,8 +186,8 @@ SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAd
     }
     if (kk == 1)
       asmText += "setp.eq.b32 p, 0, 0;\n"; // accumulate from the second step on
-    asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(BN_) + "k16" + types + " " + operandList(0, n) +
-               ", " + descA + ", " + descB + ", p, 1, 1, 0, 0;\n";
+    asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(bRows) + shape + types + " " + operandList(0, n) +
+               ", " + descA + ", " + descB + flags;
   }
   asmText += chainEnd();
   std::string constraints;
