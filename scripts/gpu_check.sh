@@ -10,7 +10,8 @@
 #      compute-sanitizer memcheck and racecheck on a small subset;
 #   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention;
 #   5. test/gpu/check_dsa.py: the selecting variants (build-ptx/dsa/) against
-#      the reference; bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
+#      the reference, then compute-sanitizer memcheck and racecheck on the fp8
+#      indexer; bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
 #   6. test/gpu/check_backward.py: the gradient kernels (build-ptx/backward/,
 #      --backward=on) against the reference's gradients, then compute-sanitizer
 #      (and build-ptx/backward-overlap.tar.gz, --overlap=on, where build_ptx.sh made it);
@@ -91,11 +92,13 @@ if has dsa; then
   python3 "$root/test/gpu/check_dsa.py" --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" \
     --attnc "$build/bin/attnc" --json "$out/dsa.json" > "$out/dsa.log" 2>&1 || status=1
   grep -v "^ok" "$out/dsa.log" | head -n 40
-  echo "== compute-sanitizer memcheck (DSA)"
-  compute-sanitizer --tool memcheck --error-exitcode 9 python3 "$root/test/gpu/check_dsa.py" \
-    --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" --attnc "$build/bin/attnc" \
-    --quick --only ix_fp8 > "$out/sanitizer_dsa.log" 2>&1 || status=1
-  grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_dsa.log"
+  for tool in memcheck racecheck; do
+    echo "== compute-sanitizer $tool (DSA)"
+    compute-sanitizer --tool $tool --error-exitcode 9 python3 "$root/test/gpu/check_dsa.py" \
+      --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" --attnc "$build/bin/attnc" \
+      --quick --only ix_fp8 > "$out/sanitizer_dsa_$tool.log" 2>&1 || status=1
+    grep -E "ERROR SUMMARY|cases passed" "$out/sanitizer_dsa_$tool.log"
+  done
 fi
 if has backward; then
   echo "== gradient kernels (build-ptx/backward/) vs reference"
