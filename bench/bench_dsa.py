@@ -3,7 +3,7 @@
 over the selection, beside dense causal attention of the same shape (cuDNN
 SDPA) and the FP8 GEMM rate (torch._scaled_mm), in one process.
 
-Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--json OUT]
+Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--stages-only] [--json OUT]
 DSA.ptx: bench/dsa_bench.attn compiled by attnc: `dsa` as examples/dsa.attn
 (64 indexer heads of dim 128 in fp8, top 2048, causal) and `topk_only`, the
 same top-k over other scores (a cheap select expression). The three stages
@@ -102,11 +102,19 @@ def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
     return r
 
 
+def stages_line(r, gemm):
+    return (f"V3.2-like H128 D128 L={r['L']}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, topk "
+            f"{r['topk_ms']:.1f}, attention {r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s "
+            f"({r['indexer_tflops'] / gemm:.2f}x FP8 GEMM)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ptx", required=True)
     ap.add_argument("--lengths", default="16384,32768,65536")
     ap.add_argument("--json")
+    ap.add_argument("--stages-only", action="store_true",
+                    help="the V3.2-like stages' times alone: no dense anchor, topk_only or 16-head case (A/B of builds)")
     args = ap.parse_args()
     module = attnc.load(args.ptx)
     kern = module.variant("dsa")
@@ -116,23 +124,26 @@ def main():
     gemm = fp8_gemm_tflops()
     print(f"FP8 GEMM (torch._scaled_mm 8192^3): {gemm:.0f} TF/s")
     for L in [int(x) for x in args.lengths.split(",")]:
+        if args.stages_only:
+            r = case(kern, L, 128, 128, K, dense=False)
+            rows.append(r)
+            print(stages_line(r, gemm), flush=True)
+            continue
         r = case(kern, L, 128, 128, K)
         r["fp8_gemm_tflops"] = gemm
         if topk_only:
             r["topk_only_topk_ms"] = topk_only_ms(topk_only, L, K)
         rows.append(r)
-        print(f"V3.2-like H128 D128 L={L}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, topk "
-              f"{r['topk_ms']:.1f}, attention {r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s "
-              f"({r['indexer_tflops'] / gemm:.2f}x "
-              f"FP8 GEMM); attention {r['attention_tflops_selected']:.0f} TF/s on selected pairs; cuDNN dense causal "
-              f"{r['cudnn_causal_ms']:.1f} ms: x{r['speedup_vs_dense']:.2f}", flush=True)
+        print(f"{stages_line(r, gemm)}; attention {r['attention_tflops_selected']:.0f} TF/s on selected pairs; "
+              f"cuDNN dense causal {r['cudnn_causal_ms']:.1f} ms: x{r['speedup_vs_dense']:.2f}", flush=True)
         if topk_only:
             print(f"  topk_only's topk stage (other scores): {r['topk_only_topk_ms']:.1f} ms", flush=True)
-    r = case(kern, 65536, 16, 128, K, dense=False)
-    rows.append(r)
-    print(f"H16 D128 one KV head L=65536 top-{K}: attention over the selection {r['attention_ms']:.2f} ms "
-          f"({r['attention_tflops_selected']:.0f} TF/s), select {r['select_ms']:.1f} ms, topk {r['topk_ms']:.1f} ms",
-          flush=True)
+    r = case(kern, 65536, 16, 128, K, dense=False) if not args.stages_only else None
+    if r:
+        rows.append(r)
+        print(f"H16 D128 one KV head L=65536 top-{K}: attention over the selection {r['attention_ms']:.2f} ms "
+              f"({r['attention_tflops_selected']:.0f} TF/s), select {r['select_ms']:.1f} ms, topk {r['topk_ms']:.1f} ms",
+              flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
