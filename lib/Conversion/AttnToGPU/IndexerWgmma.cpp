@@ -12,7 +12,9 @@
 //     kI tile (64 keys, warp w's 16 keys 16 w ..), B the CTA's Q tile of N =
 //     4 x HI8 rows (row r's indexer heads qI[b, t0 + r, j, :] at rows
 //     r HI8 .., zero up to HI8 = HI rounded up to 8). fp8 (e4m3) runs on the
-//     fp8 wgmma (k32) itself, with fp32 accumulation; bf16/fp16 on k16.
+//     fp8 wgmma (k32) itself, into fp32 accumulators (its accumulation keeps
+//     about 14 bits: test/gpu/check_dsa.py's fp8 tolerance); bf16/fp16 on
+//     k16.
 //   sum_j w[b, t, j] relu(S[s, j]): each thread's accumulators hold two keys
 //     (lane / 4 and lane / 4 + 8 of its warp's 16) by N / 8 column pairs, so
 //     the sum over the heads is in-thread (one partial per key and row), then
