@@ -419,6 +419,16 @@ private:
   void accumulatePVWgmma(ArrayRef<Value> p, SharedTile v, SmallVector<Value> &acc);
   SmallVector<Value> wgmmaABt(Value aAddr, int64_t aRows, Value bAddr, bool stepsInAsm = false);
   enum class WgmmaInput { F16, BF16, E4M3 }; ///< both operands' element type
+  /// A shared operand of a wgmma chain: step 0's address, its descriptor's
+  /// leading byte offset, its operand number at step 0, the operands between
+  /// steps, and the PTX register of its later steps' descriptors.
+  struct ChainOperand {
+    Value base;
+    int64_t leadingBytes, firstOperand, stride;
+    const char *reg;
+  };
+  std::string stepDescriptor(const ChainOperand &o, int64_t step, int64_t stepBytes, bool stepsInAsm,
+                             SmallVector<Value> &operands, std::string &asmText);
   SmallVector<Value> wgmmaKMajor(Value aAddr, int64_t aRows, Value bAddr, int64_t bRows, int64_t rowBytes,
                                  WgmmaInput input, bool stepsInAsm);
   void wgmmaPB(ArrayRef<Value> p, function_ref<Value()> bAddress, SmallVector<Value> &acc);

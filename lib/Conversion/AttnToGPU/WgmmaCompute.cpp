@@ -126,6 +126,23 @@ SmallVector<Value> KernelEmitter::issueScoresQK(SharedTile q, SharedTile k) {
   return wgmmaABt(qAddr, BM_, kAddr, /*stepsInAsm=*/params_.overlap);
 }
 
+/// Operand `o`'s descriptor at k-step `step` of a chain's PTX block,
+/// stepBytes past step 0's address: its own 64-bit operand (pushed to
+/// `operands`: number o.firstOperand + step * o.stride), or with stepsInAsm
+/// past step 0, step 0's operand plus the offset, added in the PTX into
+/// register o.reg (the start address is the descriptor's low field, in
+/// 16-byte units, and stays below its 14 bits inside shared memory).
+std::string KernelEmitter::stepDescriptor(const ChainOperand &o, int64_t step, int64_t stepBytes, bool stepsInAsm,
+                                          SmallVector<Value> &operands, std::string &asmText) {
+  if (!stepsInAsm || step == 0) {
+    operands.push_back(wgmmaDescriptor(add(o.base, ci(stepBytes)), o.leadingBytes, kGroupBytes));
+    return "$" + std::to_string(o.firstOperand + (stepsInAsm ? 0 : step * o.stride));
+  }
+  asmText += std::string("add.s64 ") + o.reg + ", $" + std::to_string(o.firstOperand) + ", " +
+             std::to_string(stepBytes >> 4) + ";\n";
+  return o.reg;
+}
+
 /// A B^T for the 64 rows of A at shared address aAddr (a swizzled tile of
 /// aRows rows, this warpgroup's rows first) against the BN_ rows of B at
 /// bAddr, both K-major over the head dim: BN_ / 2 fp32 a thread in
@@ -141,9 +158,8 @@ SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAd
 /// bRows / 2 fp32 a thread (AccLayout{1, bRows / 8}). A k-step is 32 bytes of
 /// the row: 16 elements of 16 bits (k16), 32 of e4m3 (k32).
 /// With stepsInAsm, the block takes only the first k-step's two descriptors
-/// and adds each later step's offset to them inside the PTX (the start
-/// address is the descriptor's low field, in 16-byte units, and stays below
-/// its 14 bits inside shared memory): 2 live 64-bit registers instead of
+/// and adds each later step's offset to them inside the PTX (stepDescriptor):
+/// 2 live 64-bit registers instead of
 /// 2 D / 16 (at head dim 256, 64 registers), which the gradient kernels'
 /// two accumulators cannot spare. Else one descriptor operand a step (the
 /// forward kernels, as measured).
@@ -162,28 +178,14 @@ SmallVector<Value> KernelEmitter::wgmmaKMajor(Value aAddr, int64_t aRows, Value 
   };
   SmallVector<Value> operands;
   std::string asmText = "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
-  if (stepsInAsm) {
-    operands.push_back(wgmmaDescriptor(aAddr, 16, kGroupBytes));
-    operands.push_back(wgmmaDescriptor(bAddr, 16, kGroupBytes));
+  if (stepsInAsm)
     asmText += ".reg .b64 da, db;\n";
-  }
+  // A's and B's descriptors alternate after the accumulators.
+  const ChainOperand a{aAddr, 16, n, 2, "da"}, b{bAddr, 16, n + 1, 2, "db"};
   for (int64_t kk = 0; kk < steps; ++kk) {
     auto [aOffset, bOffset] = offsets(kk);
-    std::string descA, descB;
-    if (!stepsInAsm) {
-      operands.push_back(wgmmaDescriptor(add(aAddr, ci(aOffset)), 16, kGroupBytes));
-      operands.push_back(wgmmaDescriptor(add(bAddr, ci(bOffset)), 16, kGroupBytes));
-      descA = "$" + std::to_string(n + 2 * kk);
-      descB = "$" + std::to_string(n + 2 * kk + 1);
-    } else if (kk == 0) {
-      descA = "$" + std::to_string(n);
-      descB = "$" + std::to_string(n + 1);
-    } else {
-      asmText += "add.s64 da, $" + std::to_string(n) + ", " + std::to_string(aOffset >> 4) + ";\nadd.s64 db, $" +
-                 std::to_string(n + 1) + ", " + std::to_string(bOffset >> 4) + ";\n";
-      descA = "da";
-      descB = "db";
-    }
+    std::string descA = stepDescriptor(a, kk, aOffset, stepsInAsm, operands, asmText);
+    std::string descB = stepDescriptor(b, kk, bOffset, stepsInAsm, operands, asmText);
     if (kk == 1)
       asmText += "setp.eq.b32 p, 0, 0;\n"; // accumulate from the second step on
     asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(bRows) + shape + types + " " + operandList(0, n) +
@@ -287,16 +289,10 @@ void KernelEmitter::wgmmaPBPacked(ArrayRef<Value> a, function_ref<Value()> bAddr
     std::string asmText = "{\n.reg .pred p;\nsetp.eq.b32 p, 0, 0;\nwgmma.fence.sync.aligned;\n";
     if (stepsInAsm)
       asmText += ".reg .b64 dv;\n";
+    const ChainOperand v{add(vAddr, ci((piece * pieceN / kChunkCols) * BN_ * kSwizzleBytes)), BN_ * kSwizzleBytes,
+                         firstDesc, 1, "dv"};
     for (int64_t c = 0; c < keySteps; ++c) {
-      int64_t offset = (piece * pieceN / kChunkCols) * BN_ * kSwizzleBytes + c * 16 * kSwizzleBytes;
-      std::string desc = "$" + std::to_string(firstDesc + c);
-      if (!stepsInAsm || c == 0) {
-        operands.push_back(wgmmaDescriptor(add(vAddr, ci(offset)), BN_ * kSwizzleBytes, kGroupBytes));
-      } else {
-        asmText += "add.s64 dv, $" + std::to_string(firstDesc) + ", " + std::to_string((c * 16 * kSwizzleBytes) >> 4) +
-                   ";\n";
-        desc = "dv";
-      }
+      std::string desc = stepDescriptor(v, c, c * 16 * kSwizzleBytes, stepsInAsm, operands, asmText);
       asmText += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(pieceN) + "k16" + types + " " +
                  operandList(0, n) + ", " + operandList(firstA + 4 * c, 4) + ", " + desc + ", p, 1, 1, 1;\n";
     }
