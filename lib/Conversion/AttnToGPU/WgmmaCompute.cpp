@@ -159,10 +159,9 @@ SmallVector<Value> KernelEmitter::wgmmaABt(Value aAddr, int64_t aRows, Value bAd
 /// the row: 16 elements of 16 bits (k16), 32 of e4m3 (k32).
 /// With stepsInAsm, the block takes only the first k-step's two descriptors
 /// and adds each later step's offset to them inside the PTX (stepDescriptor):
-/// 2 live 64-bit registers instead of
-/// 2 D / 16 (at head dim 256, 64 registers), which the gradient kernels'
-/// two accumulators cannot spare. Else one descriptor operand a step (the
-/// forward kernels, as measured).
+/// 2 live 64-bit registers instead of 2 D / 16 (at head dim 256, 64
+/// registers), which the gradient kernels' two accumulators cannot spare.
+/// Else one descriptor operand a step (the forward kernels, as measured).
 SmallVector<Value> KernelEmitter::wgmmaKMajor(Value aAddr, int64_t aRows, Value bAddr, int64_t bRows,
                                               int64_t rowBytes, WgmmaInput input, bool stepsInAsm) {
   const int64_t n = bRows / 2, steps = rowBytes / 32;
