@@ -41,7 +41,7 @@ using namespace mlir;
 namespace attnc::flash {
 
 namespace {
-constexpr int64_t kIndexerStages = 3;  ///< kI tile buffers (2 measured 4% faster, not yet checked: bench/NOTES.md DSA v8)
+constexpr int64_t kIndexerStages = 2;  ///< kI tile buffers (3 and 4 measured slower: bench/NOTES.md DSA v8)
 constexpr int64_t kMaxWgmmaHeads = 64; ///< 4 rows x 64 heads: an m64n256 wgmma's N
 constexpr int64_t kRowChunkBytes = 128; ///< the swizzle's row: a multiple of it per indexer row
 } // namespace
@@ -186,6 +186,9 @@ void KernelEmitter::emitIndexerWgmma(ArrayRef<Value> wsRows) {
   indexerScoresWgmma(n, acc, wsRows, needMask, w);
   b_.setInsertionPointToStart(&ifVisit.getElseRegion().front());
   writeExcludedTile(n, wsRows);
+  // No copy outlives the CTA (without tiles to visit, Q's were never waited for).
+  b_.setInsertionPointAfter(loop);
+  NVVM::CpAsyncWaitGroupOp::create(b_, loc_, 0);
 }
 
 /// Key tile n's scores from its accumulators (the header): the lane's two
