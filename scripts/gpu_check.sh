@@ -11,7 +11,7 @@
 #   4. bench/bench_attnc.py: ours vs cuDNN SDPA and FlexAttention;
 #   5. test/gpu/check_dsa.py: the selecting variants (build-ptx/dsa/) against
 #      the reference, then compute-sanitizer memcheck and racecheck on the fp8
-#      indexer; bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
+#      indexer and on by_float_close (the topk stage's shared list); bench/bench_dsa.py (GPU_STEPS "dsabench", not by default);
 #   6. test/gpu/check_backward.py: the gradient kernels (build-ptx/backward/,
 #      --backward=on) against the reference's gradients, then compute-sanitizer
 #      (and build-ptx/backward-overlap.tar.gz, --overlap=on, where build_ptx.sh made it);
@@ -96,7 +96,7 @@ if has dsa; then
     echo "== compute-sanitizer $tool (DSA)"
     compute-sanitizer --tool $tool --error-exitcode 9 python3 "$root/test/gpu/check_dsa.py" \
       --ptx "$root/build-ptx/dsa/dsa_cases.ptx" --src "$root/test/gpu/dsa_cases.attn" --attnc "$build/bin/attnc" \
-      --quick --only ix_fp8 > "$out/sanitizer_dsa_$tool.log" 2>&1 || status=1
+      --quick --only ix_fp8,by_float_close > "$out/sanitizer_dsa_$tool.log" 2>&1 || status=1
     grep -E "SUMMARY|cases passed" "$out/sanitizer_dsa_$tool.log"
   done
 fi

@@ -201,7 +201,7 @@ def main():
     ap.add_argument("--src", required=True)
     ap.add_argument("--attnc", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only")
+    ap.add_argument("--only", help="comma-separated variants (default: all)")
     ap.add_argument("--json")
     args = ap.parse_args()
     gen = torch.Generator().manual_seed(4321)
@@ -210,7 +210,7 @@ def main():
     t_start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for variant in module.variants:
-            if args.only and variant != args.only:
+            if args.only and variant not in args.only.split(","):
                 continue
             kernel = module.variant(variant)
             for case in cases(args.quick):

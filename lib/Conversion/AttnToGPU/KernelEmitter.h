@@ -250,9 +250,21 @@ private:
   Value allowedAt(Value q, Value col, Value needMask);
   void loadIndexerRows(Value smem, int64_t smemRow0, Value global, Value base, int64_t rows, Value rowLimit,
                        Value rowStride);
-  void radixTopK(Value wsRow, Value begin, Value end, Value row);
-  std::pair<Value, Value> blockScan(Value count, Value totals);
   Value selScratch_, selCounts_, selHist_, selRed_, selK_;
+  // The topk stage (TopkStage.cpp).
+  struct TopkKeys; ///< the keys one of its passes reads (the workspace's or the list's)
+  void emitTopkStage(Value block);
+  void topkOfRow(Value wsRow, Value begin, Value end, Value row);
+  void topkDigit(const TopkKeys &keys, int64_t shift, int64_t width);
+  Value topkOrdered(const TopkKeys &keys, Value threshold, Value need, bool ties,
+                    const std::function<void(Value, Value, Value)> &emit);
+  Value topkScratch(int64_t slot);
+  void setTopkScratch(int64_t slot, Value v);
+  std::pair<Value, Value> blockScan(Value count, Value totals);
+  void forRange(Value from, Value to, int64_t step, const std::function<void(Value)> &body); ///< an scf.for on i64
+  void ifThen(Value cond, const std::function<void()> &body);                               ///< an scf.if, no else
+  int64_t topkListCap_ = 0;                  ///< keys the shared list holds (0: none, the workspace's passes)
+  Value topkListKeys_, topkListColumns_;     ///< the list: keys (i32) and their columns
   // overSelection_: the gathered K/V rows and the remapped rows.
   Value selectedKey(Value slot); ///< the key column in selection slot `slot` of this row (-1: none)
   SmallVector<Value> loadSelectedTile(Value smem, Value buf, Value global, Value base, Value n, Value rowStride);

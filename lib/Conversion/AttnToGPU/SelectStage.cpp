@@ -1,4 +1,4 @@
-//===- SelectStage.cpp - A selecting variant's select and topk stages ----===//
+//===- SelectStage.cpp - A selecting variant's select stage ---------------===//
 //
 // The first two kernels of a variant with `select topk(K) by ...` (the DSA
 // issue; docs/codegen.md "Selection (DSA)"). One CTA (4 warps) takes the 4
@@ -24,15 +24,7 @@
 //      a NaN score (last, as the reference orders them), else the score's
 //      bits mapped so that unsigned order is score order (-0 as +0). i64
 //      scores become 64-bit keys (INT64_MIN then ties with INT64_MIN + 1).
-//   2. the topk stage (few registers, so many CTAs an SM hide the workspace
-//      reads' latency), per row, radix-selects the K-th largest key, 8 bits
-//      a pass from the top (a shared-memory histogram of the keys that
-//      match the digits chosen so far, each warp adding once per distinct
-//      digit among its lanes (match.any), one thread finding the bin that
-//      holds the K-th), then writes every key above it and the first (by
-//      column) of those equal to it into indices[b, g, t, :] for every KV
-//      group g, in ascending column order (two block-wide scans per step of
-//      keys keep the order), -1 in the slots after the last.
+//   2. the topk stage: the K best of each row's keys (TopkStage.cpp).
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
@@ -53,8 +45,6 @@ using namespace mlir;
 namespace attnc::flash {
 
 namespace {
-constexpr int64_t kRadixBins = 256; ///< 8 bits a pass
-constexpr int64_t kUnroll = 8;      ///< workspace keys a thread handles a step of the top-k passes
 constexpr double kFp8Rescale = 65536.0; ///< both widened operands carry 2^-8
 } // namespace
 
@@ -248,185 +238,6 @@ void KernelEmitter::regionScores(Value n, ArrayRef<Value> wsRows, Value needMask
     }
 }
 
-/// For a per-thread count (small, >= 0): (the sum over the threads before
-/// this one, the sum over the block), as i64: a warp scan by shuffles, then
-/// the warps' totals through shared memory.
-std::pair<Value, Value> KernelEmitter::blockScan(Value count, Value totals) {
-  Value x = arith::TruncIOp::create(b_, loc_, i32_, count);
-  Value lane32 = arith::TruncIOp::create(b_, loc_, i32_, lane_);
-  for (int32_t offset = 1; offset < 32; offset *= 2) { // inclusive
-    Value up = gpu::ShuffleOp::create(b_, loc_, x, offset, 32, gpu::ShuffleMode::UP).getShuffleResult();
-    x = sel(cmpI(Pred::sge, lane32, ci32(offset)), arith::AddIOp::create(b_, loc_, x, up), x);
-  }
-  Value inclusive = arith::ExtUIOp::create(b_, loc_, i64_, x);
-  {
-    auto ifLast = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, lane_, ci(31)), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifLast.getThenRegion().front());
-    memref::StoreOp::create(b_, loc_, inclusive, totals, ValueRange{toIndex(warp_)});
-  }
-  barrier();
-  Value before = sub(inclusive, count), total = ci(0);
-  for (int64_t w = 0; w < kWarps; ++w) {
-    Value c = memref::LoadOp::create(b_, loc_, totals, ValueRange{cidx(w)});
-    total = add(total, c);
-    before = add(before, sel(cmpI(Pred::slt, ci(w), warp_), c, ci(0)));
-  }
-  barrier(); // the totals are rewritten by the next call
-  return {before, total};
-}
-
-/// Step 2 of the header over workspace keys [begin, end) of row `row`.
-void KernelEmitter::radixTopK(Value wsRow, Value begin, Value end, Value row) {
-  Type keyType = selectKeyType();
-  const int64_t bits = keyType.getIntOrFloatBitWidth(), topk = *variant_.getTopk();
-  auto key64 = [&](Value k) { return bits == 64 ? k : arith::ExtUIOp::create(b_, loc_, i64_, k).getResult(); };
-  auto loadKey = [&](Value i) {
-    return key64(memref::LoadOp::create(b_, loc_, workspace_, ValueRange{toIndex(add(wsRow, i))}));
-  };
-  auto loadKeyOrZero = [&](Value i) {
-    auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i64_}, cmpI(Pred::slt, i, end), true);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{loadKey(i)});
-    b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
-    scf::YieldOp::create(b_, loc_, ValueRange{ci(0)});
-    return ifIn.getResult(0);
-  };
-  const int64_t step = kThreads * kUnroll; // keys a block a step
-  Value chunks = arith::DivSIOp::create(b_, loc_, add(sub(end, begin), ci(step - 1)), ci(step));
-  auto scratch = [&](int64_t i) { return memref::LoadOp::create(b_, loc_, selScratch_, ValueRange{cidx(i)}).getResult(); };
-  auto setScratch = [&](int64_t i, Value v) { memref::StoreOp::create(b_, loc_, v, selScratch_, ValueRange{cidx(i)}); };
-  auto forEach = [&](Value from, Value to, int64_t step, const std::function<void(Value)> &body) {
-    auto loop = scf::ForOp::create(b_, loc_, toIndex(from), toIndex(to), cidx(step));
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(loop.getBody());
-    body(toI64(loop.getInductionVar()));
-  };
-  auto onThread0 = [&](const std::function<void()> &body) {
-    auto ifZero = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, tid_, ci(0)), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifZero.getThenRegion().front());
-    body();
-  };
-  // scratch: 0 the chosen digits (prefix), 1 their mask, 2 how many keys
-  // equal to the prefix are still to take, 3 done (every allowed key fits).
-  onThread0([&] {
-    setScratch(0, ci(0));
-    setScratch(1, ci(0));
-    setScratch(2, ci(topk));
-    setScratch(3, ci(0));
-  });
-  barrier();
-  for (int64_t pass = 0; pass < bits / 8; ++pass) {
-    const int64_t shift = bits - 8 * (pass + 1);
-    auto ifOpen = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::eq, scratch(3), ci(0)), false);
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(&ifOpen.getThenRegion().front());
-    Value prefix = scratch(0), mask = scratch(1), remaining = scratch(2);
-    forEach(tid_, ci(kRadixBins), kThreads,
-            [&](Value i) { memref::StoreOp::create(b_, loc_, ci32(0), selHist_, ValueRange{toIndex(i)}); });
-    barrier();
-    // Whole warps a step (match.any needs every lane): lanes past `end`
-    // and keys that do not match take the digit kRadixBins, counted nowhere.
-    // kUnroll keys a thread a step, loaded first (coalesced, in flight together).
-    forEach(ci(0), chunks, 1, [&](Value c) {
-      SmallVector<Value> keys;
-      for (int64_t u = 0; u < kUnroll; ++u)
-        keys.push_back(loadKeyOrZero(add(add(begin, mul(add(mul(c, ci(kUnroll)), ci(u)), ci(kThreads))), tid_)));
-      for (Value key : keys) {
-        Value match = andB(cmpI(Pred::ne, key, ci(0)), cmpI(Pred::eq, andB(key, mask), prefix));
-        Value digit = sel(match, andB(arith::ShRUIOp::create(b_, loc_, key, ci(shift)), ci(kRadixBins - 1)),
-                          ci(kRadixBins));
-        Value digit32 = arith::TruncIOp::create(b_, loc_, i32_, digit);
-        Value same = NVVM::MatchSyncOp::create(b_, loc_, i32_, ci32(-1), digit32, NVVM::MatchSyncKind::any);
-        Value leader = arith::ExtUIOp::create(b_, loc_, i64_,
-                                              LLVM::CountTrailingZerosOp::create(b_, loc_, i32_, same, false));
-        auto ifLead = scf::IfOp::create(b_, loc_, TypeRange{}, andB(match, cmpI(Pred::eq, leader, lane_)), false);
-        OpBuilder::InsertionGuard g2(b_);
-        b_.setInsertionPointToStart(&ifLead.getThenRegion().front());
-        memref::AtomicRMWOp::create(b_, loc_, arith::AtomicRMWKind::addi,
-                                    LLVM::CtPopOp::create(b_, loc_, i32_, same), selHist_,
-                                    ValueRange{toIndex(digit)});
-      }
-    });
-    barrier();
-    onThread0([&] {
-      // From the top bin down: the first whose count reaches `remaining`.
-      auto scan = scf::ForOp::create(b_, loc_, cidx(0), cidx(kRadixBins), cidx(1), ValueRange{ci(0), ci(-1)});
-      {
-        OpBuilder::InsertionGuard g3(b_);
-        b_.setInsertionPointToStart(scan.getBody());
-        Value bin = sub(ci(kRadixBins - 1), toI64(scan.getInductionVar()));
-        Value cum = scan.getRegionIterArgs()[0], chosen = scan.getRegionIterArgs()[1];
-        Value count = arith::ExtUIOp::create(b_, loc_, i64_,
-                                             memref::LoadOp::create(b_, loc_, selHist_, ValueRange{toIndex(bin)}));
-        Value open = cmpI(Pred::slt, chosen, ci(0));
-        Value reaches = andB(open, cmpI(Pred::sge, add(cum, count), remaining));
-        Value cumNext = sel(andB(open, notB(reaches)), add(cum, count), cum);
-        scf::YieldOp::create(b_, loc_, ValueRange{cumNext, sel(reaches, bin, chosen)});
-      }
-      Value above = scan.getResult(0), chosen = scan.getResult(1);
-      Value fits = cmpI(Pred::slt, chosen, ci(0)); // fewer matching keys than remaining: only on the first pass
-      setScratch(0, sel(fits, ci(0), orB(prefix, arith::ShLIOp::create(b_, loc_, sel(fits, ci(0), chosen), ci(shift)))));
-      setScratch(1, orB(mask, ci(int64_t(uint64_t(kRadixBins - 1) << shift))));
-      setScratch(2, sel(fits, ci(0), sub(remaining, above)));
-      setScratch(3, sel(fits, ci(1), ci(0)));
-    });
-    barrier();
-  }
-  // Every key above the threshold, and the first `need` equal to it.
-  Value threshold = scratch(0), need = scratch(2);
-  Value groups = headsKv_;
-  auto storeIndex = [&](Value slot, Value column) {
-    forEach(ci(0), groups, 1, [&](Value g) {
-      Value at = add(add(add(mul(bIdx_, isb_), mul(g, ish_)), mul(row, isl_)), slot);
-      memref::StoreOp::create(b_, loc_, arith::TruncIOp::create(b_, loc_, i32_, column), indices_,
-                              ValueRange{toIndex(at)});
-    });
-  };
-  auto out = scf::ForOp::create(b_, loc_, cidx(0), toIndex(sel(cmpI(Pred::sgt, chunks, ci(0)), chunks, ci(0))),
-                                cidx(1), ValueRange{ci(0), ci(0)});
-  {
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(out.getBody());
-    // A step's keys: kUnroll consecutive ones a thread, threads in order,
-    // so that key order is (thread, then position) order: two block scans
-    // of the per-thread counts place every taken key.
-    Value taken = out.getRegionIterArgs()[0], equalSeen = out.getRegionIterArgs()[1];
-    Value first = add(add(begin, mul(toI64(out.getInductionVar()), ci(step))), mul(tid_, ci(kUnroll)));
-    SmallVector<Value> above, equal;
-    Value equalCount = ci(0);
-    for (int64_t u = 0; u < kUnroll; ++u) {
-      Value key = loadKeyOrZero(add(first, ci(u)));
-      above.push_back(cmpI(Pred::ugt, key, threshold));
-      equal.push_back(andB(cmpI(Pred::eq, key, threshold), cmpI(Pred::ne, key, ci(0))));
-      equalCount = add(equalCount, arith::ExtUIOp::create(b_, loc_, i64_, equal.back()));
-    }
-    auto [equalBefore, equalTotal] = blockScan(equalCount, selCounts_);
-    SmallVector<Value> take;
-    Value rank = add(equalSeen, equalBefore), takeCount = ci(0);
-    for (int64_t u = 0; u < kUnroll; ++u) {
-      take.push_back(orB(above[u], andB(equal[u], cmpI(Pred::slt, rank, need))));
-      rank = add(rank, arith::ExtUIOp::create(b_, loc_, i64_, equal[u]));
-      takeCount = add(takeCount, arith::ExtUIOp::create(b_, loc_, i64_, take.back()));
-    }
-    auto [takeBefore, takeTotal] = blockScan(takeCount, selCounts_);
-    Value slot = add(taken, takeBefore);
-    for (int64_t u = 0; u < kUnroll; ++u) {
-      {
-        auto ifTake = scf::IfOp::create(b_, loc_, TypeRange{}, take[u], false);
-        OpBuilder::InsertionGuard g2(b_);
-        b_.setInsertionPointToStart(&ifTake.getThenRegion().front());
-        storeIndex(slot, add(first, ci(u)));
-      }
-      slot = add(slot, arith::ExtUIOp::create(b_, loc_, i64_, take[u]));
-    }
-    scf::YieldOp::create(b_, loc_, ValueRange{add(taken, takeTotal), add(equalSeen, equalTotal)});
-  }
-  forEach(add(out.getResult(0), tid_), ci(topk), kThreads, [&](Value slot) { storeIndex(slot, ci(-1)); });
-}
-
 void KernelEmitter::emitSelectStage() {
   const int64_t rows = kSelectRows; // a warp each
   tid_ = toI64(gpu::ThreadIdOp::create(b_, loc_, gpu::Dimension::x));
@@ -445,13 +256,16 @@ void KernelEmitter::emitSelectStage() {
   for (int64_t r = 0; r < rows; ++r)
     wsRows.push_back(mul(add(mul(block, ci(rows)), ci(r)), klen_));
 
+  if (topkStage_) {
+    emitTopkStage(block);
+    return;
+  }
   if (indexerWgmma_) {
     emitIndexerWgmma(wsRows);
     return;
   }
 
-  // Shared memory: the indexer's Q and K tiles, the radix histogram, the
-  // block counts and the select scratch.
+  // Shared memory: the indexer's Q and K tiles.
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
   Value dyn = gpu::DynamicSharedMemoryOp::create(b_, loc_, dynType);
   int64_t offset = 0;
@@ -468,37 +282,15 @@ void KernelEmitter::emitSelectStage() {
     offset += (bytes + 15) / 16 * 16;
     return v;
   };
-  const bool mma = indexer_ && selectStage_; // the indexer on tensor cores
+  const bool mma = indexer_ != std::nullopt; // the indexer on tensor cores
   if (mma) {
     elem_ = bf16_ ? Type(b_.getBF16Type()) : Type(b_.getF16Type());
     Qs_ = view({BM_, LD_}, elem_);
     selK_ = alias({2 * BN_, LD_}, elem_); // the loads' view of both K buffers
     Ks_ = view({2, BN_, LD_}, elem_);
   }
-  if (topkStage_) {
-    selHist_ = view({kRadixBins}, i32_);
-    selCounts_ = view({kWarps}, i64_);
-    selScratch_ = view({4}, i64_);
-  }
   info_.sharedBytes = offset;
   auto [first, last] = visitRange();
-  Value some = cmpI(Pred::sle, first, last);
-  if (topkStage_) {
-    // Each row's top K of keys [first * BN, min((last + 1) * BN, klen)):
-    // the select stage wrote them all.
-    Value begin = sel(some, mul(first, ci(BN_)), ci(0));
-    Value end = sel(some, minI(mul(add(last, ci(1)), ci(BN_)), klen_), ci(0));
-    auto perRow = scf::ForOp::create(b_, loc_, cidx(0), cidx(rows), cidx(1));
-    OpBuilder::InsertionGuard g(b_);
-    b_.setInsertionPointToStart(perRow.getBody());
-    Value r = toI64(perRow.getInductionVar());
-    Value row = add(rowBase_, r);
-    auto ifRow = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(Pred::slt, row, qlen_), false);
-    b_.setInsertionPointToStart(&ifRow.getThenRegion().front());
-    radixTopK(mul(add(mul(block, ci(rows)), r), klen_), begin, end, row);
-    return;
-  }
-
   SmallVector<Value> w;
   if (mma) {
     laneGeometry();

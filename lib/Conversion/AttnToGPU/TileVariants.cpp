@@ -163,13 +163,13 @@ struct AttnTileVariantsPass : impl::AttnTileVariantsBase<AttnTileVariantsPass> {
           };
           if (v.getTopk()) {
             // Four query rows a select instance (a warp each) and a topk
-            // instance (few registers: many CTAs an SM hide the workspace
-            // reads' latency); up to 128
+            // instance (four CTAs an SM: its shared list of V3.2's K + 2048
+            // keys is 32 KiB, TopkStage.cpp); up to 128
             // query heads of one row an attention instance at d <= 128, 64
             // at d = 256 (mma.sync, 4 warps: the selection gathers its K/V
             // rows, which TMA's tiles cannot).
             add(symbol + "_select", TileChoice{4, 64, 1}, b.getStringAttr("select"));
-            add(symbol + "_topk", TileChoice{4, 64, 6}, b.getStringAttr("topk"));
+            add(symbol + "_topk", TileChoice{4, 64, 4}, b.getStringAttr("topk"));
             add(symbol, TileChoice{d <= 128 ? 128 : 64, 64, 1}, b.getStringAttr("attention"));
             continue;
           }
