@@ -43,8 +43,7 @@ namespace attnc::flash {
 namespace {
 constexpr int64_t kFirstDigitBits = 12; ///< an f32 score's sign, exponent and 3 mantissa bits
 constexpr int64_t kDigitBits = 10;      ///< the digits after the first
-constexpr int64_t kUnroll = 8;          ///< keys a thread handles a step of an ordered pass
-constexpr int64_t kHistogramUnroll = 16; ///< keys a thread loads a step of a histogram pass
+constexpr int64_t kUnroll = 16; ///< keys a thread loads a step of a pass (all in flight together)
 constexpr int64_t kTieRoom = 2048;      ///< list entries beyond K: the keys of the threshold's digit
 constexpr int64_t kListBytesMax = 96 * 1024; ///< a larger K keeps the keys in the workspace
 
@@ -132,13 +131,12 @@ void KernelEmitter::topkDigit(const TopkKeys &keys, int64_t shift, int64_t width
     vector::StoreOp::create(b_, loc_, zeros, selHist_, ValueRange{toIndex(i)}, false, llvm::MaybeAlign(16));
   });
   barrier();
-  // kHistogramUnroll keys a thread a step, coalesced, loaded first (in
-  // flight together).
-  const int64_t step = kThreads * kHistogramUnroll;
+  // kUnroll keys a thread a step, coalesced, loaded first.
+  const int64_t step = kThreads * kUnroll;
   Value steps = arith::DivSIOp::create(b_, loc_, add(keys.count, ci(step - 1)), ci(step));
   forRange(ci(0), steps, 1, [&](Value c) {
     SmallVector<Value> loaded;
-    for (int64_t u = 0; u < kHistogramUnroll; ++u)
+    for (int64_t u = 0; u < kUnroll; ++u)
       loaded.push_back(keys.keyAt(add(mul(c, ci(step)), add(ci(u * kThreads), tid_))));
     for (Value key : loaded) {
       Value match = andB(cmpI(Pred::ne, key, ci(0)), cmpI(Pred::eq, andB(key, mask), prefix));
