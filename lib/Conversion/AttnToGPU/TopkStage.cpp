@@ -43,7 +43,7 @@ namespace attnc::flash {
 namespace {
 constexpr int64_t kFirstDigitBits = 12; ///< an f32 score's sign, exponent and 3 mantissa bits
 constexpr int64_t kDigitBits = 10;      ///< the digits after the first
-constexpr int64_t kUnroll = 16; ///< keys a thread loads a step of a pass (all in flight together)
+constexpr int64_t kUnroll = 16;         ///< keys a thread loads a step of a pass (in flight together)
 constexpr int64_t kTieRoom = 2048;      ///< list entries beyond K: the keys of the threshold's digit
 constexpr int64_t kListBytesMax = 96 * 1024; ///< a larger K keeps the keys in the workspace
 
@@ -273,7 +273,9 @@ void KernelEmitter::topkOfRow(Value wsRow, Value begin, Value end, Value row) {
                       Value key = arith::ExtUIOp::create(b_, loc_, i64_, at(topkListKeys_, i));
                       return sel(cmpI(Pred::slt, i, n), key, ci(0));
                     },
-                    [this, at](Value i) { return arith::ExtUIOp::create(b_, loc_, i64_, at(topkListColumns_, i)).getResult(); }};
+                    [this, at](Value i) {
+                      return arith::ExtUIOp::create(b_, loc_, i64_, at(topkListColumns_, i)).getResult();
+                    }};
   };
   barrier(); // the previous row's last reads of the scratch
   ifThen(cmpI(Pred::eq, tid_, ci(0)), [&] {
