@@ -1,7 +1,8 @@
 //===- SelectStage.cpp - A selecting variant's select stage ---------------===//
 //
-// The first two kernels of a variant with `select topk(K) by ...` (the DSA
-// issue; docs/codegen.md "Selection (DSA)"). One CTA (4 warps) takes the 4
+// The first kernel of a variant with `select topk(K) by ...` (the DSA issue;
+// docs/codegen.md "Selection (DSA)"), on mma.sync (sm_90a's wgmma indexer:
+// IndexerWgmma.cpp), and the workspace it leaves the second. One CTA (4 warps) takes the 4
 // query rows t0 .. t0 + 3 of batch entry b (row block block_first +
 // blockIdx.x, grid chunked_row_blocks, block_m 4; the runtime launches the
 // two stages chunk by chunk on one workspace):
