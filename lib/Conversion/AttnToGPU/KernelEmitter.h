@@ -88,7 +88,7 @@ struct EmitterParams {
   /// registers to the `warps` compute warps (setmaxnreg). Else every warp
   /// loads by cp.async into two buffers between CTA barriers.
   bool producer = false;
-  int64_t stages = 2; ///< K/V shared buffers (2 without a producer)
+  int64_t stages = 2; ///< K/V shared buffers (without a producer: 2, or a cp.async ring of more)
   /// A persistent grid (warp specialised only; FlashKernel.cpp): one CTA an
   /// SM strides over every (query tile, head, batch) tile, longest rows
   /// first; two Q slots, so the producer loads the next tile's Q (and its

@@ -43,7 +43,7 @@ namespace attnc::flash {
 namespace {
 constexpr int64_t kFirstDigitBits = 12; ///< an f32 score's sign, exponent and 3 mantissa bits
 constexpr int64_t kDigitBits = 10;      ///< the digits after the first
-constexpr int64_t kUnroll = 8;          ///< keys a thread handles a step of a pass
+constexpr int64_t kUnroll = 16;         ///< keys a thread loads a step of a pass (in flight together)
 constexpr int64_t kTieRoom = 2048;      ///< list entries beyond K: the keys of the threshold's digit
 constexpr int64_t kListBytesMax = 96 * 1024; ///< a larger K keeps the keys in the workspace
 
@@ -131,7 +131,7 @@ void KernelEmitter::topkDigit(const TopkKeys &keys, int64_t shift, int64_t width
     vector::StoreOp::create(b_, loc_, zeros, selHist_, ValueRange{toIndex(i)}, false, llvm::MaybeAlign(16));
   });
   barrier();
-  // kUnroll keys a thread a step, coalesced, loaded first (in flight together).
+  // kUnroll keys a thread a step, coalesced, loaded first.
   const int64_t step = kThreads * kUnroll;
   Value steps = arith::DivSIOp::create(b_, loc_, add(keys.count, ci(step - 1)), ci(step));
   forRange(ci(0), steps, 1, [&](Value c) {
@@ -250,20 +250,16 @@ Value KernelEmitter::topkOrdered(const TopkKeys &keys, Value threshold, Value ne
 /// at wsRow.
 void KernelEmitter::topkOfRow(Value wsRow, Value begin, Value end, Value row) {
   const int64_t bits = selectKeyType().getIntOrFloatBitWidth(), topk = *variant_.getTopk();
+  // Branch-free loads (the index clamped into the row, the key then 0 past
+  // it), so that a thread's loads of a step are all in flight together.
   TopkKeys workspace{sub(end, begin),
                      [&](Value i) {
-                       auto ifIn = scf::IfOp::create(b_, loc_, TypeRange{i64_}, cmpI(Pred::slt, i, sub(end, begin)),
-                                                     true);
-                       OpBuilder::InsertionGuard g(b_);
-                       b_.setInsertionPointToStart(&ifIn.getThenRegion().front());
-                       Value key = memref::LoadOp::create(b_, loc_, workspace_,
-                                                          ValueRange{toIndex(add(wsRow, add(begin, i)))});
+                       Value count = sub(end, begin);
+                       Value at = add(wsRow, add(begin, minI(i, sub(maxI(count, ci(1)), ci(1)))));
+                       Value key = memref::LoadOp::create(b_, loc_, workspace_, ValueRange{toIndex(at)});
                        if (bits != 64)
                          key = arith::ExtUIOp::create(b_, loc_, i64_, key);
-                       scf::YieldOp::create(b_, loc_, ValueRange{key});
-                       b_.setInsertionPointToStart(&ifIn.getElseRegion().front());
-                       scf::YieldOp::create(b_, loc_, ValueRange{ci(0)});
-                       return ifIn.getResult(0);
+                       return sel(cmpI(Pred::slt, i, count), key, ci(0));
                      },
                      [&](Value i) { return add(begin, i); }};
   auto listed = [&] {
