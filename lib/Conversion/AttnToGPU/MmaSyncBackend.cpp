@@ -16,6 +16,8 @@
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
 
+#include <cstdlib>
+
 #include "attnc/Conversion/MmaBackend.h"
 
 using namespace mlir;
@@ -124,6 +126,23 @@ public:
       flash::EmitterParams params;
       params.pad = 0;
       params.wgmma = true;
+      OpBuilder b(kernel.getContext());
+      flash::KernelEmitter emitter(b, kernel, intervals, params);
+      emitter.build(module);
+      return success();
+    }
+    // EXPERIMENT (not the default): the attention over a selection on wgmma,
+    // its gathers by cp.async into a ring of swizzled tiles.
+    if (kernel.overSelection() && std::getenv("ATTNC_SEL_WGMMA")) {
+      const int64_t d = int64_t(kernel.getHeadDim()), bm = int64_t(kernel.getBlockM()),
+                    bn = int64_t(kernel.getBlockN());
+      flash::EmitterParams params;
+      params.warps = bm / 16;
+      params.pad = 0;
+      params.wgmma = true;
+      params.stages = 4;
+      while (params.stages > 2 && (bm + 2 * params.stages * bn) * d * 2 + 1024 > 227 * 1024)
+        --params.stages;
       OpBuilder b(kernel.getContext());
       flash::KernelEmitter emitter(b, kernel, intervals, params);
       emitter.build(module);
