@@ -43,7 +43,9 @@ struct KernelArg {
 /// 7: the gradient kernels (--backward=on).
 /// 8: sm_90a's gradient kernels on wgmma; the warp-specialised kernel's
 ///    softmax overlapped with its GEMMs (--overlap).
-inline constexpr int kKernelRevision = 8;
+/// 9: DSA: the fp8 wgmma indexer, the two-pass top-k, the attention over a
+///    selection's gathers in a ring of up to 4 cp.async buffers.
+inline constexpr int kKernelRevision = 9;
 
 /// What the runtime needs to launch the kernel.
 struct KernelInfo {
