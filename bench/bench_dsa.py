@@ -3,7 +3,7 @@
 over the selection, beside dense causal attention of the same shape (cuDNN
 SDPA) and the FP8 GEMM rate (torch._scaled_mm), in one process.
 
-Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--stages-only] [--json OUT]
+Usage (GPU machine): bench_dsa.py --ptx DSA.ptx [--lengths 16384,32768] [--stages-only] [--decode] [--json OUT]
 DSA.ptx: bench/dsa_bench.attn compiled by attnc: `dsa` as examples/dsa.attn
 (64 indexer heads of dim 128 in fp8, top 2048, causal) and `topk_only`, the
 same top-k over other scores (a cheap select expression). The three stages
@@ -13,6 +13,10 @@ dim 128 (the language's kernels take one head dim for Q, K and V; V3.2's MLA
 uses 576/512), and 16 heads for the sparse-attention target. Per-stage device
 times come from the CUDA profiler (the kernels' own names): the select stage
 may be several launches (chunks of row blocks).
+--decode: a decode step instead, batch 32 (and MTP's 2 query rows) against
+131072 cached keys each, beside the floor of a dense decode kernel: reading
+a V3.2 cache (576 bf16 a token, MLA's latent and rope parts) once at the
+copy bandwidth measured in the same process.
 """
 import argparse, json, os, sys
 
@@ -102,6 +106,52 @@ def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
     return r
 
 
+def copy_bandwidth(nbytes=4 << 30):
+    """Device-to-device copy bandwidth in bytes/s (read + write)."""
+    a = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    ms = timed(lambda: b.copy_(a), reps=10)
+    return 2 * nbytes / (ms / 1e3)
+
+
+def decode_case(kern, B, Lq, Lk, K, Hq=128, D=128, HI=64, dI=128):
+    """One decode step: Lq query rows (the last positions) per sequence."""
+    dev = "cuda"
+    q = torch.randn(B, Hq, Lq, D, device=dev, dtype=torch.bfloat16)
+    k = torch.randn(B, 1, Lk, D, device=dev, dtype=torch.bfloat16)
+    v = torch.randn(B, 1, Lk, D, device=dev, dtype=torch.bfloat16)
+    qI = torch.randn(B, Lq, HI, dI, device=dev).to(torch.float8_e4m3fn)
+    w = torch.randn(B, Lq, HI, device=dev) / HI
+    kI = torch.randn(B, Lk, dI, device=dev).to(torch.float8_e4m3fn)
+    out = torch.empty_like(q)
+    lse = torch.empty(B, Hq, Lq, device=dev)
+    idx = torch.empty(B, 1, Lq, K, device=dev, dtype=torch.int32)
+    run = lambda: kern(q, k, v, indexer=(qI, w, kI), out=out, lse=lse, indices=idx)  # noqa: E731
+    total = timed(run, reps=20)
+    stages = stage_times(run)
+    return {"B": B, "Lq": Lq, "Lk": Lk, "total_ms": total,
+            "select_ms": sum(t for n, t in stages.items() if n.endswith("_select")),
+            "topk_ms": sum(t for n, t in stages.items() if n.endswith("_topk")),
+            "attention_ms": sum(t for n, t in stages.items()
+                                if n.startswith("dsa_") and not n.endswith(("_select", "_topk")))}
+
+
+def decode(kern, K):
+    bw = copy_bandwidth()
+    print(f"copy bandwidth (4 GiB device to device): {bw / 1e12:.2f} TB/s", flush=True)
+    rows = []
+    for Lq in (1, 2):
+        r = decode_case(kern, 32, Lq, 131072, K)
+        r["copy_bandwidth"] = bw
+        r["dense_floor_ms"] = 32 * 131072 * 576 * 2 / bw * 1e3
+        r["x_dense_floor"] = r["dense_floor_ms"] / r["total_ms"]
+        rows.append(r)
+        print(f"decode B=32 Lq={Lq} KV 131072 (H128 D128, indexer 64 x 128 fp8, top-{K}): step {r['total_ms']:.3f} ms "
+              f"(select {r['select_ms']:.3f}, topk {r['topk_ms']:.3f}, attention {r['attention_ms']:.3f}); "
+              f"a V3.2 cache read once {r['dense_floor_ms']:.3f} ms: x{r['x_dense_floor']:.2f}", flush=True)
+    return rows
+
+
 def stages_line(r, gemm):
     return (f"V3.2-like H128 D128 L={r['L']}: total {r['total_ms']:.1f} ms (select {r['select_ms']:.1f}, topk "
             f"{r['topk_ms']:.1f}, attention {r['attention_ms']:.1f}); indexer {r['indexer_tflops']:.0f} TF/s "
@@ -113,6 +163,7 @@ def main():
     ap.add_argument("--ptx", required=True)
     ap.add_argument("--lengths", default="16384,32768,65536")
     ap.add_argument("--json")
+    ap.add_argument("--decode", action="store_true", help="a decode step (batch 32, KV 131072) instead")
     ap.add_argument("--stages-only", action="store_true",
                     help="the V3.2-like stages' times alone: no dense anchor, topk_only or 16-head case (A/B of builds)")
     args = ap.parse_args()
@@ -120,6 +171,12 @@ def main():
     kern = module.variant("dsa")
     topk_only = module.variant("topk_only") if "topk_only" in module.variants else None
     K = kern.spec["select"]["topk"]
+    if args.decode:
+        rows = decode(kern, K)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return
     rows = []
     gemm = fp8_gemm_tflops()
     print(f"FP8 GEMM (torch._scaled_mm 8192^3): {gemm:.0f} TF/s")

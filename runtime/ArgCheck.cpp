@@ -648,7 +648,9 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
           1, int64_t(std::min<unsigned __int128>((unsigned __int128)s.totalBlocks, fit)));
       s.workspaceBytes = uint64_t(perBlock * (unsigned __int128)s.chunkBlocks);
       gx = s.chunkBlocks; // <= 2^28: the budget over at least 1 byte per block
-      gy = 1;
+      if (k->splitKeys)
+        s.keyTiles = ceilDiv(Lk, k->blockN);
+      gy = s.keySplits(uint32_t(gx), 0); // launchGeometry: with the device's SMs
       gz = 1;
       break;
     }

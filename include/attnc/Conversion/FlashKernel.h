@@ -64,6 +64,9 @@ struct KernelInfo {
   /// Bytes of workspace per (batch entry, query head, query row) (the
   /// gradient kernels' Delta), else 0.
   int64_t workspacePerRow = 0;
+  /// A select stage: blockIdx.y of gridDim.y takes that share of its row
+  /// block's key tiles (the runtime splits the keys of few, long rows).
+  bool splitKeys = false;
 };
 
 } // namespace attnc

@@ -273,8 +273,8 @@ void KernelEmitter::bindTileRows() {
 }
 
 void KernelEmitter::setupShared() {
-  // Shared memory: the Q tile, and stages_ buffers each of K and V (the
-  // next key tiles stream in while this one is computed); rows padded to LD.
+  // Shared memory: the Q tile, and two buffers each of K and V (the next
+  // key tile streams in while this one is computed); rows padded to LD.
   auto dynType = MemRefType::get({ShapedType::kDynamic}, b_.getI8Type(), MemRefLayoutAttrInterface{}, workgroup());
   Value dyn = gpu::DynamicSharedMemoryOp::create(b_, loc_, dynType);
   int64_t elemBytes = 2;
@@ -295,7 +295,7 @@ void KernelEmitter::setupShared() {
     }
   } else {
     auto qType = MemRefType::get({BM_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
-    auto kvType = MemRefType::get({stages_, BN_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
+    auto kvType = MemRefType::get({2, BN_, LD_}, elem_, MemRefLayoutAttrInterface{}, workgroup());
     Qs_ = memref::ViewOp::create(b_, loc_, qType, dyn, cidx(0), ValueRange{});
     Ks_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes), ValueRange{});
     Vs_ = memref::ViewOp::create(b_, loc_, kvType, dyn, cidx(qBytes + kvBytes), ValueRange{});
@@ -561,27 +561,14 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   };
   Value n0 = overSelection_ ? nextVisited(sub(first, ci(1)), last) : firstVisited(first, last);
   const bool producer = params_.producer; // else this loop loads K and V itself
-  // Without a producer: two buffers (the next tile loads while this one is
-  // computed), or a ring of stages_ > 2 cp.async buffers, stages_ - 1 tiles
-  // in flight (the gathers of the attention over a selection).
-  const bool ring = !producer && stages_ > 2;
-  auto loadIfVisited = [&](Value n, Value buf) {
-    auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, n, last), false);
+  if (!producer) {
+    auto ifAny = scf::IfOp::create(b_, loc_, TypeRange{}, cmpI(arith::CmpIPredicate::sle, n0, last), false);
     {
       OpBuilder::InsertionGuard g(b_);
       b_.setInsertionPointToStart(&ifAny.getThenRegion().front());
-      loadKV(n, buf);
+      loadKV(n0, cidx(0));
     }
     NVVM::CpAsyncCommitGroupOp::create(b_, loc_);
-  };
-  Value ahead; // ring: the next tile to load, stages_ - 1 after n0
-  if (!producer) {
-    loadIfVisited(n0, cidx(0));
-    ahead = ring ? nextVisited(n0, last) : Value();
-    for (int64_t s = 1; ring && s + 1 < stages_; ++s) {
-      loadIfVisited(ahead, cidx(s));
-      ahead = nextVisited(ahead, last);
-    }
   }
   if (pingPong())
     openTurns(cmpI(arith::CmpIPredicate::sle, n0, last));
@@ -591,8 +578,6 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
   SmallVector<Value> init = {n0, ringStage_ ? ringStage_ : cidx(0)};
   if (producer)
     init.push_back(ringPhase_ ? ringPhase_ : ci(0));
-  if (ring)
-    init.push_back(ahead);
   const int64_t lead = init.size();
   llvm::append_range(init, m0);
   for (int64_t r = 0; r < rowsPerThread; ++r)
@@ -613,21 +598,6 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
       stage_ = buf;
       phase_ = after->getArgument(2);
       lastTile_ = cmpI(arith::CmpIPredicate::sgt, nn, last);
-    } else if (ring) {
-      // Load the tile stages_ - 1 ahead into the slot before this one (freed
-      // at the end of the last iteration); everything but the stages_ - 1
-      // groups after this tile's has landed.
-      ahead = after->getArgument(2);
-      Value isFirst = arith::CmpIOp::create(b_, loc_, arith::CmpIPredicate::eq, buf, cidx(0));
-      Value before = arith::SelectOp::create(b_, loc_, isFirst, cidx(stages_ - 1),
-                                             arith::SubIOp::create(b_, loc_, buf, cidx(1)));
-      loadIfVisited(ahead, before);
-      NVVM::CpAsyncWaitGroupOp::create(b_, loc_, stages_ - 1);
-      if (wgmma_)
-        ptxStatement("fence.proxy.async.shared::cta;");
-      barrier();
-      Value isLast = arith::CmpIOp::create(b_, loc_, arith::CmpIPredicate::eq, buf, cidx(stages_ - 1));
-      other = arith::SelectOp::create(b_, loc_, isLast, cidx(0), arith::AddIOp::create(b_, loc_, buf, cidx(1)));
     } else {
       other = arith::SubIOp::create(b_, loc_, cidx(1), buf);
       {
@@ -666,14 +636,12 @@ void KernelEmitter::lowerKeyLoop(attn::TileKeyLoopOp keyLoop) {
       llvm::append_range(next, nextSlot(buf, phase_));
     else
       next.push_back(other);
-    if (ring)
-      next.push_back(nextVisited(ahead, last));
     for (Value v : yield->getOperands())
       llvm::append_range(next, regsOf(v));
     if (producer) // O += P V has read V (its wgmma waited): the slot is free
       arriveBarrier(kvBarrier(2, buf));
     else
-      barrier(); // this buffer is refilled from the next iteration on
+      barrier(); // this buffer is refilled two tiles from now
     scf::YieldOp::create(b_, loc_, next);
   }
   b_.setInsertionPointAfter(loop);
@@ -910,6 +878,8 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
     kinfo.append("grid", b_.getStringAttr(selectStage_ || topkStage_ ? "chunked_row_blocks" : "rows_kvheads_batch"));
     if (selectStage_ || topkStage_)
       kinfo.append("workspace_per_key", b_.getI64IntegerAttr(selectKeyType().getIntOrFloatBitWidth() / 8));
+    if (selectStage_)
+      kinfo.append("split_keys", b_.getBoolAttr(true)); // keySplit()
   }
   func->setAttr("attn.kernel_info", kinfo.getDictionary(b_.getContext()));
 }

@@ -88,7 +88,7 @@ struct EmitterParams {
   /// registers to the `warps` compute warps (setmaxnreg). Else every warp
   /// loads by cp.async into two buffers between CTA barriers.
   bool producer = false;
-  int64_t stages = 2; ///< K/V shared buffers (without a producer: 2, or a cp.async ring of more)
+  int64_t stages = 2; ///< K/V shared buffers (2 without a producer)
   /// A persistent grid (warp specialised only; FlashKernel.cpp): one CTA an
   /// SM strides over every (query tile, head, batch) tile, longest rows
   /// first; two Q slots, so the producer loads the next tile's Q (and its
@@ -474,6 +474,9 @@ private:
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
   TileVisitRule visitRule();
   std::pair<Value, Value> visitRange();
+  /// The select stage's share of its row block's tiles [first, last]:
+  /// blockIdx.y's of gridDim.y contiguous parts (the manifest's split_keys).
+  std::pair<Value, Value> keySplit(std::pair<Value, Value> tiles);
   std::pair<Value, Value> visitedRange(); ///< visitRange(), narrowed by the summaries' bitmaps
   /// Whether tile n is visited where the summaries' bitmaps do not answer
   /// (none, or beyond their window); default: classifyTile(n).first.

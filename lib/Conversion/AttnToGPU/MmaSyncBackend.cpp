@@ -1,8 +1,7 @@
 //===- MmaSyncBackend.cpp - The mma.sync and wgmma backends ---------------===//
 //
 // mma-sync, for sm_80 and newer: 4 warps, m16n8k16 fragments (AccLayout),
-// padded shared-memory rows, cp.async double buffering of K/V (a deeper ring
-// for the gathered rows of an attention over a selection). Tiles from
+// padded shared-memory rows, cp.async double buffering of K/V. Tiles from
 // TilePolicy.h.
 // wgmma, for sm_90a: S = Q K^T and O += P V on warpgroup MMAs from 128-byte
 // swizzled shared memory (WgmmaCompute.cpp). At block_m 128, warp
@@ -15,8 +14,6 @@
 //
 //===----------------------------------------------------------------------===//
 #include "KernelEmitter.h"
-
-#include <cstdlib>
 
 #include "attnc/Conversion/MmaBackend.h"
 
@@ -51,11 +48,6 @@ public:
       return kernel.emitOpError() << "expected block_m a multiple of " << 16 * params.warps
                                   << " and block_n of 16 for the mma-sync backend, got " << kernel.getBlockM() << "x"
                                   << kernel.getBlockN();
-    // The attention over a selection gathers its K/V rows from anywhere in
-    // the sequence: a ring of as many cp.async buffers as fit (up to
-    // kGatherStages), so that several tiles' gathers are in flight.
-    if (kernel.overSelection())
-      params.stages = gatherStages(kernel);
     OpBuilder b(kernel.getContext());
     flash::KernelEmitter emitter(b, kernel, intervals, params);
     emitter.build(module);
@@ -63,19 +55,6 @@ public:
   }
 
 private:
-  static constexpr int64_t kGatherStages = 4;
-  /// The K/V buffers of an attention-over-selection kernel: Q and that many
-  /// K and V tiles, rows padded, within the target's shared memory a CTA.
-  int64_t gatherStages(attn::TileKernelOp kernel) const {
-    const int64_t rowBytes = (int64_t(kernel.getHeadDim()) + flash::EmitterParams().pad) * 2;
-    const int64_t qBytes = int64_t(kernel.getBlockM()) * rowBytes, tileBytes = int64_t(kernel.getBlockN()) * rowBytes;
-    const int64_t limit = (hopper_ ? 227 : 163) * 1024 / int64_t(kernel.getCtasPerSm());
-    int64_t stages = kGatherStages;
-    while (stages > 2 && qBytes + 2 * stages * tileBytes > limit)
-      --stages;
-    return stages;
-  }
-
   bool hopper_; ///< sm_90a: ptxas allocates registers differently, so other tiles pay
 };
 
@@ -126,23 +105,6 @@ public:
       flash::EmitterParams params;
       params.pad = 0;
       params.wgmma = true;
-      OpBuilder b(kernel.getContext());
-      flash::KernelEmitter emitter(b, kernel, intervals, params);
-      emitter.build(module);
-      return success();
-    }
-    // EXPERIMENT (not the default): the attention over a selection on wgmma,
-    // its gathers by cp.async into a ring of swizzled tiles.
-    if (kernel.overSelection() && std::getenv("ATTNC_SEL_WGMMA")) {
-      const int64_t d = int64_t(kernel.getHeadDim()), bm = int64_t(kernel.getBlockM()),
-                    bn = int64_t(kernel.getBlockN());
-      flash::EmitterParams params;
-      params.warps = bm / 16;
-      params.pad = 0;
-      params.wgmma = true;
-      params.stages = 4;
-      while (params.stages > 2 && (bm + 2 * params.stages * bn) * d * 2 + 1024 > 227 * 1024)
-        --params.stages;
       OpBuilder b(kernel.getContext());
       flash::KernelEmitter emitter(b, kernel, intervals, params);
       emitter.build(module);
