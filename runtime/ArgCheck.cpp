@@ -352,7 +352,8 @@ std::string LaunchPlan::describe(const VariantSpec &v) const {
        << "]";
     if (s.chunked())
       os << " x " << s.launches() << (s.launches() == 1 ? " launch" : " launches") << " ("
-         << s.totalBlocks << " row blocks, chunks of " << s.chunkBlocks << ")";
+         << s.totalBlocks << " row blocks, chunks of " << s.chunkBlocks
+         << (s.keyTiles > 0 ? ", keys split over y (" + std::to_string(s.keyTiles) + " tiles a row)" : "") << ")";
     if (s.tiled())
       os << " (" << s.tiles << " tiles, " << std::max<uint32_t>(1, b[0] / 32) << " per CTA)";
     os << " block=[" << b[0] << ", " << b[1] << ", " << b[2] << "] shared=" << s.sharedBytes;
