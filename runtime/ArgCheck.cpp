@@ -352,8 +352,7 @@ std::string LaunchPlan::describe(const VariantSpec &v) const {
        << "]";
     if (s.chunked())
       os << " x " << s.launches() << (s.launches() == 1 ? " launch" : " launches") << " ("
-         << s.totalBlocks << " row blocks, chunks of " << s.chunkBlocks
-         << (s.keyTiles > 0 ? ", keys split over y (" + std::to_string(s.keyTiles) + " tiles a row)" : "") << ")";
+         << s.totalBlocks << " row blocks, chunks of " << s.chunkBlocks << ")";
     if (s.tiled())
       os << " (" << s.tiles << " tiles, " << std::max<uint32_t>(1, b[0] / 32) << " per CTA)";
     os << " block=[" << b[0] << ", " << b[1] << ", " << b[2] << "] shared=" << s.sharedBytes;
@@ -649,9 +648,7 @@ LaunchPlan checkArguments(const VariantSpec &v, const LaunchArgs &a) {
           1, int64_t(std::min<unsigned __int128>((unsigned __int128)s.totalBlocks, fit)));
       s.workspaceBytes = uint64_t(perBlock * (unsigned __int128)s.chunkBlocks);
       gx = s.chunkBlocks; // <= 2^28: the budget over at least 1 byte per block
-      if (k->splitKeys)
-        s.keyTiles = ceilDiv(Lk, k->blockN);
-      gy = s.keySplits(uint32_t(gx), 0); // launchGeometry: with the device's SMs
+      gy = 1;
       gz = 1;
       break;
     }

@@ -525,11 +525,6 @@ void checkWorkspaceFields(const VariantSpec &v, const std::string &kernelsPath) 
     if (chunked && !k.workspacePerKey)
       fail(p, "missing required field 'workspace_per_key' (the grid is 'chunked_row_blocks', " +
                   std::string(whose) + ")");
-    if (!chunked && k.splitKeys)
-      fail(p + ".split_keys",
-           std::string("only a kernel with grid 'chunked_row_blocks' splits its row blocks' keys, but the "
-                       "grid is '") +
-               gridRuleName(v.gridOf(k)) + "'" + (k.grid ? "" : " (the variant's)"));
     if (!chunked && k.workspacePerKey)
       fail(p + ".workspace_per_key",
            std::string("only a kernel with grid 'chunked_row_blocks' has a workspace per key, but "
@@ -618,7 +613,7 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
   for (size_t i = 0; i < ks.size(); ++i) {
     std::string p = idx(o.sub("kernels"), i);
     Obj ko(ks[i], p, {"head_dim", "dtype", "symbol", "block_m", "block_n", "threads", "shared_bytes"},
-           {"stage", "grid", "workspace_per_key", "workspace_per_tile", "workspace_per_row", "split_keys"});
+           {"stage", "grid", "workspace_per_key", "workspace_per_tile", "workspace_per_row"});
     KernelSpec k;
     k.headDim = ko.integer("head_dim", 1, 1 << 20);
     if (std::find(v.headDims.begin(), v.headDims.end(), k.headDim) == v.headDims.end())
@@ -640,8 +635,6 @@ VariantSpec parseVariant(const Value &val, const std::string &path) {
       k.workspacePerTile = ko.integer("workspace_per_tile", 1, 65536);
     if (ko.get("workspace_per_row"))
       k.workspacePerRow = ko.integer("workspace_per_row", 1, 65536);
-    if (ko.get("split_keys"))
-      k.splitKeys = ko.boolean("split_keys");
     std::vector<std::string> &stages = pairs[{k.headDim, k.dtype}];
     if (std::find(stages.begin(), stages.end(), k.stage) != stages.end())
       fail(p, "a second kernel for head_dim " + std::to_string(k.headDim) + " and dtype " +
@@ -859,8 +852,6 @@ Value variantValue(const VariantSpec &v) {
       ko.add("workspace_per_tile", Value::makeInt(*k.workspacePerTile));
     if (k.workspacePerRow)
       ko.add("workspace_per_row", Value::makeInt(*k.workspacePerRow));
-    if (k.splitKeys)
-      ko.add("split_keys", Value::makeBool(true));
     ks.array.push_back(ko);
   }
   o.add("kernels", ks);

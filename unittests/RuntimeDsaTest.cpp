@@ -144,16 +144,6 @@ TEST(RuntimeDsaManifest, FieldsAreReadAndRoundTrip) {
   // 8 bytes per key (score and index) round-trips too.
   m.variants[0].kernels[0].workspacePerKey = 8;
   EXPECT_EQ(parseManifest(manifestToJson(m)).variants[0].kernels[0].workspacePerKey, 8);
-  // split_keys (the select stage's key splits), written only where true.
-  EXPECT_FALSE(back.variants[0].kernels[0].splitKeys);
-  EXPECT_EQ(written.find("split_keys"), std::string::npos);
-  m.variants[0].kernels[0].splitKeys = true;
-  const std::string split = manifestToJson(m);
-  EXPECT_NE(split.find("          \"workspace_per_key\": 8,\n"
-                       "          \"split_keys\": true\n"),
-            std::string::npos)
-      << split;
-  EXPECT_TRUE(parseManifest(split).variants[0].kernels[0].splitKeys);
   // Through the PTX block and the .entry cross-check.
   std::string ptx = embedManifestInPtx(ptxFor(back), back);
   EXPECT_EQ(*extractManifestFromPtx(ptx), written);
@@ -194,12 +184,6 @@ TEST(RuntimeDsaManifest, MalformedFieldsGiveTheirMessage) {
       {replaced(m, att, R"("stage": "attention", "grid": "rows_kvheads_batch", "workspace_per_key": 4})"),
        "manifest: variants[0].kernels[1].workspace_per_key: only a kernel with grid "
        "'chunked_row_blocks' has a workspace per key, but the grid is 'rows_kvheads_batch'"},
-      // split_keys: a chunked stage's only, a boolean.
-      {replaced(m, att, R"("stage": "attention", "grid": "rows_kvheads_batch", "split_keys": true})"),
-       "manifest: variants[0].kernels[1].split_keys: only a kernel with grid 'chunked_row_blocks' splits its "
-       "row blocks' keys, but the grid is 'rows_kvheads_batch'"},
-      {replaced(m, wpk, R"(, "workspace_per_key": 4, "split_keys": 1})"),
-       "manifest: variants[0].kernels[0].split_keys: expected true or false, got 1"},
       {replaced(m, att, R"("stage": "attention", "workspace_per_key": 8})"),
        "manifest: variants[0].kernels[1].workspace_per_key: only a kernel with grid "
        "'chunked_row_blocks' has a workspace per key, but the grid is 'qtiles_heads_batch' (the "
@@ -351,65 +335,6 @@ TEST(RuntimeDsaPlan, ChunksFollowTheWorkspaceBudget) {
   EXPECT_EQ(p.stages[0].totalBlocks, 3 * 129);
   EXPECT_EQ(p.stages[0].chunkBlocks, 128);
   EXPECT_EQ(p.stages[0].launches(), 4);
-}
-
-/// split_keys: a launch of few row blocks (decode) splits each row block's
-/// key tiles over grid y, for two CTAs an SM, at least 16 tiles a split; a
-/// prefill launch (CTAs enough) and a stage without split_keys are not split.
-TEST(RuntimeDsaPlan, KeySplitsForFewLongRows) {
-  Manifest m = parseManifest(kDsa);
-  m.variants[0].kernels[0].splitKeys = true;
-  const VariantSpec &v = m.variants[0];
-  struct Case {
-    int64_t batch, qlen, klen;
-    uint32_t sms;
-    uint32_t splits; ///< grid y of the first launch
-  } cases[] = {
-      // Decode, batch 32 against 131072 keys: 32 row blocks of 2048 tiles;
-      // ceil(2 x 132 / 32) = 9 splits (no device: 132 SMs), ceil(2 x 114 / 32) = 8.
-      {32, 1, 131072, 0, 9},
-      {32, 1, 131072, 114, 8},
-      // Multi-token prediction, 4 query rows: one row block per sequence.
-      {32, 4, 131072, 132, 9},
-      // One sequence: 264 splits wanted, 2048 / 16 = 128 at most.
-      {1, 1, 131072, 132, 128},
-      // Short rows: 40 tiles make 2 splits of 16 tiles or more; 15 tiles, none.
-      {1, 1, 2560, 132, 2},
-      {1, 1, 960, 132, 1},
-      // Longer prompts: 128 row blocks (of this fixture's 64 rows) a launch,
-      // ceil(264 / 128) = 3 splits; 131072 keys, 32 row blocks a launch: 9.
-      {2, 8192, 32768, 132, 3},
-      {2, 131072, 131072, 132, 9},
-  };
-  for (const Case &c : cases) {
-    SCOPED_TRACE("batch " + std::to_string(c.batch) + ", qlen " + std::to_string(c.qlen) + ", klen " +
-                 std::to_string(c.klen) + ", " + std::to_string(c.sms) + " SMs");
-    LaunchPlan p = checkArguments(v, dsaArgs(c.batch, 128, 1, c.qlen, c.klen));
-    const StagePlan &sel = p.stages[0];
-    EXPECT_EQ(sel.keyTiles, (c.klen + 63) / 64);
-    int64_t first = -1;
-    uint32_t g[3];
-    sel.launchGeometry(0, first, g, c.sms);
-    EXPECT_EQ(g[0], uint32_t(sel.chunkBlocks));
-    EXPECT_EQ(g[1], c.splits);
-    EXPECT_EQ(g[2], 1u);
-    if (c.sms == 0)
-      EXPECT_EQ(sel.grid[1], c.splits); // the plan's grid: the first launch without a device
-    // The attention stage (no split_keys) keeps its grid.
-    p.stages[1].launchGeometry(0, first, g, c.sms);
-    EXPECT_EQ(g[2], uint32_t(c.batch));
-  }
-  // The last, smaller chunk splits more: 20000 keys, 626 row blocks of 209, 209 and 208.
-  LaunchPlan p = checkArguments(v, dsaArgs(2, 128, 1, 20000, 20000));
-  int64_t first = 0;
-  uint32_t g[3];
-  p.stages[0].launchGeometry(2, first, g, 132);
-  EXPECT_EQ(geometry(g), "[208, 2, 1]");
-  // Without split_keys the select stage is not split, however few its row blocks.
-  p = checkArguments(dsa(), dsaArgs(32, 128, 1, 1, 131072));
-  EXPECT_EQ(p.stages[0].keyTiles, 0);
-  p.stages[0].launchGeometry(0, first, g, 132);
-  EXPECT_EQ(geometry(g), "[32, 1, 1]");
 }
 
 TEST(RuntimeDsaPlan, RowsKvHeadsBatchGrid) {

@@ -646,7 +646,7 @@ TEST(RuntimeManifestStages, MalformedFieldsGiveTheirMessage) {
       {replaced(m, R"("stage": "topk"})", R"("stage": "topk", "order": 1})"),
        "manifest: variants[0].kernels[1].order: unknown field (expected one of: head_dim, dtype, "
        "symbol, block_m, block_n, threads, shared_bytes, stage, grid, workspace_per_key, "
-       "workspace_per_tile, workspace_per_row, split_keys)"},
+       "workspace_per_tile, workspace_per_row)"},
       {replaced(m, R"("symbol": "tk128")", R"("symbol": "tk64")"),
        "manifest: variants[0].kernels[4].symbol: symbol 'tk64' is used by another kernel"},
   };

@@ -187,7 +187,6 @@ void addKernel(VariantSpec &v, const GeneratedKernel &k) {
     ks.workspacePerTile = k.info.workspacePerTile;
   if (k.info.workspacePerRow)
     ks.workspacePerRow = k.info.workspacePerRow;
-  ks.splitKeys = k.info.splitKeys;
   v.kernels.push_back(ks);
   std::vector<ArgSpec> args;
   for (const KernelArg &arg : k.info.args)

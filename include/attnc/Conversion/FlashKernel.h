@@ -43,8 +43,8 @@ struct KernelArg {
 /// 7: the gradient kernels (--backward=on).
 /// 8: sm_90a's gradient kernels on wgmma; the warp-specialised kernel's
 ///    softmax overlapped with its GEMMs (--overlap).
-/// 9: DSA: the fp8 wgmma indexer, the two-pass top-k, the attention over a
-///    selection's gathers in a ring of up to 4 cp.async buffers.
+/// 9: DSA: the fp8 wgmma indexer, the two-pass top-k and its branch-free
+///    loads.
 inline constexpr int kKernelRevision = 9;
 
 /// What the runtime needs to launch the kernel.
@@ -64,9 +64,6 @@ struct KernelInfo {
   /// Bytes of workspace per (batch entry, query head, query row) (the
   /// gradient kernels' Delta), else 0.
   int64_t workspacePerRow = 0;
-  /// A select stage: blockIdx.y of gridDim.y takes that share of its row
-  /// block's key tiles (the runtime splits the keys of few, long rows).
-  bool splitKeys = false;
 };
 
 } // namespace attnc

@@ -878,8 +878,6 @@ void KernelEmitter::setKernelInfo(gpu::GPUFuncOp func) {
     kinfo.append("grid", b_.getStringAttr(selectStage_ || topkStage_ ? "chunked_row_blocks" : "rows_kvheads_batch"));
     if (selectStage_ || topkStage_)
       kinfo.append("workspace_per_key", b_.getI64IntegerAttr(selectKeyType().getIntOrFloatBitWidth() / 8));
-    if (selectStage_)
-      kinfo.append("split_keys", b_.getBoolAttr(true)); // keySplit()
   }
   func->setAttr("attn.kernel_info", kinfo.getDictionary(b_.getContext()));
 }

@@ -42,8 +42,6 @@ std::vector<GeneratedKernel> collectKernels(ModuleOp module) {
       k.info.workspacePerTile = ws.getInt();
     if (auto ws = info.getAs<IntegerAttr>("workspace_per_row"))
       k.info.workspacePerRow = ws.getInt();
-    if (auto split = info.getAs<BoolAttr>("split_keys"))
-      k.info.splitKeys = split.getValue();
     for (unsigned a = 0; a < func.getNumArguments(); ++a) {
       Type t = func.getArgument(a).getType();
       KernelArg arg;

@@ -145,7 +145,7 @@ void KernelEmitter::emitIndexerWgmma(ArrayRef<Value> wsRows) {
     }
 
   Value first, last;
-  std::tie(first, last) = keySplit(visitRange());
+  std::tie(first, last) = visitRange();
   auto kTileOffset = [&](Value i) { // tile first + i's buffer
     return add(ci(qBytes), mul(arith::RemSIOp::create(b_, loc_, i, ci(kIndexerStages)), ci(kTileBytes)));
   };

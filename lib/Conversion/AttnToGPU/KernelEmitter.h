@@ -474,9 +474,6 @@ private:
   IntervalEnv intervalEnv(ValueRange64 q, ValueRange64 k, bool tokenRanges = false);
   TileVisitRule visitRule();
   std::pair<Value, Value> visitRange();
-  /// The select stage's share of its row block's tiles [first, last]:
-  /// blockIdx.y's of gridDim.y contiguous parts (the manifest's split_keys).
-  std::pair<Value, Value> keySplit(std::pair<Value, Value> tiles);
   std::pair<Value, Value> visitedRange(); ///< visitRange(), narrowed by the summaries' bitmaps
   /// Whether tile n is visited where the summaries' bitmaps do not answer
   /// (none, or beyond their window); default: classifyTile(n).first.

@@ -291,7 +291,7 @@ void KernelEmitter::emitSelectStage() {
     Ks_ = view({2, BN_, LD_}, elem_);
   }
   info_.sharedBytes = offset;
-  auto [first, last] = keySplit(visitRange());
+  auto [first, last] = visitRange();
   SmallVector<Value> w;
   if (mma) {
     laneGeometry();

@@ -111,16 +111,6 @@ TileVisitRule KernelEmitter::visitRule() {
 /// The hull of the key tiles this query tile may touch: [first, last].
 std::pair<Value, Value> KernelEmitter::visitRange() { return visitRule().visitRange({q0_, q1_}); }
 
-std::pair<Value, Value> KernelEmitter::keySplit(std::pair<Value, Value> range) {
-  auto [first, last] = range;
-  Value split = toI64(gpu::BlockIdOp::create(b_, loc_, gpu::Dimension::y));
-  Value splits = toI64(gpu::GridDimOp::create(b_, loc_, gpu::Dimension::y));
-  Value tiles = maxI(add(sub(last, first), ci(1)), ci(0));
-  Value share = arith::DivSIOp::create(b_, loc_, add(tiles, sub(splits, ci(1))), splits);
-  Value from = add(first, mul(split, share));
-  return {from, minI(last, sub(add(from, share), ci(1)))};
-}
-
 /// For key tile n: (visit, needMask) over the query tile's positions, or
 /// over `rows` (one warp's).
 std::pair<Value, Value> KernelEmitter::classifyTile(Value n, bool tokenRanges, std::optional<ValueRange64> rows) {

@@ -172,11 +172,6 @@ struct KernelSpec {
   /// (f32, [batch, heads_q, qlen] contiguous), written by backward_dq and
   /// read by backward_dkdv.
   std::optional<int64_t> workspacePerRow;
-  /// kernels[].split_keys (a chunked stage only, default false): the
-  /// kernel takes share blockIdx.y of gridDim.y of each row block's key
-  /// tiles, and the runtime launches it with StagePlan::keySplits() of
-  /// them (the select stage of few, long rows: decode).
-  bool splitKeys = false;
 };
 
 /// One kernel parameter, in order.

@@ -143,8 +143,7 @@ inline constexpr uint64_t kWorkspaceBudget = uint64_t(1) << 30;
 /// once, over all its tiles.
 struct StagePlan {
   size_t kernelIndex = 0; ///< into VariantSpec::kernels
-  /// The grid; for a chunked stage, its first launch's (chunkBlocks, 1, 1)
-  /// (y: keySplits(chunkBlocks, 0) where it splits its keys).
+  /// The grid; for a chunked stage, its first launch's (chunkBlocks, 1, 1).
   uint32_t grid[3] = {1, 1, 1};
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0;
@@ -165,41 +164,20 @@ struct StagePlan {
   /// the launch runs min(grid[0], the device's SMs) CTAs, which stride over them.
   bool persistent = false;
 
-  /// A chunked stage that splits its keys (KernelSpec::splitKeys; 0
-  /// otherwise): the key tiles of a row, ceil(klen / block_n).
-  int64_t keyTiles = 0;
-  static constexpr int64_t kKeySplitCtasPerSm = 2;   ///< the select stage's CTAs an SM
-  static constexpr int64_t kKeySplitMinTiles = 16;   ///< key tiles a split takes at least
-  static constexpr uint32_t kKeySplitDefaultSms = 132; ///< without a device (an H100's or H200's)
-  /// A launch of `blocks` row blocks of a key-splitting stage: grid y, the
-  /// splits of each row block's keys, enough for kKeySplitCtasPerSm CTAs an
-  /// SM, each with kKeySplitMinTiles key tiles or more; 1 for other stages.
-  /// Decode (a few rows per sequence against a long KV cache) is what it
-  /// is for; a prefill launch has CTAs enough and is not split.
-  uint32_t keySplits(uint32_t blocks, uint32_t smCount) const {
-    if (keyTiles <= 0 || blocks == 0)
-      return 1;
-    const int64_t sms = smCount > 0 ? smCount : kKeySplitDefaultSms;
-    const int64_t wanted = (kKeySplitCtasPerSm * sms + blocks - 1) / blocks;
-    const int64_t most = std::max<int64_t>(1, keyTiles / kKeySplitMinTiles);
-    return uint32_t(std::max<int64_t>(1, std::min<int64_t>({wanted, most, 65535})));
-  }
-
   bool chunked() const { return chunkBlocks > 0; }
   bool tiled() const { return tiles > 0; }
   /// ceil(totalBlocks / chunkBlocks) for a chunked stage, else 1.
   int64_t launches() const { return chunked() ? (totalBlocks + chunkBlocks - 1) / chunkBlocks : 1; }
   /// Launch i (0 <= i < launches()): its first row block (the block_first
   /// argument; 0 for a stage that is not chunked) and its grid, (n, 1, 1)
-  /// with n = min(chunkBlocks, totalBlocks - blockFirst) when chunked
-  /// ((n, keySplits(n, smCount), 1) when it splits its keys).
+  /// with n = min(chunkBlocks, totalBlocks - blockFirst) when chunked.
   /// A persistent stage's x is min(grid[0], smCount).
   void launchGeometry(int64_t i, int64_t &blockFirst, uint32_t (&g)[3], uint32_t smCount = 0) const {
     blockFirst = chunked() ? i * chunkBlocks : 0;
     g[0] = chunked() ? uint32_t(std::min(chunkBlocks, totalBlocks - blockFirst)) : grid[0];
     if (persistent && smCount > 0)
       g[0] = std::min(g[0], smCount);
-    g[1] = keyTiles > 0 ? keySplits(g[0], smCount) : grid[1];
+    g[1] = grid[1];
     g[2] = grid[2];
   }
 };
