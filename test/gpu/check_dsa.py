@@ -43,7 +43,7 @@ def cases(quick):
         (1, 16, 1, 200, 200, 128, "bf16", None, None),   # MQA, 16 heads
         (2, 8, 2, 77, 333, 64, "fp16", None, None),      # batch 2, GQA 4:1, qlen != klen
         (1, 2, 1, 1, 3000, 128, "bf16", None, None),     # decode: one query, a long cache
-        (3, 16, 1, 2, 6000, 128, "bf16", None, None),    # decode batch, 2 rows (MTP): 5 key splits
+        (3, 16, 1, 2, 6000, 128, "bf16", None, None),    # decode batch, 2 rows (MTP)
     ]
     if not quick:
         out += [
@@ -52,7 +52,7 @@ def cases(quick):
             (1, 4, 2, 300, 100, 64, "fp16", None, None),    # qlen > klen: q_offset < 0, empty rows
             (1, 3, 1, 150, 500, 128, "fp16", 600, 50),      # explicit offsets, a group of 3
             (2, 2, 1, 1000, 1000, 64, "bf16", None, None),  # K = 64 of up to 1000 keys
-            (2, 128, 1, 1, 20000, 64, "fp16", None, None),  # decode, 128 heads: 19 key splits a row
+            (2, 128, 1, 1, 20000, 64, "fp16", None, None),  # decode, 128 heads, a long row
         ]
     return out
 
