@@ -72,23 +72,31 @@ def topk_only_ms(kern, L, K):
     return sum(t for n, t in stages.items() if n.endswith("_topk"))
 
 
-def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
+def dsa_run(kern, B, Lq, Lk, Hq, D, K, HI, dI, reps):
+    """Random inputs of a V3.2-like problem (one KV head, the fp8 indexer),
+    the call, its mean time and its stages' device times: (tensors, total ms,
+    select ms, topk ms, attention ms)."""
     dev = "cuda"
-    q = torch.randn(1, Hq, L, D, device=dev, dtype=torch.bfloat16)
-    k = torch.randn(1, 1, L, D, device=dev, dtype=torch.bfloat16)
-    v = torch.randn(1, 1, L, D, device=dev, dtype=torch.bfloat16)
-    qI = torch.randn(1, L, HI, dI, device=dev).to(torch.float8_e4m3fn)
-    w = torch.randn(1, L, HI, device=dev) / HI
-    kI = torch.randn(1, L, dI, device=dev).to(torch.float8_e4m3fn)
+    q = torch.randn(B, Hq, Lq, D, device=dev, dtype=torch.bfloat16)
+    k = torch.randn(B, 1, Lk, D, device=dev, dtype=torch.bfloat16)
+    v = torch.randn(B, 1, Lk, D, device=dev, dtype=torch.bfloat16)
+    qI = torch.randn(B, Lq, HI, dI, device=dev).to(torch.float8_e4m3fn)
+    w = torch.randn(B, Lq, HI, device=dev) / HI
+    kI = torch.randn(B, Lk, dI, device=dev).to(torch.float8_e4m3fn)
     out = torch.empty_like(q)
-    lse = torch.empty(1, Hq, L, device=dev)
-    idx = torch.empty(1, 1, L, K, device=dev, dtype=torch.int32)
+    lse = torch.empty(B, Hq, Lq, device=dev)
+    idx = torch.empty(B, 1, Lq, K, device=dev, dtype=torch.int32)
     run = lambda: kern(q, k, v, indexer=(qI, w, kI), out=out, lse=lse, indices=idx)  # noqa: E731
-    total = timed(run, reps=3)
+    total = timed(run, reps=reps)
     stages = stage_times(run)
     sel_ms = sum(t for n, t in stages.items() if n.endswith("_select"))
     topk_ms = sum(t for n, t in stages.items() if n.endswith("_topk"))
     att_ms = sum(t for n, t in stages.items() if n.startswith("dsa_") and not n.endswith(("_select", "_topk")))
+    return (q, k, v), total, sel_ms, topk_ms, att_ms
+
+
+def case(kern, L, Hq, D, K, HI=64, dI=128, dense=True):
+    (q, k, v), total, sel_ms, topk_ms, att_ms = dsa_run(kern, 1, L, L, Hq, D, K, HI, dI, reps=3)
     pairs_causal = L * (L + 1) / 2
     m = min(K, L)  # causal row t attends min(K, t + 1) keys
     selected = m * (m + 1) / 2 + (L - m) * K
@@ -116,24 +124,9 @@ def copy_bandwidth(nbytes=4 << 30):
 
 def decode_case(kern, B, Lq, Lk, K, Hq=128, D=128, HI=64, dI=128):
     """One decode step: Lq query rows (the last positions) per sequence."""
-    dev = "cuda"
-    q = torch.randn(B, Hq, Lq, D, device=dev, dtype=torch.bfloat16)
-    k = torch.randn(B, 1, Lk, D, device=dev, dtype=torch.bfloat16)
-    v = torch.randn(B, 1, Lk, D, device=dev, dtype=torch.bfloat16)
-    qI = torch.randn(B, Lq, HI, dI, device=dev).to(torch.float8_e4m3fn)
-    w = torch.randn(B, Lq, HI, device=dev) / HI
-    kI = torch.randn(B, Lk, dI, device=dev).to(torch.float8_e4m3fn)
-    out = torch.empty_like(q)
-    lse = torch.empty(B, Hq, Lq, device=dev)
-    idx = torch.empty(B, 1, Lq, K, device=dev, dtype=torch.int32)
-    run = lambda: kern(q, k, v, indexer=(qI, w, kI), out=out, lse=lse, indices=idx)  # noqa: E731
-    total = timed(run, reps=20)
-    stages = stage_times(run)
-    return {"B": B, "Lq": Lq, "Lk": Lk, "total_ms": total,
-            "select_ms": sum(t for n, t in stages.items() if n.endswith("_select")),
-            "topk_ms": sum(t for n, t in stages.items() if n.endswith("_topk")),
-            "attention_ms": sum(t for n, t in stages.items()
-                                if n.startswith("dsa_") and not n.endswith(("_select", "_topk")))}
+    _, total, sel_ms, topk_ms, att_ms = dsa_run(kern, B, Lq, Lk, Hq, D, K, HI, dI, reps=20)
+    return {"B": B, "Lq": Lq, "Lk": Lk, "total_ms": total, "select_ms": sel_ms, "topk_ms": topk_ms,
+            "attention_ms": att_ms}
 
 
 def decode(kern, K):
